@@ -1,0 +1,32 @@
+# Two commands on a fresh machine with Python >= 3.10:  make demo   and   make test
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GTNNAS := $(VENV)/bin/gtnnas
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job on the embedded local Ray (Fashion-MNIST; fetched through torchvision if missing).
+demo: install
+	$(GTNNAS) data fetch fashion_mnist --if-missing
+	$(GTNNAS) baseline --config configs/default.yaml
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,1 @@
+"""gtn-nas cluster side: everything that touches Ray, plus the CLI."""

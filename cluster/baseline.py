@@ -1,0 +1,66 @@
+"""The real-data baseline job: train a few sampled cells as Tune trials and rank them.
+
+This is what ``gtnnas baseline`` runs (and, until the GTN search lands, the main job): a pure
+train function from ``search.train`` wrapped by one thin Tune trainable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search import space
+from search.config import ExperimentConfig, config_from_dict
+
+
+def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:
+    """``num_archs`` distinct cells (by equivalence hash) from the experiment's seed."""
+    rng = np.random.default_rng(cfg.seed)
+    seen: dict[str, space.Arch] = {}
+    while len(seen) < cfg.baseline.num_archs:
+        a = space.sample(rng)
+        seen.setdefault(a.equiv_hash(), a)
+    return list(seen.values())
+
+
+def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> None:
+    """One Tune trial: parse the cell, train it on real data, report the metrics once."""
+    import torch
+    from ray import tune
+
+    from search.data import load_dataset
+    from search.train import train_arch
+
+    cfg = config_from_dict(experiment, "<trial>")
+    torch.set_num_threads(max(1, int(cfg.baseline.cpus_per_trial)))
+    d = cfg.data
+    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, device=d.device,
+                        train_subset=d.train_subset, val_subset=d.val_subset)
+    result = train_arch(space.parse(trial["arch"]), data, cfg.net, cfg.train, seed=cfg.seed)
+    tune.report({k: v for k, v in result.items() if v is not None})
+
+
+def run_baseline(cfg: ExperimentConfig) -> "Any":
+    """Run the baseline on the Ray that is already initialised; return the results DataFrame."""
+    from ray import tune
+
+    archs = sample_archs(cfg)
+    storage = str(Path(cfg.storage).absolute()) if "://" not in cfg.storage else cfg.storage
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()),
+                            {"cpu": cfg.baseline.cpus_per_trial}),
+        param_space={"arch": tune.grid_search([str(a) for a in archs])},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True),
+        run_config=tune.RunConfig(name=cfg.name, storage_path=storage,
+                                  verbose=int(os.environ.get("GTNNAS_TUNE_VERBOSE", "1"))),
+    )
+    grid = tuner.fit()
+    errors = [r.error for r in grid if r.error is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
+    df = grid.get_dataframe()
+    cols = ["arch", "val_acc", "test_acc", "params", "flops", "seconds"]
+    return df[cols].sort_values("val_acc", ascending=False).reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""gtn-nas maths: search space, networks, data, training, GTN. Never imports ray."""

@@ -1,0 +1,262 @@
+"""Experiment configuration: frozen dataclasses, loaded from YAML with dotted overrides.
+
+Every component owns a small frozen dataclass whose ``__post_init__`` checks ranges; ``load_config``
+composes them into one :class:`ExperimentConfig`. Unknown keys, wrong types and out-of-range values
+raise :class:`ConfigError` naming the key and the file, so a typo never silently runs a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and the key."""
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{key}: {msg}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: Literal["mnist", "fashion_mnist", "cifar10"] = "fashion_mnist"
+    root: str | None = None  # None: $GTNNAS_DATA_DIR, then the usual places (see search.data)
+    split_seed: int = 0
+    train_subset: int | None = None  # use only the first N training images (tests, quick runs)
+    val_subset: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for k in ("train_subset", "val_subset"):
+            v = getattr(self, k)
+            _check(v is None or v > 0, k, "must be positive")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    channels: int = 8  # C of NAS-Bench-201 (16 in the published tables)
+    cells: int = 1  # N cells per stage (5 in the published tables)
+    norm: Literal["bn", "gtn"] = "bn"
+
+    def __post_init__(self) -> None:
+        _check(self.channels >= 1, "channels", "must be >= 1")
+        _check(self.cells >= 1, "cells", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Real-data training (the baseline, the truth builder and the ``real:k`` proxy)."""
+
+    epochs: float = 1.0  # used when steps is None
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "epochs", "must be > 0")
+        _check(self.steps is None or self.steps >= 1, "steps", "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(self.lr > 0, "lr", "must be > 0")
+        _check(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The real-data baseline job: train a few sampled cells and rank them."""
+
+    num_archs: int = 6
+    cpus_per_trial: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.num_archs >= 1, "num_archs", "must be >= 1")
+        _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
+
+
+@dataclass(frozen=True)
+class GTNConfig:
+    """Generative Teaching Network meta-training (see search.gtn and search.meta)."""
+
+    curriculum: Literal["full", "shuffled_batches", "none", "real", "pixels"] = "full"
+    inner_steps: int = 32  # T
+    inner_batch: int = 128  # B, synthetic images per inner step
+    noise_dim: int = 128
+    soft_labels: bool = False
+    init_lr: float = 0.02
+    init_momentum: float = 0.5
+    outer_steps: int = 200
+    meta_lr: float = 0.01
+    meta_batch: int = 128  # real images per meta-loss evaluation
+    meta_loss_every: int = 0  # k: add a real-data loss every k-th inner step; 0 = final step only
+    first_order: bool = False
+    checkpointing: bool = True
+    grad_clip: float | None = None
+    learner: Literal["sampled", "fixed"] = "sampled"
+    learner_arch: str | None = None  # NB201 string for learner=fixed; None = the GTN paper's conv net
+    learner_channels: int = 8
+    learner_cells: int = 1
+    random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
+    validate_every: int = 20
+    validate_arch: str = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.inner_steps >= 1, "inner_steps", "must be >= 1")
+        _check(self.inner_batch >= 1, "inner_batch", "must be >= 1")
+        _check(self.noise_dim >= 1, "noise_dim", "must be >= 1")
+        _check(self.init_lr > 0, "init_lr", "must be > 0")
+        _check(0 <= self.init_momentum < 1, "init_momentum", "must be in [0, 1)")
+        _check(self.outer_steps >= 1, "outer_steps", "must be >= 1")
+        _check(self.meta_lr > 0, "meta_lr", "must be > 0")
+        _check(self.meta_batch >= 1, "meta_batch", "must be >= 1")
+        _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
+        _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
+        _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
+        _check(self.validate_every >= 1, "validate_every", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "gtnnas"
+    seed: int = 0
+    out: str = "runs/latest"  # where single-process commands write (teacher.pt, tables, plots)
+    storage: str = "runs"  # root of experiments written by Ray (local path or pyarrow.fs URI)
+    data: DataConfig = field(default_factory=DataConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    gtn: GTNConfig = field(default_factory=GTNConfig)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty name without '/'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Stable short hash of every setting, stored with each result for reproducibility."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; allow int -> float, nothing else."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {value!r} has the wrong type")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, key + ".")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ValueError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} for {key}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ValueError(f"{prefix}{e}") from None
+
+
+def _parse_scalar(text: str) -> Any:
+    value = yaml.safe_load(text) if text.strip() else ""
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (YAML scalars) onto a nested dict, returning a new dict."""
+    out = json.loads(json.dumps(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a section")
+        node[parts[-1]] = _parse_scalar(raw)
+    return out
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    try:
+        return _build(ExperimentConfig, data)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML file (or the defaults when ``path`` is None) and apply dotted overrides."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"{source}: cannot read config ({e.strerror})") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: top level must be a mapping")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " + overrides"
+    return config_from_dict(data, source)

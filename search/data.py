@@ -1,0 +1,216 @@
+"""Real data sets as normalised tensors: MNIST, Fashion-MNIST (IDX files read with numpy), CIFAR-10.
+
+The MNIST-likes are read straight from torchvision's raw layout (``<root>/MNIST/raw``,
+``<root>/FashionMNIST/raw``, gzipped or not) or from where Debian's ``dataset-fashion-mnist`` puts
+them; all of Fashion-MNIST loads in a fraction of a second and the whole set lives on the device.
+Train/validation splits are seeded and deterministic (50k/10k, 45k/5k for CIFAR-10, as the GTN code).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+STATS = {  # per-channel mean and std of the training images in [0, 1]
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+VAL_SIZE = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 5_000}
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+_IDX = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data set is not on disk; the message lists every place looked and how to get it."""
+
+
+@dataclass(frozen=True)
+class Split:
+    x: Tensor  # N x C x H x W, normalised float32
+    y: Tensor  # N, int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def head(self, n: int | None) -> "Split":
+        return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
+
+    def to(self, device: str | torch.device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int = 10
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train.x.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def default_roots() -> list[Path]:
+    """Where data is looked for, in order: $GTNNAS_DATA_DIR, then ~/.cache/gtnnas/data."""
+    roots = []
+    if os.environ.get("GTNNAS_DATA_DIR"):
+        roots.append(Path(os.environ["GTNNAS_DATA_DIR"]))
+    roots.append(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gtnnas" / "data")
+    return roots
+
+
+def _candidate_dirs(name: str, root: str | Path | None) -> list[Path]:
+    roots = [Path(root)] if root is not None else default_roots()
+    sub = (_FOLDER[name],) if name == "cifar10" else (_FOLDER[name], "raw")
+    dirs = [r.joinpath(*sub) for r in roots]
+    if name == "fashion_mnist" and root is None:
+        dirs.append(DEBIAN_FASHION)
+    return dirs
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not): magic 0 0 type ndim, big-endian int32 dims, uint8 data."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4).astype(np.int64)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: truncated IDX file ({data.size} of {int(np.prod(dims))} values)")
+    return data.reshape(tuple(dims))
+
+
+def _missing(name: str, looked: list[Path]) -> DataNotFoundError:
+    places = ", ".join(str(p) for p in looked)
+    return DataNotFoundError(
+        f"{name} not found (looked in: {places}); set GTNNAS_DATA_DIR to a folder in torchvision's "
+        f"layout or run `gtnnas data fetch {name}` where the internet is reachable"
+    )
+
+
+@lru_cache(maxsize=8)
+def _load_raw(name: str, root: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 images N x C x H x W and labels for the full train and test sets."""
+    looked = _candidate_dirs(name, root)
+    if name == "cifar10":
+        for d in looked:
+            if (d / "data_batch_1").is_file():
+                return _load_cifar(d)
+        raise _missing(name, looked)
+    for d in looked:
+        files = {k: [_find_file(d, s) for s in stems] for k, stems in _IDX.items()}
+        if all(p is not None for ps in files.values() for p in ps):
+            (tri, trl), (tei, tel) = files["train"], files["test"]
+            return (read_idx(tri)[:, None], read_idx(trl), read_idx(tei)[:, None], read_idx(tel))
+    raise _missing(name, looked)
+
+
+def _load_cifar(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    import pickle
+
+    def batch(fname: str) -> tuple[np.ndarray, np.ndarray]:
+        with open(folder / fname, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        return np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32), np.asarray(d[b"labels"], np.int64)
+
+    parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    tx, ty = batch("test_batch")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), tx, ty
+
+
+def normalise(images: np.ndarray | Tensor, name: str) -> Tensor:
+    mean, std = STATS[name]
+    x = torch.tensor(images, dtype=torch.float32).div_(255.0)
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    return x.sub_(m).div_(s)
+
+
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    split_seed: int = 0,
+    device: str | torch.device = "cpu",
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+) -> Dataset:
+    """Train/validation/test splits, normalised and on ``device``.
+
+    The validation images are a seeded random subset of the official training set; the test set is
+    the official test set. ``train_subset``/``val_subset`` keep only the first N of each split.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    tx, ty, ex, ey = _load_raw(name, None if root is None else str(root))
+    perm = np.random.default_rng(split_seed).permutation(len(ty))
+    n_val = VAL_SIZE[name]
+    tr_idx, va_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if train_subset is not None:
+        tr_idx = tr_idx[:train_subset]
+    if val_subset is not None:
+        va_idx = va_idx[:val_subset]
+
+    def split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(normalise(x, name), torch.as_tensor(y.astype(np.int64))).to(device)
+
+    mean, std = STATS[name]
+    return Dataset(name, split(tx[tr_idx], ty[tr_idx]), split(tx[va_idx], ty[va_idx]), split(ex, ey), mean, std)
+
+
+def fetch(name: str, root: str | Path | None = None) -> Path:
+    """Download ``name`` through torchvision into ``root`` (default: the first of default_roots()).
+
+    On failure nothing half-downloaded is left behind and ``OSError`` says why in one line.
+    """
+    import shutil
+
+    import torchvision
+
+    target = Path(root) if root is not None else default_roots()[0]
+    folder = target / _FOLDER[name]
+    existed, target_existed = folder.exists(), target.exists()
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[name]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for train in (True, False):
+            cls(str(target), train=train, download=True)
+    except (OSError, RuntimeError) as e:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        if not target_existed and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        reason = " ".join(str(e).split())[:300]
+        raise OSError(f"could not download {name} into {target}: {reason}") from None
+    _load_raw.cache_clear()
+    return target

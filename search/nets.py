@@ -1,0 +1,307 @@
+"""NAS-Bench-201 networks, built from an :class:`~search.space.Arch`.
+
+Macro skeleton as in NAS-Bench-201: a 3x3 stem conv + norm, three stages of N cells at C, 2C and 4C
+channels, a residual reduction block between stages, norm + ReLU, global pooling and a linear
+classifier. Two normalisations: ``bn`` (standard BatchNorm, NAS-Bench-201) and ``gtn`` (the GTN
+learners: weight-normalised convs and linear layers, mean-only BatchNorm).
+
+Every model runs under ``torch.func.functional_call``; :func:`functional_forward` also returns the
+updated BatchNorm statistics out-of-place so the GTN inner loop can keep them differentiable.
+Building a model has no side effects on global RNG state: weights come from an explicit generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .space import EDGES, NUM_NODES, Arch
+
+
+class Norm2d(nn.Module):
+    """BatchNorm2d (or mean-only BatchNorm) that can report new running stats out-of-place.
+
+    ``momentum`` follows PyTorch: ``running = (1 - momentum) * running + momentum * batch``.
+    When ``collect`` is set (by :func:`functional_forward`), training-mode calls stash the new
+    statistics as tensors still attached to the graph instead of updating buffers in place.
+    """
+
+    def __init__(self, channels: int, mean_only: bool = False, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.mean_only, self.momentum, self.eps = mean_only, momentum, eps
+        self.weight = None if mean_only else nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.collect = False
+        self.new_stats: tuple[Tensor, Tensor] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = self.momentum
+        if not self.training:
+            if self.mean_only:
+                return x - self.running_mean[:, None, None] + self.bias[:, None, None]
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if not self.collect and not self.mean_only:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, m, self.eps)
+        mean = x.mean(dim=(0, 2, 3))
+        centred = x - mean[:, None, None]
+        if self.mean_only:
+            y = centred + self.bias[:, None, None]
+            var = self.running_var
+        else:
+            var = centred.pow(2).mean(dim=(0, 2, 3))
+            y = centred * torch.rsqrt(var + self.eps)[:, None, None] * self.weight[:, None, None]
+            y = y + self.bias[:, None, None]
+            n = x.numel() / x.shape[1]
+            var = var * (n / max(n - 1, 1))  # running stats keep the unbiased variance, as PyTorch does
+        new_mean = (1 - m) * self.running_mean + m * mean
+        new_var = (1 - m) * self.running_var + m * var
+        if self.collect:
+            self.new_stats = (new_mean, new_var)
+        else:
+            with torch.no_grad():
+                self.running_mean.copy_(new_mean)
+                self.running_var.copy_(new_var)
+        return y
+
+
+class WNConv2d(nn.Module):
+    """Conv2d with weight normalisation (``w = g * v / ||v||`` per output channel), no bias."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        self.weight_v = nn.Parameter(torch.empty(c_out, c_in, k, k))
+        self.weight_g = nn.Parameter(torch.ones(c_out, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight_g * self.weight_v * torch.rsqrt(self.weight_v.pow(2).sum(dim=(1, 2, 3), keepdim=True))
+        return F.conv2d(x, w, None, self.stride, self.padding)
+
+
+class WNLinear(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.weight_v = nn.Parameter(torch.empty(c_out, c_in))
+        self.weight_g = nn.Parameter(torch.ones(c_out, 1))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight_g * self.weight_v * torch.rsqrt(self.weight_v.pow(2).sum(dim=1, keepdim=True))
+        return F.linear(x, w, self.bias)
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """How a network normalises: which conv, which linear, which norm."""
+
+    kind: str  # "bn" | "gtn"
+
+    def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0) -> nn.Module:
+        if self.kind == "gtn":
+            return WNConv2d(c_in, c_out, k, stride, padding)
+        return nn.Conv2d(c_in, c_out, k, stride, padding, bias=False)
+
+    def linear(self, c_in: int, c_out: int) -> nn.Module:
+        return WNLinear(c_in, c_out) if self.kind == "gtn" else nn.Linear(c_in, c_out)
+
+    def norm(self, c: int) -> nn.Module:
+        # The GTN learners use mean-only BatchNorm whose running mean tracks the latest batch.
+        return Norm2d(c, mean_only=True, momentum=1.0) if self.kind == "gtn" else Norm2d(c)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, ns: NormSpec, c_in: int, c_out: int, k: int, stride: int = 1):
+        super().__init__(nn.ReLU(), ns.conv(c_in, c_out, k, stride, (k - 1) // 2), ns.norm(c_out))
+
+
+def make_op(name: str, ns: NormSpec, c: int) -> nn.Module | None:
+    if name == "none":
+        return None
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(ns, c, c, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(ns, c, c, 3)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown operation {name!r}")
+
+
+class Cell(nn.Module):
+    """node_j = sum over i < j of op_ji(node_i); the output is node 3. ``none`` edges are skipped."""
+
+    def __init__(self, arch: Arch, ns: NormSpec, c: int):
+        super().__init__()
+        self.edges = nn.ModuleDict()
+        for (j, i), name in zip(EDGES, arch.ops):
+            op = make_op(name, ns, c)
+            if op is not None:
+                self.edges[f"{j}_{i}"] = op
+
+    def forward(self, x: Tensor) -> Tensor:
+        nodes = [x]
+        for j in range(1, NUM_NODES):
+            terms = [self.edges[f"{j}_{i}"](nodes[i]) for i in range(j) if f"{j}_{i}" in self.edges]
+            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+        return nodes[-1]
+
+
+class ResBlock(nn.Module):
+    """NAS-Bench-201's reduction block: two ReLU-Conv-Norms (stride 2) plus an avg-pool + 1x1 shortcut."""
+
+    def __init__(self, ns: NormSpec, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(ns, c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(ns, c_out, c_out, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), ns.conv(c_in, c_out, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class Network(nn.Module):
+    def __init__(
+        self,
+        arch: Arch,
+        channels: int = 16,
+        cells: int = 5,
+        in_channels: int = 3,
+        image_size: int = 32,
+        num_classes: int = 10,
+        norm: str = "bn",
+    ):
+        super().__init__()
+        if norm not in ("bn", "gtn"):
+            raise ValueError(f"norm must be 'bn' or 'gtn', got {norm!r}")
+        self.arch, self.in_channels, self.image_size = arch, in_channels, image_size
+        ns = NormSpec(norm)
+        c = channels
+        self.stem = nn.Sequential(ns.conv(in_channels, c, 3, 1, 1), ns.norm(c))
+        layers: list[nn.Module] = []
+        for stage, width in enumerate((c, 2 * c, 4 * c)):
+            if stage > 0:
+                layers.append(ResBlock(ns, width // 2, width))
+            layers.extend(Cell(arch, ns, width) for _ in range(cells))
+        self.layers = nn.Sequential(*layers)
+        self.last = nn.Sequential(ns.norm(4 * c), nn.ReLU())
+        self.classifier = ns.linear(4 * c, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.last(self.layers(self.stem(x)))
+        return self.classifier(x.mean(dim=(2, 3)))
+
+
+def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Deterministic He initialisation from ``generator``; norms start as the identity."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (WNConv2d, WNLinear)):
+                nn.init.kaiming_normal_(m.weight_v, nonlinearity="relu", generator=generator)
+                dims = tuple(range(1, m.weight_v.dim()))
+                m.weight_g.copy_(m.weight_v.pow(2).sum(dim=dims, keepdim=True).sqrt())
+            elif isinstance(m, Norm2d):
+                if m.weight is not None:
+                    m.weight.fill_(1.0)
+                m.bias.zero_()
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+    return model
+
+
+def build_net(
+    arch: Arch,
+    *,
+    channels: int = 16,
+    cells: int = 5,
+    in_channels: int = 3,
+    image_size: int = 32,
+    num_classes: int = 10,
+    norm: str = "bn",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> Network:
+    """A freshly initialised network; the same arguments always give the same weights."""
+    with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG
+        net = Network(arch, channels, cells, in_channels, image_size, num_classes, norm)
+    init_weights(net, torch.Generator().manual_seed(seed))
+    return net.to(device)
+
+
+def functional_forward(
+    model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Run ``model`` with the given state; return logits and the new buffers (out-of-place).
+
+    In training mode the new running statistics stay attached to the autograd graph, so the GTN
+    meta-gradient flows through them as in the official code.
+    """
+    norms = [(n, m) for n, m in model.named_modules() if isinstance(m, Norm2d)]
+    for _, m in norms:
+        m.collect, m.new_stats = True, None
+    try:
+        out = functional_call(model, (params, buffers), (x,), strict=False)
+    finally:
+        new_buffers = dict(buffers)
+        for name, m in norms:
+            if m.new_stats is not None:
+                prefix = f"{name}." if name else ""
+                new_buffers[prefix + "running_mean"], new_buffers[prefix + "running_var"] = m.new_stats
+            m.collect, m.new_stats = False, None
+    return out, new_buffers
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: Network) -> int:
+    """Multiply-accumulates of convs and linear layers for one image (NB201 reports these as FLOPs)."""
+    total = 0
+
+    def conv_hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
+        nonlocal total
+        w = mod.weight if isinstance(mod, nn.Conv2d) else mod.weight_v
+        total += out[0].numel() * w[0].numel()
+
+    def linear_hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
+        nonlocal total
+        w = mod.weight if isinstance(mod, nn.Linear) else mod.weight_v
+        total += w.numel()
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, WNConv2d)):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, (nn.Linear, WNLinear)):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, model.in_channels, model.image_size, model.image_size, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total
+
+
+def arch_cost(arch: Arch, *, channels: int = 16, cells: int = 5, in_channels: int = 3,
+              image_size: int = 32, num_classes: int = 10) -> tuple[int, int]:
+    """(parameters, FLOPs) of ``arch`` in a given skeleton; NB201's defaults."""
+    net = build_net(arch, channels=channels, cells=cells, in_channels=in_channels, image_size=image_size,
+                    num_classes=num_classes)
+    return count_params(net), count_flops(net)
+

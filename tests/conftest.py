@@ -1,0 +1,48 @@
+"""Shared fixtures. Ray binds to loopback only and one local Ray serves the whole session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Before anything imports ray: loopback only, no usage stats, a short temp dir.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnt"))
+os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+os.environ.setdefault("GTNNAS_TUNE_VERBOSE", "0")
+if "GTNNAS_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["GTNNAS_DATA_DIR"] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ["GTNNAS_DATA_DIR"])
+    assert (path / "FashionMNIST" / "raw").is_dir(), f"test data missing under {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion(data_dir):
+    from search.data import load_dataset
+
+    return load_dataset("fashion_mnist", train_subset=10_000, val_subset=2_000)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One embedded Ray for the whole test session (2 CPUs, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cluster.cli import main
+
+PAPER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("arch", "data", "baseline"):
+        assert cmd in out.stdout
+
+
+def test_arch_info(capsys):
+    assert main(["arch", "info", PAPER, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == PAPER and len(info["equiv_hash"]) == 16
+    assert info["params"] > 100_000 and info["flops"] > info["params"] and info["input"] == "3x32x32"
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["arch", "info", "|nor_conv_3x3~0|"], "malformed architecture"),
+        (["baseline", "--config", "configs/smoke.yaml", "trian.lr=0.1"], "trian: unknown key"),
+        (["baseline", "--config", "configs/smoke.yaml", "train.lr=-1"], "train.lr: must be > 0"),
+        (["baseline", "--config", "configs/nope.yaml"], "cannot read config"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent if "nope" in argv[-1] else tmp_path.parent)
+    argv = [a.replace("configs/", str(_repo() / "configs") + "/") for a in argv] + [f"storage={tmp_path}/s"]
+    if argv[:2] == ["arch", "info"]:
+        argv = argv[:3]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_missing_dataset_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GTNNAS_DATA_DIR", str(tmp_path / "empty"))
+    assert main(["baseline", "--config", str(_repo() / "configs" / "smoke.yaml"), f"storage={tmp_path}/s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fashion_mnist not found" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def _repo():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1]
