@@ -130,22 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
     base.set_defaults(func=cmd_baseline)
 
-    for register in _EXTRA_COMMANDS:
+    for register in _extra_commands():
         register(sub)
     return p
 
 
-# Later modules (GTN, search, leaderboards) add their subcommands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands that live in their own modules (imported lazily: --help stays fast)."""
+    from cluster import gtn_cli
+
+    return [gtn_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from search.data import DataNotFoundError
+    from search.teach import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UserError, DataNotFoundError, ConnectionError) as e:
+    except (ConfigError, UserError, DataNotFoundError, ConnectionError, CheckpointError) as e:
         print(f"gtnnas: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as e:  # malformed architecture strings and other validated input

@@ -47,7 +47,7 @@ class DataConfig:
 class NetConfig:
     channels: int = 8  # C of NAS-Bench-201 (16 in the published tables)
     cells: int = 1  # N cells per stage (5 in the published tables)
-    norm: Literal["bn", "gtn"] = "bn"
+    norm: Literal["bn", "gtn", "gtn_bn"] = "bn"
 
     def __post_init__(self) -> None:
         _check(self.channels >= 1, "channels", "must be >= 1")
@@ -101,18 +101,24 @@ class GTNConfig:
     init_lr: float = 0.02
     init_momentum: float = 0.5
     outer_steps: int = 200
-    meta_lr: float = 0.01
-    meta_batch: int = 128  # real images per meta-loss evaluation
+    meta_lr: float = 0.02  # Adam; the released MNIST config (CIFAR-10: 0.004, beta2 0.9, eps 1e-5)
+    meta_beta2: float = 0.999
+    meta_eps: float = 1e-8
+    final_relative_lr: float = 0.1  # cosine decay of the meta learning rate down to this fraction
+    meta_batch: int = 128  # real training images per meta-loss term
     meta_loss_every: int = 0  # k: add a real-data loss every k-th inner step; 0 = final step only
     first_order: bool = False
     checkpointing: bool = True
     grad_clip: float | None = None
     learner: Literal["sampled", "fixed"] = "sampled"
     learner_arch: str | None = None  # NB201 string for learner=fixed; None = the GTN paper's conv net
+    learner_norm: Literal["gtn", "gtn_bn", "bn"] = "gtn"  # gtn: WN + mean-only BN (GTN paper learners);
+    # gtn_bn: WN + full BN on the latest batch (the official code's NAS cells); bn: plain BatchNorm
     learner_channels: int = 8
     learner_cells: int = 1
     random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
     validate_every: int = 20
+    validate_size: int = 2000  # validation images used for the periodic check
     validate_arch: str = (
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     )
@@ -125,12 +131,24 @@ class GTNConfig:
         _check(0 <= self.init_momentum < 1, "init_momentum", "must be in [0, 1)")
         _check(self.outer_steps >= 1, "outer_steps", "must be >= 1")
         _check(self.meta_lr > 0, "meta_lr", "must be > 0")
+        _check(0 <= self.meta_beta2 < 1, "meta_beta2", "must be in [0, 1)")
+        _check(self.meta_eps > 0, "meta_eps", "must be > 0")
+        _check(0 <= self.final_relative_lr <= 1, "final_relative_lr", "must be in [0, 1]")
         _check(self.meta_batch >= 1, "meta_batch", "must be >= 1")
         _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
         _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
         _check(self.validate_every >= 1, "validate_every", "must be >= 1")
+        _check(self.validate_size >= 1, "validate_size", "must be >= 1")
+        from .space import parse  # malformed cells are config errors too
+
+        for key in ("learner_arch", "validate_arch"):
+            if getattr(self, key) is not None:
+                try:
+                    parse(getattr(self, key))
+                except ValueError as e:
+                    raise ValueError(f"{key}: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,11 @@ from torch.func import functional_call
 from .space import EDGES, NUM_NODES, Arch
 
 
+NORMS = ("bn", "gtn", "gtn_bn")
+
+
 class Norm2d(nn.Module):
-    """BatchNorm2d (or mean-only BatchNorm) that can report new running stats out-of-place.
+    """BatchNorm over all dims but channels (or mean-only), reporting new running stats out-of-place.
 
     ``momentum`` follows PyTorch: ``running = (1 - momentum) * running + momentum * batch``.
     When ``collect`` is set (by :func:`functional_forward`), training-mode calls stash the new
@@ -44,19 +47,21 @@ class Norm2d(nn.Module):
         m = self.momentum
         if not self.training:
             if self.mean_only:
-                return x - self.running_mean[:, None, None] + self.bias[:, None, None]
+                shape = (-1,) + (1,) * (x.dim() - 2)
+                return x - self.running_mean.view(shape) + self.bias.view(shape)
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         if not self.collect and not self.mean_only:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, m, self.eps)
-        mean = x.mean(dim=(0, 2, 3))
-        centred = x - mean[:, None, None]
+        dims = (0, *range(2, x.dim()))
+        shape = (-1,) + (1,) * (x.dim() - 2)  # broadcast per channel
+        mean = x.mean(dim=dims)
+        centred = x - mean.view(shape)
         if self.mean_only:
-            y = centred + self.bias[:, None, None]
+            y = centred + self.bias.view(shape)
             var = self.running_var
         else:
-            var = centred.pow(2).mean(dim=(0, 2, 3))
-            y = centred * torch.rsqrt(var + self.eps)[:, None, None] * self.weight[:, None, None]
-            y = y + self.bias[:, None, None]
+            var = centred.pow(2).mean(dim=dims)
+            y = centred * torch.rsqrt(var + self.eps).view(shape) * self.weight.view(shape) + self.bias.view(shape)
             n = x.numel() / x.shape[1]
             var = var * (n / max(n - 1, 1))  # running stats keep the unbiased variance, as PyTorch does
         new_mean = (1 - m) * self.running_mean + m * mean
@@ -71,25 +76,26 @@ class Norm2d(nn.Module):
 
 
 class WNConv2d(nn.Module):
-    """Conv2d with weight normalisation (``w = g * v / ||v||`` per output channel), no bias."""
+    """Conv2d with weight normalisation: ``w = g * v / ||v||`` per output channel (Salimans & Kingma)."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0):
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0, bias: bool = False):
         super().__init__()
         self.stride, self.padding = stride, padding
         self.weight_v = nn.Parameter(torch.empty(c_out, c_in, k, k))
         self.weight_g = nn.Parameter(torch.ones(c_out, 1, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight_g * self.weight_v * torch.rsqrt(self.weight_v.pow(2).sum(dim=(1, 2, 3), keepdim=True))
-        return F.conv2d(x, w, None, self.stride, self.padding)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
 
 
 class WNLinear(nn.Module):
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, bias: bool = True):
         super().__init__()
         self.weight_v = nn.Parameter(torch.empty(c_out, c_in))
         self.weight_g = nn.Parameter(torch.ones(c_out, 1))
-        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight_g * self.weight_v * torch.rsqrt(self.weight_v.pow(2).sum(dim=1, keepdim=True))
@@ -100,19 +106,21 @@ class WNLinear(nn.Module):
 class NormSpec:
     """How a network normalises: which conv, which linear, which norm."""
 
-    kind: str  # "bn" | "gtn"
+    kind: str  # one of NORMS
 
     def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0) -> nn.Module:
-        if self.kind == "gtn":
+        if self.kind != "bn":
             return WNConv2d(c_in, c_out, k, stride, padding)
         return nn.Conv2d(c_in, c_out, k, stride, padding, bias=False)
 
     def linear(self, c_in: int, c_out: int) -> nn.Module:
-        return WNLinear(c_in, c_out) if self.kind == "gtn" else nn.Linear(c_in, c_out)
+        return nn.Linear(c_in, c_out) if self.kind == "bn" else WNLinear(c_in, c_out)
 
     def norm(self, c: int) -> nn.Module:
-        # The GTN learners use mean-only BatchNorm whose running mean tracks the latest batch.
-        return Norm2d(c, mean_only=True, momentum=1.0) if self.kind == "gtn" else Norm2d(c)
+        # GTN learners keep the latest batch's statistics (the official code's momentum 0).
+        if self.kind == "gtn":
+            return Norm2d(c, mean_only=True, momentum=1.0)
+        return Norm2d(c, momentum=1.0) if self.kind == "gtn_bn" else Norm2d(c)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -178,8 +186,8 @@ class Network(nn.Module):
         norm: str = "bn",
     ):
         super().__init__()
-        if norm not in ("bn", "gtn"):
-            raise ValueError(f"norm must be 'bn' or 'gtn', got {norm!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
         self.arch, self.in_channels, self.image_size = arch, in_channels, image_size
         ns = NormSpec(norm)
         c = channels
@@ -198,6 +206,30 @@ class Network(nn.Module):
         return self.classifier(x.mean(dim=(2, 3)))
 
 
+class PaperLearner(nn.Module):
+    """The GTN paper's MNIST learner ("base_fc"): two WN convs with max-pooling, a WN hidden layer.
+
+    conv3x3(64) -> maxpool -> mean-only BN -> LeakyReLU(0.1) -> conv3x3(128) -> maxpool -> BN ->
+    LeakyReLU -> linear(256) -> BN -> LeakyReLU -> linear(classes). Used by ``gtn.learner: fixed``.
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, width: int = 64):
+        super().__init__()
+        self.in_channels, self.image_size = in_channels, image_size
+        ns, act = NormSpec("gtn"), nn.LeakyReLU(0.1)
+        side = (image_size + 1) // 2
+        side = (side + 1) // 2
+        self.features = nn.Sequential(
+            ns.conv(in_channels, width, 3, 1, 1), nn.MaxPool2d(3, 2, 1), ns.norm(width), act,
+            ns.conv(width, 2 * width, 3, 1, 1), nn.MaxPool2d(3, 2, 1), ns.norm(2 * width), act,
+        )
+        self.head = nn.Sequential(ns.linear(2 * width * side * side, 4 * width), ns.norm(4 * width), act,
+                                  ns.linear(4 * width, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
 def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
     """Deterministic He initialisation from ``generator``; norms start as the identity."""
     with torch.no_grad():
@@ -207,6 +239,8 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
                 if m.bias is not None:
                     m.bias.zero_()
             elif isinstance(m, (WNConv2d, WNLinear)):
+                if m.bias is not None:
+                    m.bias.zero_()
                 nn.init.kaiming_normal_(m.weight_v, nonlinearity="relu", generator=generator)
                 dims = tuple(range(1, m.weight_v.dim()))
                 m.weight_g.copy_(m.weight_v.pow(2).sum(dim=dims, keepdim=True).sqrt())

@@ -1,0 +1,117 @@
+"""The scoring API: freeze a teacher into a :class:`Curriculum`, then score architectures on it.
+
+``materialize`` runs the teacher once and keeps only data: images, targets, per-step learning rate
+and momentum, float16, with a content hash. ``score`` trains a fresh network of an architecture on
+that curriculum (plain autograd, no meta-graph) and evaluates it on real validation data. This is
+what the shared Ray actor serves and what every trial calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data import Split
+from .gtn import Teacher, soft_cross_entropy
+from .nets import build_net
+from .space import Arch
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    images: Tensor  # T x B x C x H x W, float16, normalised-data space
+    targets: Tensor  # T x B x K, float16 (one-hot or learned soft labels)
+    lr: Tensor  # T, float32
+    momentum: Tensor  # T, float32
+    dataset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    norm: str = "gtn"  # normalisation of the learners it was meta-trained for
+    content_hash: str = field(default="", compare=False)
+
+    @property
+    def steps(self) -> int:
+        return int(self.images.shape[0])
+
+    def compute_hash(self) -> str:
+        h = hashlib.sha256()
+        for t in (self.images, self.targets, self.lr, self.momentum):
+            h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+            h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+        h.update(repr((self.dataset, self.mean, self.std, self.norm)).encode())
+        return h.hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "targets": self.targets, "lr": self.lr, "momentum": self.momentum,
+                "dataset": self.dataset, "mean": list(self.mean), "std": list(self.std), "norm": self.norm,
+                "content_hash": self.content_hash}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Curriculum":
+        c = cls(d["images"], d["targets"], d["lr"], d["momentum"], d["dataset"], tuple(d["mean"]),
+                tuple(d["std"]), d["norm"])
+        h = c.compute_hash()
+        if d.get("content_hash") and d["content_hash"] != h:
+            raise ValueError(f"curriculum content hash mismatch ({d['content_hash']} stored, {h} computed)")
+        return _with_hash(c, h)
+
+
+def _with_hash(c: Curriculum, h: str) -> Curriculum:
+    object.__setattr__(c, "content_hash", h)
+    return c
+
+
+@torch.no_grad()
+def materialize(teacher: Teacher, *, dataset: str, mean: tuple[float, ...], std: tuple[float, ...],
+                real: Split | None = None, seed: int = 0) -> Curriculum:
+    """Run the teacher once and keep its T batches. Random curricula are drawn from ``seed``."""
+    plan = teacher.plan(torch.Generator().manual_seed(seed), real)
+    xs, ys = zip(*(teacher.batch(s) for s in plan))
+    c = Curriculum(torch.stack(xs).half().cpu(), torch.stack(ys).half().cpu(), teacher.lr().float().cpu(),
+                   teacher.momentum().float().cpu(), dataset, tuple(mean), tuple(std), teacher.cfg.learner_norm)
+    return _with_hash(c, c.compute_hash())
+
+
+def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
+          channels: int = 8, cells: int = 1, num_classes: int = 10, eval_batch: int = 1000) -> dict[str, float]:
+    """Train a fresh ``arch`` for ``steps`` (default T; cycling the curriculum) and evaluate it.
+
+    Returns ``gtn_score`` (validation accuracy), ``val_loss``, ``seconds``, ``steps``.
+    """
+    start = time.perf_counter()
+    device = val.x.device
+    c, h = curriculum.images.shape[2], curriculum.images.shape[3]
+    net = build_net(arch, channels=channels, cells=cells, in_channels=c, image_size=h, num_classes=num_classes,
+                    norm=curriculum.norm, seed=seed, device=device)
+    params = [p for p in net.parameters()]
+    velocity = [torch.zeros_like(p) for p in params]
+    images = curriculum.images.to(device=device, dtype=torch.float32)
+    targets = curriculum.targets.to(device=device, dtype=torch.float32)
+    lrs, moms = curriculum.lr.tolist(), curriculum.momentum.tolist()
+    n = steps if steps is not None else curriculum.steps
+    net.train()
+    for t in range(n):
+        i = t % curriculum.steps
+        loss = soft_cross_entropy(net(images[i]), targets[i])
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with torch.no_grad():
+            for p, v, g in zip(params, velocity, grads):
+                if g is not None:
+                    v.mul_(moms[i]).add_(g)
+                p.sub_(v, alpha=lrs[i])
+    net.eval()
+    correct, total_loss = 0, 0.0
+    with torch.no_grad():
+        for j in range(0, len(val), eval_batch):
+            out = net(val.x[j : j + eval_batch])
+            total_loss += F.cross_entropy(out, val.y[j : j + eval_batch], reduction="sum").item()
+            correct += int((out.argmax(1) == val.y[j : j + eval_batch]).sum())
+    acc = correct / max(len(val), 1)
+    return {"gtn_score": acc, "val_loss": total_loss / max(len(val), 1),
+            "seconds": time.perf_counter() - start, "steps": n}

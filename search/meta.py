@@ -1,0 +1,154 @@
+"""The functional inner loop and the exact meta-gradient of a GTN.
+
+The learner is trained for T steps of momentum SGD written functionally
+(``torch.func.functional_call``): its parameters, BatchNorm statistics and velocity are plain
+tensors carried from step to step, with the teacher's learned learning rate and momentum for each
+step. The meta-loss (cross-entropy of the trained learner on real data, in eval mode, optionally
+also after every k-th step) is differentiated through all T steps: second order by default, with
+each step checkpointed (recomputed in the backward pass) so the autograd graph held in memory does
+not grow with T; ``first_order`` drops the learner's Hessian terms (each step's gradient is taken at
+detached parameters) but keeps the path from the synthetic data to the update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
+
+from .config import GTNConfig
+from .data import Split
+from .gtn import StepInput, Teacher, soft_cross_entropy
+from .nets import PaperLearner, build_net, functional_forward, init_weights
+from .space import Arch, parse, sample
+
+State = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]  # params, buffers, velocity
+
+
+def make_learner(cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, rng: np.random.Generator,
+                 seed: int) -> tuple[nn.Module, str]:
+    """The learner of one outer step: a freshly sampled NB201 cell (default) or the fixed learner."""
+    c, h, _ = shape
+    if cfg.learner == "fixed" and cfg.learner_arch is None:
+        with torch.random.fork_rng(devices=[]):
+            net = PaperLearner(c, h, num_classes)
+        return init_weights(net, torch.Generator().manual_seed(seed)), "paper_conv"
+    if cfg.learner == "fixed":
+        arch = parse(cfg.learner_arch)
+    else:
+        arch = _sample_live(rng)
+    channels = cfg.learner_channels
+    if cfg.random_width:
+        channels = int(rng.integers(max(1, channels // 2), 2 * channels + 1))
+    net = build_net(arch, channels=channels, cells=cfg.learner_cells, in_channels=c, image_size=h,
+                    num_classes=num_classes, norm=cfg.learner_norm, seed=seed)
+    return net, str(arch)
+
+
+def _sample_live(rng: np.random.Generator) -> Arch:
+    """A uniformly sampled cell whose output depends on its input (dead cells teach nothing)."""
+    while True:
+        a = sample(rng)
+        if a.canonical() != str(Arch(("none",) * 6)):
+            return a
+
+
+def initial_state(learner: nn.Module) -> State:
+    params = {k: v.detach().clone().requires_grad_() for k, v in learner.named_parameters()}
+    buffers = {k: v.detach().clone() for k, v in learner.named_buffers()}
+    velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    return params, buffers, velocity
+
+
+def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
+               first_order: bool = False) -> State:
+    """One momentum-SGD step: v <- m_t v + g;  theta <- theta - lr_t v (as in the GTN code)."""
+    params, buffers, velocity = state
+    x, y = teacher.batch(step)
+    at = {k: v.detach().requires_grad_() for k, v in params.items()} if first_order else params
+    logits, new_buffers = functional_forward(learner, at, buffers, x)
+    loss = soft_cross_entropy(logits, y)
+    grads = torch.autograd.grad(loss, list(at.values()), create_graph=torch.is_grad_enabled(),
+                                allow_unused=True)
+    lr, mom = teacher.lr()[t], teacher.momentum()[t]
+    new_v, new_p = {}, {}
+    for (k, p), g in zip(params.items(), grads):
+        g = torch.zeros_like(p) if g is None else g
+        new_v[k] = mom * velocity[k] + g
+        new_p[k] = p - lr * new_v[k]
+    return new_p, new_buffers, new_v
+
+
+def eval_loss(learner: nn.Module, state: State, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """(cross-entropy, accuracy) of the learner in eval mode, as the GTN code scores it."""
+    params, buffers, _ = state
+    learner.eval()
+    try:
+        logits = functional_call(learner, (params, buffers), (x,), strict=False)
+    finally:
+        learner.train()
+    return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
+
+
+def _flat(state: State) -> tuple[list[str], list[str], list[str], list[Tensor]]:
+    p, b, v = state
+    return list(p), list(b), list(v), [*p.values(), *b.values(), *v.values()]
+
+
+def _unflat(keys: tuple[list[str], list[str], list[str]], tensors: tuple[Tensor, ...]) -> State:
+    kp, kb, kv = keys
+    i, j = len(kp), len(kp) + len(kb)
+    return dict(zip(kp, tensors[:i])), dict(zip(kb, tensors[i:j])), dict(zip(kv, tensors[j:]))
+
+
+@dataclass
+class UnrollResult:
+    meta_loss: Tensor  # differentiable w.r.t. the teacher
+    final_loss: float
+    final_acc: float
+    state: State
+
+
+def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]],
+           *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True) -> UnrollResult:
+    """Train ``learner`` through ``plan`` and return the meta-loss on real data.
+
+    ``meta_batches`` holds the real batches of the meta-loss: the last is used after the final step,
+    the others after every ``meta_loss_every``-th step (k, k*2, ...; the official code uses k=1 on
+    MNIST and k=16 on CIFAR-10). The terms are averaged.
+    """
+    learner.train()
+    state = initial_state(learner)
+    losses: list[Tensor] = []
+    extra = iter(meta_batches[:-1])
+    for t, step in enumerate(plan):
+        if checkpointing and torch.is_grad_enabled():
+            keys = _flat(state)[:3]
+
+            def run(*tensors: Tensor, _t: int = t, _step: StepInput = step, _keys=keys) -> tuple[Tensor, ...]:
+                return tuple(_flat(inner_step(learner, teacher, _step, _t, _unflat(_keys, tensors), first_order))[3])
+
+            state = _unflat(keys, checkpoint(run, *_flat(state)[3], use_reentrant=False))
+        else:
+            state = inner_step(learner, teacher, step, t, state, first_order)
+        if meta_loss_every and (t + 1) % meta_loss_every == 0 and t + 1 < len(plan):
+            xb, yb = next(extra)
+            losses.append(eval_loss(learner, state, xb, yb)[0])
+    final, acc = eval_loss(learner, state, *meta_batches[-1])
+    losses.append(final)
+    return UnrollResult(torch.stack(losses).mean(), float(final.detach()), float(acc), state)
+
+
+def meta_batch_count(cfg: GTNConfig) -> int:
+    k = cfg.meta_loss_every
+    return 1 + ((cfg.inner_steps - 1) // k if k else 0)
+
+
+def draw_meta_batches(real: Split, n: int, size: int, gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
+    idx = torch.randint(len(real), (n, size), generator=gen).to(real.x.device)
+    return [(real.x[i], real.y[i]) for i in idx]

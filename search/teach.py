@@ -1,0 +1,172 @@
+"""Meta-training a teacher (the outer loop) and its checkpoints.
+
+Each outer step samples a learner (a fresh NB201 cell by default, so the teacher generalises across
+the space it will score), unrolls T inner steps on the teacher's curriculum, and takes an Adam step
+on the meta-loss (cosine-decayed learning rate, optional gradient clipping). A non-finite meta-loss
+or meta-gradient stops with :class:`MetaTrainingError` naming the outer step, before anything is
+saved. Checkpoints hold the teacher, its config, data set and versions in one file that loads with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ExperimentConfig, config_from_dict
+from .curriculum import Curriculum, materialize, score
+from .data import Dataset
+from .gtn import Teacher
+from .meta import draw_meta_batches, make_learner, meta_batch_count, unroll
+from .space import parse
+
+FORMAT = "gtnnas-teacher"
+FORMAT_VERSION = 1
+
+
+class MetaTrainingError(RuntimeError):
+    """Meta-training diverged (NaN/inf); nothing was saved."""
+
+
+class CheckpointError(ValueError):
+    """A teacher checkpoint that is truncated, foreign or does not match its config."""
+
+
+@dataclass(frozen=True)
+class OuterStep:
+    step: int
+    meta_loss: float
+    learner_acc: float  # accuracy of this step's learner on its final meta batch
+    learner: str
+    seconds: float
+    meta_lr: float
+    val_acc: float | None = None  # held-out architecture trained on the curriculum, when validated
+
+
+def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[OuterStep], None] | None = None,
+                  ) -> Teacher:
+    """Meta-train a teacher from scratch with ``cfg.gtn`` on ``data`` (its train split)."""
+    g = cfg.gtn
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = data.train.x.device
+    teacher = Teacher(g, data.shape, data.num_classes, gen).to(device)
+    opt = torch.optim.Adam(teacher.parameters(), lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=g.outer_steps, eta_min=g.meta_lr * g.final_relative_lr)
+    val = data.val.head(g.validate_size)
+    for it in range(1, g.outer_steps + 1):
+        start = time.perf_counter()
+        learner, name = make_learner(g, data.shape, data.num_classes, rng, seed=cfg.seed * 1_000_003 + it)
+        learner.to(device)
+        plan = teacher.plan(gen, data.train)
+        batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
+        res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
+                     first_order=g.first_order, checkpointing=g.checkpointing)
+        loss = float(res.meta_loss.detach())
+        if not math.isfinite(loss):
+            raise MetaTrainingError(f"meta-loss is {loss} at outer step {it} (learner {name}); "
+                                    f"try a lower gtn.meta_lr or gtn.init_lr, or set gtn.grad_clip")
+        opt.zero_grad(set_to_none=True)
+        res.meta_loss.backward()
+        if g.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(teacher.parameters(), g.grad_clip)
+        bad = [n for n, p in teacher.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if bad:
+            raise MetaTrainingError(f"non-finite meta-gradient at outer step {it} in {', '.join(bad[:3])}")
+        meta_lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        val_acc = None
+        if it % g.validate_every == 0 or it == g.outer_steps:
+            val_acc = validate(teacher, cfg, data, val)
+        if callback is not None:
+            callback(OuterStep(it, loss, res.final_acc, name, time.perf_counter() - start, meta_lr, val_acc))
+    return teacher
+
+
+def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = None) -> float:
+    """Accuracy of the held-out architecture trained for T steps on the current curriculum."""
+    cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
+    arch = parse(cfg.gtn.validate_arch)
+    res = score(arch, cur, val if val is not None else data.val, seed=cfg.seed, channels=cfg.net.channels,
+                cells=cfg.net.cells, num_classes=data.num_classes)
+    return res["gtn_score"]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch as _torch
+
+    from . import __version__
+
+    return {"gtnnas": __version__, "torch": str(_torch.__version__), "numpy": str(numpy.__version__),
+            "python": platform.python_version()}
+
+
+def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data: Dataset,
+                 outer_steps: int) -> None:
+    """Write atomically (temporary name, then rename) so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": cfg.hash(),
+        "dataset": data.name, "shape": list(data.shape), "num_classes": data.num_classes,
+        "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps, "versions": versions(),
+        "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class LoadedTeacher:
+    teacher: Teacher
+    config: ExperimentConfig
+    dataset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    outer_steps: int
+    versions: dict[str, str]
+
+    def curriculum(self, real: Any = None) -> Curriculum:
+        return materialize(self.teacher, dataset=self.dataset, mean=self.mean, std=self.std, real=real,
+                           seed=self.config.seed)
+
+
+def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> LoadedTeacher:
+    """Load and validate a checkpoint; any problem is one :class:`CheckpointError` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such teacher checkpoint")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle garbage, foreign objects
+        raise CheckpointError(f"{path}: not a readable teacher checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a gtn-nas teacher checkpoint (no '{FORMAT}' format tag)")
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {blob.get('format_version')} (this gtnnas reads {FORMAT_VERSION})")
+    try:
+        cfg = config_from_dict(blob["config"], str(path))
+        teacher = Teacher(cfg.gtn, tuple(blob["shape"]), int(blob["num_classes"]))
+        teacher.load_state_dict(blob["teacher"], strict=True)
+    except (KeyError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: checkpoint does not match its config ({first})") from None
+    if expect_dataset is not None and blob["dataset"] != expect_dataset:
+        raise CheckpointError(f"{path}: teacher was trained on {blob['dataset']}, not {expect_dataset}")
+    return LoadedTeacher(teacher, cfg, blob["dataset"], tuple(blob["mean"]), tuple(blob["std"]),
+                         int(blob["outer_steps"]), dict(blob["versions"]))

@@ -1,0 +1,152 @@
+"""The functional unroll against a hand-written one, gradients, first-order mode, learning."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search.config import GTNConfig
+from search.gtn import Generator, Teacher, soft_cross_entropy
+from search.meta import draw_meta_batches, unroll
+from search.nets import Norm2d, build_net
+from search.space import parse
+
+SHAPE = (1, 8, 8)
+
+
+def _teacher(curriculum="full", t=3, b=6, soft=False):
+    cfg = GTNConfig(curriculum=curriculum, inner_steps=t, inner_batch=b, noise_dim=4, soft_labels=soft,
+                    init_lr=0.05, init_momentum=0.5)
+    return Teacher(cfg, SHAPE, 10, torch.Generator().manual_seed(1)).double()
+
+
+def _learner():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 6), Norm2d(6, mean_only=True, momentum=1.0), nn.ReLU(),
+                         nn.Linear(6, 10)).double()
+
+
+def _meta_batches(n):
+    g = torch.Generator().manual_seed(2)
+    return [(torch.randn(5, *SHAPE, generator=g, dtype=torch.float64), torch.randint(10, (5,), generator=g))
+            for _ in range(n)]
+
+
+def _hand_unroll(teacher, learner, plan, batches, every=0, first_order=False):
+    """The same maths with raw tensors: linear -> mean-only BN -> ReLU -> linear, momentum SGD."""
+    w1, b1, beta, w2, b2 = (p.detach().clone().requires_grad_() for p in
+                            (learner[1].weight, learner[1].bias, learner[2].bias, learner[4].weight, learner[4].bias))
+    theta = [w1, b1, beta, w2, b2]
+    vel = [torch.zeros_like(p) for p in theta]
+    running = torch.zeros(6, dtype=torch.float64)
+
+    def fwd(th, x, train, run):
+        h = x.flatten(1) @ th[0].T + th[1]
+        mu = h.mean(0) if train else run
+        return F.relu(h - mu + th[2]) @ th[3].T + th[4], h.mean(0)
+
+    losses, extra = [], iter(batches[:-1])
+    for t, step in enumerate(plan):
+        x, y = teacher.batch(step)
+        at = [p.detach().requires_grad_() for p in theta] if first_order else theta
+        logits, running = fwd(at, x, True, running)
+        grads = torch.autograd.grad(soft_cross_entropy(logits, y), at, create_graph=True)
+        lr, m = teacher.log_lr[t].exp(), teacher.log_momentum[t].exp()
+        vel = [m * v + g for v, g in zip(vel, grads)]
+        theta = [p - lr * v for p, v in zip(theta, vel)]
+        if every and (t + 1) % every == 0 and t + 1 < len(plan):
+            xb, yb = next(extra)
+            losses.append(F.cross_entropy(fwd(theta, xb, False, running)[0], yb))
+    xb, yb = batches[-1]
+    losses.append(F.cross_entropy(fwd(theta, xb, False, running)[0], yb))
+    return torch.stack(losses).mean()
+
+
+def _grads(teacher, loss):
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    return torch.autograd.grad(loss, params)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+@pytest.mark.parametrize("every", [0, 1])
+@pytest.mark.parametrize("curriculum, soft", [("full", False), ("full", True), ("pixels", False)])
+def test_functional_unroll_equals_hand_written(checkpointing, every, curriculum, soft):
+    teacher, learner = _teacher(curriculum, soft=soft), _learner()
+    plan = teacher.plan(torch.Generator().manual_seed(0))
+    batches = _meta_batches(3 if every else 1)
+    ours = unroll(learner, teacher, plan, batches, meta_loss_every=every, checkpointing=checkpointing).meta_loss
+    ref = _hand_unroll(teacher, learner, plan, batches, every)
+    assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(_grads(teacher, ours), _grads(teacher, ref)):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_first_order_matches_detached_reference():
+    teacher, learner = _teacher(), _learner()
+    plan = teacher.plan(torch.Generator().manual_seed(0))
+    batches = _meta_batches(1)
+    ours = unroll(learner, teacher, plan, batches, first_order=True).meta_loss
+    ref = _hand_unroll(teacher, learner, plan, batches, first_order=True)
+    exact = _hand_unroll(teacher, learner, plan, batches)
+    assert torch.allclose(ours, ref, rtol=1e-10)  # the forward pass is the same maths...
+    g_ours, g_ref, g_exact = _grads(teacher, ours), _grads(teacher, ref), _grads(teacher, exact)
+    for a, b in zip(g_ours, g_ref):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
+    # ...but the gradient drops the Hessian terms, so it differs from the exact one
+    assert any(not torch.allclose(a, b, rtol=1e-6) for a, b in zip(g_ours, g_exact))
+
+
+def test_every_teacher_part_gets_gradient_through_an_nb201_learner():
+    cfg = GTNConfig(inner_steps=3, inner_batch=8, noise_dim=8, soft_labels=True)
+    teacher = Teacher(cfg, (1, 8, 8), 10, torch.Generator().manual_seed(0))
+    learner = build_net(parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
+                        channels=2, cells=1, in_channels=1, image_size=8, norm="gtn")
+    batches = [(torch.randn(6, 1, 8, 8), torch.randint(10, (6,)))]
+    res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches)
+    res.meta_loss.backward()
+    for name, p in teacher.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert {"curriculum", "log_lr", "log_momentum", "soft_labels"} <= {n for n, _ in teacher.named_parameters()}
+
+
+def test_generator_shapes():
+    for shape in [(1, 28, 28), (3, 32, 32)]:
+        g = Generator(128, 10, shape)
+        x = g(torch.randn(5, 128), torch.arange(5))
+        assert x.shape == (5, *shape) and x.abs().max() <= 2.0
+    with pytest.raises(ValueError, match="divisible by 4"):
+        Generator(8, 10, (1, 30, 30))
+
+
+def test_curricula_plans():
+    for mode in ("shuffled_batches", "none"):
+        cfg = GTNConfig(curriculum=mode, inner_steps=5, inner_batch=4, noise_dim=4)
+        t = Teacher(cfg, SHAPE, 10)
+        plan = t.plan(torch.Generator().manual_seed(0))
+        assert len(plan) == 5
+        x, y = t.batch(plan[0])
+        assert x.shape == (4, *SHAPE) and y.shape == (4, 10) and torch.allclose(y.sum(1), torch.ones(4))
+    with pytest.raises(ValueError, match="needs real training data"):
+        Teacher(GTNConfig(curriculum="real", inner_steps=2, inner_batch=2), SHAPE, 10).plan(torch.Generator())
+    labels = Teacher(GTNConfig(inner_steps=2, inner_batch=20, noise_dim=4), SHAPE, 10).labels
+    assert torch.bincount(labels[0]).tolist() == [2] * 10  # balanced
+
+
+def test_meta_steps_lower_the_meta_loss(fashion):
+    """A few Adam steps on a tiny real subset lower the meta-loss of a fixed learner."""
+    torch.manual_seed(0)
+    cfg = GTNConfig(inner_steps=8, inner_batch=20, noise_dim=16)
+    teacher = Teacher(cfg, (1, 28, 28), 10, torch.Generator().manual_seed(0))
+    learner = build_net(parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
+                        channels=4, cells=1, in_channels=1, image_size=28, norm="gtn", seed=0)
+    batches = draw_meta_batches(fashion.train.head(500), 1, 200, torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(teacher.parameters(), lr=0.005)
+    plan = teacher.plan(torch.Generator())
+    losses = []
+    for _ in range(15):
+        res = unroll(learner, teacher, plan, batches, checkpointing=False)
+        losses.append(res.meta_loss.item())
+        opt.zero_grad()
+        res.meta_loss.backward()
+        opt.step()
+    assert sum(losses[-3:]) / 3 < 0.9 * losses[0], losses
