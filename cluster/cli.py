@@ -88,6 +88,49 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _check_data(cfg)
+    _check_teacher(cfg)
+    from cluster.raysetup import start_ray
+    from cluster.search_run import run_search
+
+    started = start_ray(args.address, num_cpus=args.num_cpus, dashboard=args.dashboard)
+    try:
+        final, root, calib = run_search(cfg, resume=args.resume)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    top = final.head(cfg.search.top_k)
+    cols = ["arch", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials"]
+    print(f"\nTop {len(top)} of {len(final)} architectures ({cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}):")
+    print(top[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
+    rho = calib.get("proxy_rho")
+    print(f"\nGTN proxy vs real accuracy: Spearman rho = {rho:.3f} over {calib['calibration_n']} architectures"
+          if rho is not None else f"\nproxy calibration needs >= 10 architectures with real scores "
+          f"(have {calib.get('calibration_n', 0)})")
+    print(f"leaderboard: {root}/leaderboard.parquet (parts under {root}/leaderboard/)")
+    return 0
+
+
+def _check_teacher(cfg: ExperimentConfig) -> None:
+    """A configured teacher must exist and be a valid checkpoint for this data set (exit 2 otherwise)."""
+    if not cfg.search.teacher:
+        return
+    from cluster.storage import exists, fetch_to_local
+    from search.teach import CheckpointError, load_teacher
+
+    try:
+        present = exists(cfg.search.teacher)
+    except OSError as e:
+        raise UserError(f"search.teacher: cannot reach {cfg.search.teacher} ({str(e).splitlines()[0][:160]})") from None
+    if not present:
+        raise CheckpointError(f"search.teacher: {cfg.search.teacher}: no such teacher checkpoint")
+    load_teacher(fetch_to_local(cfg.search.teacher), expect_dataset=cfg.data.dataset)
+
+
 def _check_data(cfg: ExperimentConfig) -> None:
     """Fail at the door (exit 2) when the data set is missing, before Ray or any file."""
     from search.data import _load_raw
@@ -129,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--address", default=None, help="Ray address ('auto' for a running cluster); default: embedded local Ray")
     base.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
     base.set_defaults(func=cmd_baseline)
+
+    srch = sub.add_parser("search", help="the main job: GTN-scored architecture search on Ray Tune")
+    _add_config_args(srch, "configs/default.yaml")
+    srch.add_argument("--address", default=None, help="Ray address ('auto' for a running cluster); default: embedded local Ray")
+    srch.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
+    srch.add_argument("--resume", action="store_true", help="restore the interrupted experiment <storage>/<name>")
+    srch.add_argument("--dashboard", action="store_true", help="start the Ray dashboard (embedded Ray, loopback only)")
+    srch.set_defaults(func=cmd_search)
 
     for register in _extra_commands():
         register(sub)

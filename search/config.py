@@ -112,8 +112,10 @@ class GTNConfig:
     grad_clip: float | None = None
     learner: Literal["sampled", "fixed"] = "sampled"
     learner_arch: str | None = None  # NB201 string for learner=fixed; None = the GTN paper's conv net
-    learner_norm: Literal["gtn", "gtn_bn", "bn"] = "gtn"  # gtn: WN + mean-only BN (GTN paper learners);
+    learner_norm: Literal["gtn", "gtn_bn", "bn"] = "gtn_bn"  # gtn: WN + mean-only BN (GTN paper learners);
     # gtn_bn: WN + full BN on the latest batch (the official code's NAS cells); bn: plain BatchNorm
+    eval_bn: Literal["batch", "running"] = "batch"  # BN statistics when a learner meets real data: the
+    # real batch's own (as MAML does; default) or the running stats of the last synthetic batch (official)
     learner_channels: int = 8
     learner_cells: int = 1
     random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
@@ -152,6 +154,46 @@ class GTNConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """The distributed search (cluster/): searcher, scheduler, fidelities, resources, leaderboard."""
+
+    teacher: str | None = None  # teacher.pt path or URI (s3://, gs://, file://); None: meta-train one first
+    searcher: str = "evolution"  # random | evolution | any Tune searcher by name (e.g. optuna)
+    scheduler: Literal["fifo", "asha"] = "asha"
+    num_samples: int = 40
+    max_concurrent: int = 0  # 0: as many as resources allow
+    population: int = 20  # regularised evolution
+    tournament: int = 5
+    score_steps: int | None = None  # inner steps on the curriculum (None: its T)
+    real_rungs: int = 2  # real-data rungs after the GTN score (0: GTN score only)
+    real_steps: int = 100  # SGD steps of real-data training per rung
+    reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    teacher_gpus: float = 0.0
+    flush_rows: int = 50  # leaderboard part file every N rows...
+    flush_seconds: float = 30.0  # ...or every S seconds
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        _check(bool(self.searcher), "searcher", "must name a searcher")
+        _check(self.num_samples >= 1, "num_samples", "must be >= 1")
+        _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
+        _check(self.population >= 2, "population", "must be >= 2")
+        _check(1 <= self.tournament <= self.population, "tournament", "must be in [1, population]")
+        _check(self.score_steps is None or self.score_steps >= 1, "score_steps", "must be >= 1")
+        _check(self.real_rungs >= 0, "real_rungs", "must be >= 0")
+        _check(self.real_steps >= 1, "real_steps", "must be >= 1")
+        _check(self.reduction_factor >= 2, "reduction_factor", "must be >= 2")
+        _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
+        _check(self.gpus_per_trial >= 0, "gpus_per_trial", "must be >= 0")
+        _check(self.teacher_gpus >= 0, "teacher_gpus", "must be >= 0")
+        _check(self.flush_rows >= 1, "flush_rows", "must be >= 1")
+        _check(self.flush_seconds > 0, "flush_seconds", "must be > 0")
+        _check(self.top_k >= 1, "top_k", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "gtnnas"
     seed: int = 0
@@ -162,6 +204,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     gtn: GTNConfig = field(default_factory=GTNConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty name without '/'")

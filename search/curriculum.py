@@ -33,6 +33,7 @@ class Curriculum:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     norm: str = "gtn"  # normalisation of the learners it was meta-trained for
+    eval_bn: str = "batch"  # BatchNorm statistics on real data: "batch" (its own) or "running"
     content_hash: str = field(default="", compare=False)
 
     @property
@@ -44,18 +45,18 @@ class Curriculum:
         for t in (self.images, self.targets, self.lr, self.momentum):
             h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
             h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
-        h.update(repr((self.dataset, self.mean, self.std, self.norm)).encode())
+        h.update(repr((self.dataset, self.mean, self.std, self.norm, self.eval_bn)).encode())
         return h.hexdigest()[:16]
 
     def to_dict(self) -> dict:
         return {"images": self.images, "targets": self.targets, "lr": self.lr, "momentum": self.momentum,
                 "dataset": self.dataset, "mean": list(self.mean), "std": list(self.std), "norm": self.norm,
-                "content_hash": self.content_hash}
+                "eval_bn": self.eval_bn, "content_hash": self.content_hash}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Curriculum":
         c = cls(d["images"], d["targets"], d["lr"], d["momentum"], d["dataset"], tuple(d["mean"]),
-                tuple(d["std"]), d["norm"])
+                tuple(d["std"]), d["norm"], d["eval_bn"])
         h = c.compute_hash()
         if d.get("content_hash") and d["content_hash"] != h:
             raise ValueError(f"curriculum content hash mismatch ({d['content_hash']} stored, {h} computed)")
@@ -74,7 +75,8 @@ def materialize(teacher: Teacher, *, dataset: str, mean: tuple[float, ...], std:
     plan = teacher.plan(torch.Generator().manual_seed(seed), real)
     xs, ys = zip(*(teacher.batch(s) for s in plan))
     c = Curriculum(torch.stack(xs).half().cpu(), torch.stack(ys).half().cpu(), teacher.lr().float().cpu(),
-                   teacher.momentum().float().cpu(), dataset, tuple(mean), tuple(std), teacher.cfg.learner_norm)
+                   teacher.momentum().float().cpu(), dataset, tuple(mean), tuple(std), teacher.cfg.learner_norm,
+                   teacher.cfg.eval_bn)
     return _with_hash(c, c.compute_hash())
 
 
@@ -105,7 +107,7 @@ def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None =
                 if g is not None:
                     v.mul_(moms[i]).add_(g)
                 p.sub_(v, alpha=lrs[i])
-    net.eval()
+    net.train(curriculum.eval_bn == "batch")  # "batch": normalise with each validation batch's statistics
     correct, total_loss = 0, 0.0
     with torch.no_grad():
         for j in range(0, len(val), eval_batch):

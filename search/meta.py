@@ -84,14 +84,21 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
     return new_p, new_buffers, new_v
 
 
-def eval_loss(learner: nn.Module, state: State, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """(cross-entropy, accuracy) of the learner in eval mode, as the GTN code scores it."""
+def eval_loss(learner: nn.Module, state: State, x: Tensor, y: Tensor, eval_bn: str = "running") -> tuple[Tensor, Tensor]:
+    """(cross-entropy, accuracy) of the learner on real data.
+
+    ``eval_bn="running"`` is the official code's eval mode (BatchNorm uses the statistics carried
+    from the last synthetic batch); ``"batch"`` normalises with the real batch's own statistics.
+    """
     params, buffers, _ = state
-    learner.eval()
-    try:
-        logits = functional_call(learner, (params, buffers), (x,), strict=False)
-    finally:
-        learner.train()
+    if eval_bn == "batch":
+        logits, _ = functional_forward(learner, params, buffers, x)
+    else:
+        learner.eval()
+        try:
+            logits = functional_call(learner, (params, buffers), (x,), strict=False)
+        finally:
+            learner.train()
     return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
 
 
@@ -115,7 +122,8 @@ class UnrollResult:
 
 
 def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]],
-           *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True) -> UnrollResult:
+           *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True,
+           eval_bn: str = "running") -> UnrollResult:
     """Train ``learner`` through ``plan`` and return the meta-loss on real data.
 
     ``meta_batches`` holds the real batches of the meta-loss: the last is used after the final step,
@@ -138,8 +146,8 @@ def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_bat
             state = inner_step(learner, teacher, step, t, state, first_order)
         if meta_loss_every and (t + 1) % meta_loss_every == 0 and t + 1 < len(plan):
             xb, yb = next(extra)
-            losses.append(eval_loss(learner, state, xb, yb)[0])
-    final, acc = eval_loss(learner, state, *meta_batches[-1])
+            losses.append(eval_loss(learner, state, xb, yb, eval_bn)[0])
+    final, acc = eval_loss(learner, state, *meta_batches[-1], eval_bn)
     losses.append(final)
     return UnrollResult(torch.stack(losses).mean(), float(final.detach()), float(acc), state)
 

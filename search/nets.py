@@ -46,9 +46,12 @@ class Norm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         m = self.momentum
         if not self.training:
+            shape = (-1,) + (1,) * (x.dim() - 2)
             if self.mean_only:
-                shape = (-1,) + (1,) * (x.dim() - 2)
                 return x - self.running_mean.view(shape) + self.bias.view(shape)
+            if self.running_mean.requires_grad or self.running_var.requires_grad:  # GTN meta-loss
+                scale = torch.rsqrt(self.running_var + self.eps) * self.weight
+                return (x - self.running_mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         if not self.collect and not self.mean_only:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, m, self.eps)

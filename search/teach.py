@@ -69,7 +69,7 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         plan = teacher.plan(gen, data.train)
         batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
         res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing)
+                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn)
         loss = float(res.meta_loss.detach())
         if not math.isfinite(loss):
             raise MetaTrainingError(f"meta-loss is {loss} at outer step {it} (learner {name}); "
