@@ -37,9 +37,24 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
             _node_ip_address=LOOPBACK, log_to_driver=True, configure_logging=False,
         )
         return True
+    _probe(address)
     try:
         ray.init(address=address, log_to_driver=True)
     except Exception as e:  # Ray raises several types for "nothing there"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConnectionError(f"cannot connect to Ray at {address!r}: {first}") from None
     return True
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, not minutes, when a host:port address has nothing listening."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and friends: Ray finds (or fails to find) the cluster itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConnectionError(f"cannot connect to Ray at {address!r}: {e.strerror or e}") from None

@@ -83,10 +83,10 @@ def make_searcher(name: str, *, metric: str, mode: str, population: int, tournam
                   max_concurrent: int = 0) -> Any:
     """A Tune searcher by name: ``random`` (None: Tune's own random sampling), ``evolution``, or any
     searcher Tune knows (``optuna``, ``hyperopt``, ...) when its package is installed."""
-    from ray.tune.search import ConcurrencyLimiter, create_searcher
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, create_searcher
 
     if name == "random":
-        return None
+        return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
     if name == "evolution":
         searcher: Any = RegularizedEvolution(metric, mode, population, tournament, seed)
     else:

@@ -46,3 +46,18 @@ def ray_session():
                  configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, data_dir):
+    """A real (tiny) teacher checkpoint meta-trained with configs/gtn_smoke.yaml; (path, config)."""
+    from search.config import load_config
+    from search.data import load_dataset
+    from search.teach import save_teacher, train_teacher
+
+    cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2"])
+    d = cfg.data
+    data = load_dataset(d.dataset, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    save_teacher(path, train_teacher(cfg, data), cfg, data, cfg.gtn.outer_steps)
+    return path, cfg
