@@ -19,8 +19,10 @@ demo: install
 	$(GTNNAS) data fetch fashion_mnist --if-missing
 	$(GTNNAS) baseline --config configs/default.yaml
 
+# The default suite, then the multi-node fault tests in their own pytest process (own Ray clusters).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
 
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

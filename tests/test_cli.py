@@ -50,6 +50,33 @@ def test_missing_dataset_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatc
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["search.teacher=/nonexistent/teacher.pt"], "no such teacher checkpoint"),
+        (["--address", "127.0.0.1:9"], "cannot connect to Ray at '127.0.0.1:9'"),
+        (["search.searcher=no_such_searcher", "--address", "127.0.0.1:9"], "cannot connect"),
+        (["search.population=1"], "search.population: must be >= 2"),
+        (["search.scheduler=pbt"], "search.scheduler: 'pbt' is not one of"),
+    ],
+)
+def test_search_bad_input_exits_2(extra, needle, capsys, tmp_path):
+    argv = ["search", "--config", str(_repo() / "configs" / "smoke.yaml"), f"storage={tmp_path}/s", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_corrupt_teacher_exits_2(capsys, tmp_path):
+    bad = tmp_path / "teacher.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["search", "--config", str(_repo() / "configs" / "smoke.yaml"), f"search.teacher={bad}",
+                 f"storage={tmp_path}/s"]) == 2
+    assert "not a readable teacher checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def _repo():
     from pathlib import Path
 
