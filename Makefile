@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 # The main job on the embedded local Ray (Fashion-MNIST; fetched through torchvision if missing).
 demo: install
 	$(GTNNAS) data fetch fashion_mnist --if-missing
-	$(GTNNAS) baseline --config configs/default.yaml
+	$(GTNNAS) search --config configs/default.yaml
 
 # The default suite, then the multi-node fault tests in their own pytest process (own Ray clusters).
 test: install

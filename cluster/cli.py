@@ -52,11 +52,11 @@ def cmd_arch_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from search.data import DataNotFoundError, _load_raw, fetch
+    from search.data import DataNotFoundError, check_available, fetch
 
     if args.if_missing:
         try:
-            _load_raw(args.name, args.root)
+            check_available(args.name, args.root)
             print(f"{args.name} is already on disk")
             return 0
         except DataNotFoundError:
@@ -92,6 +92,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _check_data(cfg)
     _check_teacher(cfg)
+    _check_searcher(cfg)
+    _check_experiment(cfg, args.resume)
     from cluster.raysetup import start_ray
     from cluster.search_run import run_search
 
@@ -115,6 +117,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
+    """--resume needs an experiment to restore; a new run must not mix rows into an old one."""
+    from cluster.storage import exists, join
+
+    root = join(cfg.storage, cfg.name)
+    started = exists(join(root, "tuner.pkl")) or exists(join(root, "leaderboard"))
+    if resume and not exists(join(root, "tuner.pkl")):
+        raise UserError(f"--resume: no experiment to restore at {root}")
+    if not resume and started:
+        raise UserError(f"experiment {root} exists; pass --resume to continue it or choose another name=")
+
+
+def _check_searcher(cfg: ExperimentConfig) -> None:
+    """Build the searcher once before Ray starts, so a missing optional package is an exit-2 line."""
+    from cluster.searchers import make_searcher
+
+    s = cfg.search
+    make_searcher(s.searcher, metric="gtn_score", mode="max", population=s.population, tournament=s.tournament,
+                  seed=cfg.seed, max_concurrent=s.max_concurrent)
+
+
 def _check_teacher(cfg: ExperimentConfig) -> None:
     """A configured teacher must exist and be a valid checkpoint for this data set (exit 2 otherwise)."""
     if not cfg.search.teacher:
@@ -133,9 +156,9 @@ def _check_teacher(cfg: ExperimentConfig) -> None:
 
 def _check_data(cfg: ExperimentConfig) -> None:
     """Fail at the door (exit 2) when the data set is missing, before Ray or any file."""
-    from search.data import _load_raw
+    from search.data import check_available
 
-    _load_raw(cfg.data.dataset, cfg.data.root)
+    check_available(cfg.data.dataset, cfg.data.root)
 
 
 # --------------------------------------------------------------------------- parser

@@ -2,7 +2,7 @@
 
 Iteration 1 reports the GTN score (the architecture trained on the shared curriculum, looked up in
 the actor's cache first); iterations 2.. continue survivors with real-data training, ``real_steps``
-SGD steps per rung, reporting validation accuracy. Every report carries a checkpoint, so a trial
+SGD steps per rung, reporting validation accuracy. Every report but the last carries a checkpoint, so a trial
 moved to another node or restored after a driver crash resumes from its last rung. ``score`` is
 the metric the schedulers compare: the GTN score at rung 1, real validation accuracy after.
 """
@@ -80,7 +80,9 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
     model = net_for(arch, cfg.net, data, cfg.seed)
 
     if "gtn" not in state:  # rung 1: the GTN score, cached by equivalence class in the actor
+        t0 = time.perf_counter()
         cur, val = _curriculum(actor)
+        fetch = time.perf_counter() - t0
         key = f"{arch.equiv_hash()}|{cur.content_hash}|{s.score_steps}|{cfg.net.channels}|{cfg.net.cells}|{cfg.seed}"
         cached = ray.get(actor.lookup.remote(key))
         if cached is None:
@@ -93,7 +95,8 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
         state = {"rung": 1, "gtn": {"gtn_score": cached["gtn_score"], "gtn_val_loss": cached["val_loss"],
                                     "score_seconds": cached["seconds"]},
                  "params": count_params(model), "flops": count_flops(model), "curriculum": cur.content_hash}
-        _report(state, {**base, "cached": hit, "score": cached["gtn_score"]}, None)
+        _report(state, {**base, "cached": hit, "score": cached["gtn_score"], "fetch_seconds": fetch},
+                checkpoint=s.real_rungs > 0)
 
     if "model" in state:
         model.load_state_dict(state["model"])
@@ -107,17 +110,20 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
         extra = {"val_acc": res.val_acc, "val_loss": res.val_loss, "score": res.val_acc, **calib}
         if res.test_acc is not None:
             extra["test_acc"] = res.test_acc
-        _report(state, {**base, **extra}, model)
+        _report(state, {**base, **extra}, checkpoint=not last)
 
 
-def _report(state: dict[str, Any], metrics: dict[str, Any], model: Any) -> None:
-    """tune.report with a checkpoint of everything needed to resume after this rung."""
+def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
+    """tune.report, with a checkpoint of everything needed to resume after this rung unless it is the last."""
     import torch
     from ray import tune
 
     row = {**metrics, **state["gtn"], "rung": state["rung"], "params": state["params"], "flops": state["flops"],
            "curriculum": state["curriculum"],
            "seconds": state["gtn"]["score_seconds"] + state.get("real_seconds", 0.0)}
+    if not checkpoint:
+        tune.report(row)
+        return
     with tempfile.TemporaryDirectory() as folder:
         torch.save(state, os.path.join(folder, "state.pt"))
         tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder))

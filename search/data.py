@@ -147,6 +147,13 @@ def _load_cifar(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), tx, ty
 
 
+def check_available(name: str, root: str | Path | None = None) -> None:
+    """Raise :class:`DataNotFoundError` (one line, every place looked) unless ``name`` is on disk."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    _load_raw(name, None if root is None else str(root))
+
+
 def normalise(images: np.ndarray | Tensor, name: str) -> Tensor:
     mean, std = STATS[name]
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)

@@ -55,7 +55,7 @@ def test_missing_dataset_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatc
     [
         (["search.teacher=/nonexistent/teacher.pt"], "no such teacher checkpoint"),
         (["--address", "127.0.0.1:9"], "cannot connect to Ray at '127.0.0.1:9'"),
-        (["search.searcher=no_such_searcher", "--address", "127.0.0.1:9"], "cannot connect"),
+        (["search.searcher=no_such_searcher"], "search.searcher: cannot create 'no_such_searcher'"),
         (["search.population=1"], "search.population: must be >= 2"),
         (["search.scheduler=pbt"], "search.scheduler: 'pbt' is not one of"),
     ],
@@ -66,6 +66,15 @@ def test_search_bad_input_exits_2(extra, needle, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_resume_needs_an_experiment_and_new_runs_need_a_fresh_name(capsys, tmp_path):
+    smoke = str(_repo() / "configs" / "smoke.yaml")
+    assert main(["search", "--config", smoke, f"storage={tmp_path}", "name=x", "--resume"]) == 2
+    assert "no experiment to restore" in capsys.readouterr().err
+    (tmp_path / "x" / "leaderboard").mkdir(parents=True)
+    assert main(["search", "--config", smoke, f"storage={tmp_path}", "name=x"]) == 2
+    assert "exists; pass --resume" in capsys.readouterr().err
 
 
 def test_corrupt_teacher_exits_2(capsys, tmp_path):

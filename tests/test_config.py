@@ -63,3 +63,11 @@ def test_bad_override_names_key():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_exponent_floats_are_floats(tmp_path):
+    p = _write(tmp_path, "gtn:\n  meta_lr: 1e-3\n")
+    assert load_config(p).gtn.meta_lr == 0.001
+    assert load_config(None, ["train.lr=2e-2"]).train.lr == 0.02
+    with pytest.raises(ConfigError, match="expected float"):
+        load_config(None, ["train.lr=fast"])

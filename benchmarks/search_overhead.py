@@ -1,0 +1,107 @@
+"""Search overhead: how much of the trials' wall time is spent scoring, and how many architectures
+a core scores per minute. 200 trials of the small preset (GTN score only, random search, FIFO) on
+an embedded 2-CPU Ray, then the same on a simulated 2-worker cluster (ray.cluster_utils.Cluster:
+a head with no CPUs and two 1-CPU workers). Writes benchmarks/results/search_overhead.json.
+
+    python benchmarks/search_overhead.py [--trials 200] [--skip-cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table, write  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.setdefault("GTNNAS_TUNE_VERBOSE", "0")
+
+PRESET = ["data.val_subset=2000", "net.channels=8", "net.cells=1", "gtn.inner_steps=16", "gtn.inner_batch=64",
+          "gtn.outer_steps=2", "gtn.validate_every=1000", "search.searcher=random", "search.scheduler=fifo",
+          "search.real_rungs=0", "search.cpus_per_trial=1", "search.flush_rows=100"]
+
+
+def make_teacher(folder: Path) -> Path:
+    from search.config import load_config
+    from search.data import load_dataset
+    from search.teach import save_teacher, train_teacher
+
+    cfg = load_config(None, PRESET)
+    data = load_dataset("fashion_mnist", train_subset=5000, val_subset=500)
+    path = folder / "teacher.pt"
+    save_teacher(path, train_teacher(cfg, data), cfg, data, cfg.gtn.outer_steps)
+    return path
+
+
+def run(label: str, teacher: Path, storage: Path, trials: int, slots: int) -> dict:
+    from ray.tune import ExperimentAnalysis
+
+    from cluster.search_run import run_search
+    from search.config import load_config
+
+    cfg = load_config(None, PRESET + [f"storage={storage}", f"name={label}", f"search.teacher={teacher}",
+                                      f"search.num_samples={trials}"])
+    start = time.perf_counter()
+    final, root, _ = run_search(cfg)
+    wall = time.perf_counter() - start
+    df = ExperimentAnalysis(str(root)).dataframe()
+    score_s = df["score_seconds"].where(~df["cached"], 0.0)
+    return {
+        "setup": label, "trials": len(df), "slots": slots, "wall_seconds": wall,
+        "overhead_fraction": 1 - float(score_s.sum()) / (wall * slots),
+        "in_trial_overhead_fraction": 1 - float(score_s.sum()) / float(df["time_total_s"].sum()),
+        "archs_per_core_minute": len(df) / (wall * slots / 60),
+        "score_seconds_mean": float(df.loc[~df["cached"], "score_seconds"].mean()),
+        "fetch_seconds_mean": float(df["fetch_seconds"].mean()),
+        "fetch_seconds_median": float(statistics.median(df["fetch_seconds"])),
+        "cache_hits": int(df["cached"].sum()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--skip-cluster", action="store_true")
+    args = ap.parse_args()
+    import ray
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        teacher = make_teacher(tmp)
+        ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+        try:
+            rows.append(run("local_2cpu", teacher, tmp / "runs", args.trials, 2))
+        finally:
+            ray.shutdown()
+        if not args.skip_cluster:
+            from ray.cluster_utils import Cluster
+
+            c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1"})
+            for _ in range(2):
+                c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+            ray.init(address=c.address)
+            try:
+                rows.append(run("cluster_2x1cpu", teacher, tmp / "runs", args.trials, 2))
+            finally:
+                ray.shutdown()
+                c.shutdown()
+    first = rows[0]
+    path = write("search_overhead", {"preset": PRESET, "overhead_fraction": first["overhead_fraction"],
+                                     "archs_per_core_minute": first["archs_per_core_minute"], "runs": rows})
+    print(table(rows, ["setup", "trials", "wall_seconds", "overhead_fraction", "in_trial_overhead_fraction",
+                       "archs_per_core_minute", "score_seconds_mean", "fetch_seconds_mean", "cache_hits"]))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
