@@ -66,7 +66,7 @@ def best_real_lr(args: argparse.Namespace, data, dataset: str) -> tuple[float, l
 
 
 MEMORY_PROBE = """
-import gc, resource, sys, psutil, torch
+import gc, os, resource, sys, torch
 torch.set_num_threads(2)
 from search.config import load_config
 from search.data import load_dataset
@@ -74,7 +74,7 @@ from search.teach import train_teacher
 t, ck = int(sys.argv[1]), sys.argv[2] == "on"
 data = load_dataset("mnist", train_subset=2000, val_subset=100)
 gc.collect()
-before = psutil.Process().memory_info().rss / 1024  # KiB, like ru_maxrss on Linux
+before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024  # RSS, KiB
 cfg = load_config(None, ["data.dataset=mnist", f"gtn.inner_steps={t}", "gtn.inner_batch=16", "gtn.outer_steps=1",
                          "gtn.learner_channels=4", "net.channels=4", "gtn.validate_every=100000",
                          f"gtn.checkpointing={'true' if ck else 'false'}", "gtn.meta_batch=64"])
@@ -104,7 +104,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--datasets", default="mnist,fashion_mnist")
     ap.add_argument("--memory-ts", default="16,32,64,128")
+    ap.add_argument("--memory-only", action="store_true", help="re-measure memory, keep the stored accuracies")
     args = ap.parse_args()
+    if args.memory_only:
+        from _common import RESULTS
+
+        old = json.loads((RESULTS / "gtn_few_step.json").read_text())
+        mem = memory([int(t) for t in args.memory_ts.split(",")])
+        path = write("gtn_few_step", {k: old[k] for k in ("settings", "results", "eval_arch")} | {"memory": mem})
+        print(table(mem, ["T", "checkpointing", "peak_extra_mb"]))
+        print(f"\nwrote {path}")
+        return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     results: dict = {}
@@ -143,7 +153,6 @@ def main() -> None:
         print()
         print(table(mem, ["T", "checkpointing", "peak_extra_mb"]))
     print(f"\nwrote {path}")
-    json.dumps(results)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ detached parameters) but keeps the path from the synthetic data to the update.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from torch.utils.checkpoint import checkpoint
 
 from .config import GTNConfig
 from .data import Split
@@ -66,15 +66,14 @@ def initial_state(learner: nn.Module) -> State:
 
 
 def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
-               first_order: bool = False) -> State:
+               first_order: bool = False, create_graph: bool = True) -> State:
     """One momentum-SGD step: v <- m_t v + g;  theta <- theta - lr_t v (as in the GTN code)."""
     params, buffers, velocity = state
     x, y = teacher.batch(step)
     at = {k: v.detach().requires_grad_() for k, v in params.items()} if first_order else params
     logits, new_buffers = functional_forward(learner, at, buffers, x)
     loss = soft_cross_entropy(logits, y)
-    grads = torch.autograd.grad(loss, list(at.values()), create_graph=torch.is_grad_enabled(),
-                                allow_unused=True)
+    grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
     lr, mom = teacher.lr()[t], teacher.momentum()[t]
     new_v, new_p = {}, {}
     for (k, p), g in zip(params.items(), grads):
@@ -107,10 +106,56 @@ def _flat(state: State) -> tuple[list[str], list[str], list[str], list[Tensor]]:
     return list(p), list(b), list(v), [*p.values(), *b.values(), *v.values()]
 
 
-def _unflat(keys: tuple[list[str], list[str], list[str]], tensors: tuple[Tensor, ...]) -> State:
+def _unflat(keys: tuple[list[str], list[str], list[str]], tensors: Sequence[Tensor]) -> State:
     kp, kb, kv = keys
     i, j = len(kp), len(kp) + len(kb)
     return dict(zip(kp, tensors[:i])), dict(zip(kb, tensors[i:j])), dict(zip(kv, tensors[j:]))
+
+
+class _CheckpointedStep(torch.autograd.Function):
+    """One inner step that keeps only its input state; the backward pass recomputes it.
+
+    Forward runs the step without a second-order graph (the learner's own gradient is taken with
+    ``create_graph=False``) and returns detached state. Backward re-runs it with the full graph and
+    back-propagates into the incoming state and the teacher's parameters, which are passed in as
+    inputs so autograd routes their gradients. Memory for T steps is T small learner states plus one
+    step's graph, instead of T graphs (the official code's gradient_checkpointing, block size 1).
+    """
+
+    @staticmethod
+    def forward(ctx, body, n_state: int, *inputs: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        ctx.body, ctx.teacher_params = body, inputs[n_state:]
+        ctx.save_for_backward(*inputs[:n_state])
+        with torch.enable_grad():
+            state = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs[:n_state]]
+            out = body(state, False)
+        return tuple(o.detach() for o in out)
+
+    @staticmethod
+    def backward(ctx, *grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        with torch.enable_grad():
+            state = [x.detach().requires_grad_(x.is_floating_point()) for x in ctx.saved_tensors]
+            out = ctx.body(state, True)
+        pairs = [(o, g) for o, g in zip(out, grad_out) if g is not None and o.requires_grad]
+        wrt = [x for x in state if x.requires_grad] + [p for p in ctx.teacher_params if p.requires_grad]
+        grads = iter(torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
+                     if pairs else [None] * len(wrt))
+        state_grads = [next(grads) if x.requires_grad else None for x in state]
+        teacher_grads = [next(grads) if p.requires_grad else None for p in ctx.teacher_params]
+        return (None, None, *state_grads, *teacher_grads)
+
+
+def checkpointed_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
+                      first_order: bool = False) -> State:
+    keys = _flat(state)[:3]
+
+    def body(tensors: list[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
+        new = inner_step(learner, teacher, step, t, _unflat(keys, tensors), first_order, create_graph)
+        return tuple(_flat(new)[3])
+
+    tensors = _flat(state)[3]
+    out = _CheckpointedStep.apply(body, len(tensors), *tensors, *teacher.parameters())
+    return _unflat(keys, out)
 
 
 @dataclass
@@ -136,12 +181,7 @@ def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_bat
     extra = iter(meta_batches[:-1])
     for t, step in enumerate(plan):
         if checkpointing and torch.is_grad_enabled():
-            keys = _flat(state)[:3]
-
-            def run(*tensors: Tensor, _t: int = t, _step: StepInput = step, _keys=keys) -> tuple[Tensor, ...]:
-                return tuple(_flat(inner_step(learner, teacher, _step, _t, _unflat(_keys, tensors), first_order))[3])
-
-            state = _unflat(keys, checkpoint(run, *_flat(state)[3], use_reentrant=False))
+            state = checkpointed_step(learner, teacher, step, t, state, first_order)
         else:
             state = inner_step(learner, teacher, step, t, state, first_order)
         if meta_loss_every and (t + 1) % meta_loss_every == 0 and t + 1 < len(plan):
