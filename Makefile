@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GTNNAS := $(VENV)/bin/gtnnas
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,18 +17,17 @@ install: $(VENV)/.installed
 # The main job on the embedded local Ray (Fashion-MNIST; fetched through torchvision if missing).
 demo: install
 	$(GTNNAS) data fetch fashion_mnist --if-missing
-	$(GTNNAS) search --config configs/default.yaml
+	$(GTNNAS) search --config configs/default.yaml $(ARGS)
 
 # The default suite, then the multi-node fault tests in their own pytest process (own Ray clusters).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
 
-test-slow: install
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
-
 bench: install
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/search_overhead.py
+	$(PY) benchmarks/gtn_few_step.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
