@@ -29,6 +29,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
     ray_env()
     import ray
 
+    if address not in (None, "local"):
+        _probe(address)  # an explicit address must answer, even when this process already runs Ray
     if ray.is_initialized():
         return False
     if address in (None, "local"):
@@ -37,7 +39,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
             _node_ip_address=LOOPBACK, log_to_driver=True, configure_logging=False,
         )
         return True
-    _probe(address)
     try:
         ray.init(address=address, log_to_driver=True)
     except Exception as e:  # Ray raises several types for "nothing there"

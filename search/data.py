@@ -109,7 +109,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     return data.reshape(tuple(dims))
 
 
-def _missing(name: str, looked: list[Path]) -> DataNotFoundError:
+def _missing(name: str, looked: tuple[Path, ...]) -> DataNotFoundError:
     places = ", ".join(str(p) for p in looked)
     return DataNotFoundError(
         f"{name} not found (looked in: {places}); set GTNNAS_DATA_DIR to a folder in torchvision's "
@@ -117,10 +117,13 @@ def _missing(name: str, looked: list[Path]) -> DataNotFoundError:
     )
 
 
-@lru_cache(maxsize=8)
 def _load_raw(name: str, root: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """uint8 images N x C x H x W and labels for the full train and test sets."""
-    looked = _candidate_dirs(name, root)
+    return _load_from(name, tuple(_candidate_dirs(name, root)))  # cached on where it looks, not on root
+
+
+@lru_cache(maxsize=8)
+def _load_from(name: str, looked: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if name == "cifar10":
         for d in looked:
             if (d / "data_batch_1").is_file():
@@ -219,5 +222,5 @@ def fetch(name: str, root: str | Path | None = None) -> Path:
             target.rmdir()
         reason = " ".join(str(e).split())[:300]
         raise OSError(f"could not download {name} into {target}: {reason}") from None
-    _load_raw.cache_clear()
+    _load_from.cache_clear()
     return target
