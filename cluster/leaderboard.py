@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from ray.tune import Callback
 
 from cluster.storage import join, resolve
 
@@ -128,13 +129,7 @@ def reconcile(root: str, experiment: str, results: list[tuple[str, list[dict[str
     return len(rows)
 
 
-def _callback_base() -> type:
-    from ray.tune import Callback
-
-    return Callback
-
-
-class LeaderboardCallback(_callback_base()):  # type: ignore[misc]
+class LeaderboardCallback(Callback):
     """Driver-side Tune callback: buffer result rows, flush a part every N rows or S seconds."""
 
     def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
