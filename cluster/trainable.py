@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cluster.actor import curriculum_from_arrays, get_teacher_actor
-from search.space import EDGE_KEYS, Arch
+from search.space import EDGE_KEYS, Arch, parse
 
 
 @lru_cache(maxsize=2)
@@ -85,9 +85,9 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
         fetch = time.perf_counter() - t0
         key = f"{arch.equiv_hash()}|{cur.content_hash}|{s.score_steps}|{cfg.net.channels}|{cfg.net.cells}|{cfg.seed}"
         cached = ray.get(actor.lookup.remote(key))
-        if cached is None:
-            cached = score(arch, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, channels=cfg.net.channels,
-                           cells=cfg.net.cells, num_classes=data.num_classes)
+        if cached is None:  # score the class's canonical cell, so the cache never depends on trial order
+            cached = score(parse(arch.canonical()), cur, val.to(device), steps=s.score_steps, seed=cfg.seed,
+                           channels=cfg.net.channels, cells=cfg.net.cells, num_classes=data.num_classes)
             actor.store.remote(key, cached)
             hit = False
         else:
