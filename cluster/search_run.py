@@ -75,15 +75,21 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str:
     return ray.get(task.remote(cfg.to_dict(), target, cpus))
 
 
+def trainable_for(cfg: ExperimentConfig) -> Any:
+    """The trainable with this experiment's settings and resources (for new and restored runs alike)."""
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(nas_trainable, experiment=cfg.to_dict(), namespace=namespace_for(cfg)),
+        {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
+    )
+
+
 def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any]) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     s = cfg.search
-    trainable = tune.with_resources(
-        tune.with_parameters(nas_trainable, experiment=cfg.to_dict(), namespace=namespace_for(cfg)),
-        {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
-    )
     searcher = make_searcher(s.searcher, metric="gtn_score", mode="max", population=s.population,
                              tournament=s.tournament, seed=cfg.seed, max_concurrent=s.max_concurrent)
     if s.scheduler == "asha" and s.real_rungs > 0:
@@ -95,7 +101,7 @@ def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any]) -> Any:
     space = {} if s.searcher == "evolution" else param_space()
     storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
     return tune.Tuner(
-        trainable,
+        trainable_for(cfg),
         param_space=space,
         tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=s.num_samples, reuse_actors=True,
@@ -120,11 +126,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False) -> Any:
     info = ray.get(actor.info.remote())
     meta = metadata(cfg, teacher_uri, info)
     if resume:
-        trainable = tune.with_resources(
-            tune.with_parameters(nas_trainable, experiment=cfg.to_dict(), namespace=namespace_for(cfg)),
-            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
-        )
-        tuner = tune.Tuner.restore(root, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True)
     else:
         tuner = build_tuner(cfg, root, meta)
     grid = tuner.fit()
