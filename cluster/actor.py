@@ -15,26 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from search.stats import spearman
+
 ACTOR_NAME = "gtn-teacher"
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rho with average ranks for ties (no scipy)."""
-    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), float)
-    ranks[order] = np.arange(len(x), dtype=float)
-    for v in np.unique(x):  # average ranks over ties
-        tie = x == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return ranks
 
 
 def curriculum_to_arrays(cur: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cluster.actor import spearman
+from search.stats import spearman
 from cluster.leaderboard import (LeaderboardError, best_per_arch, read_parts, reconcile, row_from_result,
                                  write_final, write_part)
 

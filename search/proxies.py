@@ -1,0 +1,299 @@
+"""Cheap architecture scores ("proxies") behind one small protocol, judged against real training.
+
+Every proxy has a ``name``, its ``settings`` and ``score_many(archs, ctx) -> (scores, seconds)``;
+higher means better. Single-architecture proxies implement ``score(arch, ctx)`` and inherit the loop.
+Definitions follow the papers:
+
+- ``params``, ``flops``: the network's size.
+- ``synflow``: Tanaka et al. 2020, as a zero-cost proxy in Abdelfattah et al. 2021 ("Zero-Cost Proxies
+  for Lightweight NAS"): absolute weights, an all-ones input, double precision, sum of |theta * dR/dtheta|.
+  BatchNorm is in eval mode with fresh statistics, i.e. the identity, as in their BN-free copy.
+- ``naswot``: Mellor et al. 2021 ("Neural Architecture Search without Training"): log-determinant of
+  the kernel of binary ReLU codes, K = C C^T + (1-C)(1-C)^T, over one real batch.
+- ``jacob_cov``: Mellor et al. 2020 (v1 of the same paper), as in Abdelfattah et al.: eigenvalues of the
+  correlation matrix of per-image input Jacobians, -sum(log(v + k) + 1/(v + k)), k = 1e-5.
+- ``snip`` (Lee et al. 2019) and ``grad_norm`` (Abdelfattah et al.): sum of |theta * dL/dtheta| and of
+  per-layer gradient norms on one real batch.
+- ``real:k``: k SGD steps on real data (cosine schedule), then validation accuracy.
+- ``gtn:k``: k steps on the GTN curriculum, then validation accuracy (:func:`search.curriculum.score`).
+- ``ensemble:a+b+...``: mean rank of its components over the scored population.
+
+A degenerate network (a cell with no path from input to output) can make the kernel or the Jacobian
+correlation singular; those scores are -inf (worst), not NaN, so rankings stay total.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import NetConfig, TrainConfig
+from .curriculum import Curriculum
+from .curriculum import score as curriculum_score
+from .data import Dataset
+from .nets import build_net, count_flops, count_params
+from .space import Arch
+from .stats import ranks
+from .train import train
+
+
+class ProxyError(ValueError):
+    """A proxy was asked for something it cannot do (unknown name, missing data, batch too small)."""
+
+
+@dataclass(frozen=True)
+class ProxyContext:
+    """What proxies may use. ``data`` is needed by data-dependent proxies, ``curriculum`` by ``gtn:k``."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 10
+    data: Dataset | None = None
+    curriculum: Curriculum | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    batch_size: int = 64  # the real batch for naswot / jacob_cov / snip / grad_norm
+    seed: int = 0
+
+    def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> nn.Module:
+        c, h, _ = self.shape
+        net = build_net(arch, channels=self.net.channels, cells=self.net.cells, in_channels=c, image_size=h,
+                        num_classes=self.num_classes, norm=self.net.norm, seed=self.seed)
+        return net.to(dtype)
+
+    def real_batch(self, name: str) -> tuple[Tensor, Tensor]:
+        """A seeded batch of ``batch_size`` training images; the same for every architecture."""
+        if self.data is None:
+            raise ProxyError(f"proxy {name!r} needs real data, but none was given")
+        n = len(self.data.train)
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))[: self.batch_size]
+        return self.data.train.x[idx], self.data.train.y[idx]
+
+
+class Proxy(Protocol):
+    name: str
+
+    @property
+    def settings(self) -> dict: ...
+
+    def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]: ...
+
+
+class _Single:
+    """Base for proxies that score one architecture at a time."""
+
+    name = ""
+
+    @property
+    def settings(self) -> dict:
+        return {}
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        raise NotImplementedError
+
+    def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]:
+        scores, secs = [], []
+        for a in archs:
+            start = time.perf_counter()
+            scores.append(float(self.score(a, ctx)))
+            secs.append(time.perf_counter() - start)
+        return scores, secs
+
+
+def _weights(net: nn.Module) -> list[Tensor]:
+    """The conv and linear weights (the pruning literature's 'layers'); norms and biases excluded."""
+    return [p for p in net.parameters() if p.dim() > 1]
+
+
+class Params(_Single):
+    name = "params"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        return float(count_params(ctx.build(arch)))
+
+
+class Flops(_Single):
+    name = "flops"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        return float(count_flops(ctx.build(arch)))
+
+
+class Synflow(_Single):
+    name = "synflow"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        net = ctx.build(arch, torch.float64).eval()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.abs_()
+        x = torch.ones((1, *ctx.shape), dtype=torch.float64)
+        net(x).sum().backward()
+        with torch.no_grad():
+            return float(sum((w * w.grad).abs().sum() for w in _weights(net) if w.grad is not None))
+
+
+class Naswot(_Single):
+    name = "naswot"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        x, _ = ctx.real_batch(self.name)
+        if len(x) < ctx.batch_size or len(x) < 2:
+            raise ProxyError(f"naswot needs a batch of at least {max(ctx.batch_size, 2)} images, got {len(x)}")
+        net = ctx.build(arch).train()
+        k = torch.zeros(len(x), len(x), dtype=torch.float64)
+
+        def hook(_m: nn.Module, inp: tuple[Tensor, ...], _out: Tensor) -> None:
+            c = (inp[0].detach().flatten(1) > 0).double()
+            k.add_(c @ c.t() + (1 - c) @ (1 - c).t())
+
+        handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
+        try:
+            with torch.no_grad():
+                net(x)
+        finally:
+            for h in handles:
+                h.remove()
+        sign, logdet = torch.linalg.slogdet(k)
+        return float(logdet) if sign > 0 else -math.inf
+
+
+class JacobCov(_Single):
+    name = "jacob_cov"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        x, _ = ctx.real_batch(self.name)
+        net = ctx.build(arch).train()
+        x = x.clone().requires_grad_(True)
+        out = net(x)
+        (jac,) = torch.autograd.grad(out, x, torch.ones_like(out), allow_unused=True)
+        if jac is None:  # the output does not depend on the input (no path through the cell)
+            return -math.inf
+        j = jac.flatten(1).double().numpy()
+        if not np.isfinite(j).all() or (j.std(axis=1) == 0).any():
+            return -math.inf
+        v = np.linalg.eigvalsh(np.corrcoef(j))
+        eps = 1e-5
+        return float(-np.sum(np.log(v + eps) + 1.0 / (v + eps)))
+
+
+class Snip(_Single):
+    name = "snip"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        x, y = ctx.real_batch(self.name)
+        net = ctx.build(arch).train()
+        ws = _weights(net)
+        grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
+        with torch.no_grad():
+            return float(sum((w * g).abs().sum() for w, g in zip(ws, grads) if g is not None))
+
+
+class GradNorm(_Single):
+    name = "grad_norm"
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        x, y = ctx.real_batch(self.name)
+        net = ctx.build(arch).train()
+        ws = _weights(net)
+        grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
+        return float(sum(g.norm() for g in grads if g is not None))
+
+
+@dataclass
+class RealSteps(_Single):
+    steps: int = 32
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"real:{self.steps}"
+
+    @property
+    def settings(self) -> dict:
+        return {"steps": self.steps}
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        if ctx.data is None:
+            raise ProxyError(f"proxy {self.name!r} needs real data, but none was given")
+        net = ctx.build(arch).to(ctx.data.train.x.device)
+        return train(net, ctx.data.train, replace(ctx.train, steps=self.steps), seed=ctx.seed, val=ctx.data.val).val_acc
+
+
+@dataclass
+class GTNSteps(_Single):
+    steps: int = 32
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"gtn:{self.steps}"
+
+    @property
+    def settings(self) -> dict:
+        return {"steps": self.steps}
+
+    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+        if ctx.curriculum is None or ctx.data is None:
+            raise ProxyError(f"proxy {self.name!r} needs a GTN curriculum and validation data")
+        return curriculum_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed,
+                                channels=ctx.net.channels, cells=ctx.net.cells,
+                                num_classes=ctx.num_classes)["gtn_score"]
+
+
+@dataclass
+class Ensemble:
+    """Mean rank over components (higher = better); its cost is the sum of theirs."""
+
+    components: tuple[Proxy, ...]
+
+    @property
+    def name(self) -> str:
+        return "ensemble:" + "+".join(c.name for c in self.components)
+
+    @property
+    def settings(self) -> dict:
+        return {"components": [c.name for c in self.components]}
+
+    def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]:
+        results = [c.score_many(archs, ctx) for c in self.components]
+        return combine_ranks([r[0] for r in results]), [float(sum(s)) for s in zip(*(r[1] for r in results))]
+
+
+def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
+    """Mean of per-column ranks: the rank ensemble of already computed proxy scores."""
+    return [float(v) for v in np.mean([ranks(c) for c in columns], axis=0)]
+
+
+SIMPLE: dict[str, type[_Single]] = {
+    c.name: c for c in (Params, Flops, Synflow, Naswot, JacobCov, Snip, GradNorm)
+}
+DATA_FREE = ("params", "flops", "synflow")
+
+
+def make_proxy(spec: str) -> Proxy:
+    """``synflow``, ``real:128``, ``gtn:32``, ``ensemble:synflow+naswot``, ... -> a proxy."""
+    spec = spec.strip()
+    if spec in SIMPLE:
+        return SIMPLE[spec]()
+    kind, _, arg = spec.partition(":")
+    if kind == "ensemble" and arg:
+        return Ensemble(tuple(make_proxy(p) for p in arg.split("+")))
+    if kind in ("real", "gtn"):
+        if not arg.isdigit() or int(arg) < 1:
+            raise ProxyError(f"{kind}:k needs a positive step count, got {spec!r}")
+        return RealSteps(int(arg)) if kind == "real" else GTNSteps(int(arg))
+    known = ", ".join([*SIMPLE, "real:K", "gtn:K", "ensemble:A+B"])
+    raise ProxyError(f"unknown proxy {spec!r} (known: {known})")
+
+
+def parse_proxies(text: str) -> list[Proxy]:
+    names = [p for p in text.split(",") if p.strip()]
+    if not names:
+        raise ProxyError("no proxies given")
+    return [make_proxy(p) for p in names]
