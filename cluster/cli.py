@@ -211,9 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live in their own modules (imported lazily: --help stays fast)."""
-    from cluster import gtn_cli
+    from cluster import gtn_cli, proxy_cli, report_cli
 
-    return [gtn_cli.register]
+    return [gtn_cli.register, proxy_cli.register, report_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UserError, DataNotFoundError, ConnectionError, CheckpointError) as e:
         print(f"gtnnas: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ValueError as e:  # malformed architecture strings and other validated input
+    except ValueError as e:  # bad architectures, leaderboards, truth tables, proxy names: all ValueErrors
         print(f"gtnnas: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

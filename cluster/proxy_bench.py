@@ -1,0 +1,132 @@
+"""Proxy quality against a truth table: rho, tau, top-half rho and cost per proxy, next to the ceiling."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from search.proxies import Ensemble, Proxy, ProxyContext
+from search.space import Arch, parse
+from search.stats import kendall, spearman, top_half_spearman
+
+
+class TruthError(ValueError):
+    """A truth table that is missing, empty or lacks the columns we need; one line."""
+
+
+def load_truth(path: str) -> tuple[Any, dict[str, Any]]:
+    """(rows as pandas, the writer's metadata) of a truth Parquet, validated at the door."""
+    import pyarrow.parquet as pq
+
+    from cluster.storage import exists, resolve
+    from cluster.truth import REQUIRED
+
+    if not exists(path):
+        raise TruthError(f"{path}: no such truth table")
+    fs, p = resolve(path)
+    try:
+        table = pq.read_table(p, filesystem=fs)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise TruthError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise TruthError(f"{path}: not a truth table (missing columns: {', '.join(missing)})")
+    if table.num_rows == 0:
+        raise TruthError(f"{path}: the truth table is empty")
+    meta = {k.decode()[len("gtnnas."):]: json.loads(v) for k, v in (table.schema.metadata or {}).items()
+            if k.decode().startswith("gtnnas.")}
+    return table.to_pandas(), meta
+
+
+def truth_targets(df: Any) -> tuple[list[Arch], np.ndarray, float]:
+    """(architectures, mean val_acc over seeds, seed-to-seed rho ceiling)."""
+    from cluster.truth import seed_rho
+
+    mean = df.groupby("arch", sort=True)["val_acc"].mean()
+    return [parse(a) for a in mean.index], mean.to_numpy(float), seed_rho(df.to_dict("records"))
+
+
+def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyContext,
+                progress: Any = None) -> dict[str, tuple[list[float], list[float]]]:
+    """name -> (scores, seconds per arch); ensembles reuse components already computed."""
+    done: dict[str, tuple[list[float], list[float]]] = {}
+    for p in proxies:
+        if isinstance(p, Ensemble):
+            parts = [done.get(c.name) or c.score_many(archs, ctx) for c in p.components]
+            for c, r in zip(p.components, parts):
+                done.setdefault(c.name, r)
+            from search.proxies import combine_ranks
+
+            done[p.name] = (combine_ranks([r[0] for r in parts]), [float(sum(s)) for s in zip(*(r[1] for r in parts))])
+        elif p.name not in done:
+            done[p.name] = p.score_many(archs, ctx)
+        if progress:
+            progress(p.name, done[p.name])
+    return {p.name: done[p.name] for p in proxies}
+
+
+def summarise(scores: dict[str, tuple[list[float], list[float]]], truth: np.ndarray) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, (s, secs) in scores.items():
+        out[name] = {"spearman": spearman(s, truth), "kendall": kendall(s, truth),
+                     "spearman_top_half": top_half_spearman(s, truth), "seconds_per_arch": float(np.mean(secs))}
+    return out
+
+
+def table(summary: dict[str, dict[str, float]], ceiling: float | None = None) -> str:
+    lines = [f"{'proxy':<28} {'rho':>7} {'tau':>7} {'top-half rho':>13} {'s/arch':>9}"]
+    for name, m in summary.items():
+        lines.append(f"{name:<28} {m['spearman']:>7.3f} {m['kendall']:>7.3f} {m['spearman_top_half']:>13.3f} "
+                     f"{m['seconds_per_arch']:>9.4f}")
+    if ceiling is not None:
+        lines.append(f"{'ceiling (seed-to-seed)':<28} {ceiling:>7.3f}")
+    return "\n".join(lines)
+
+
+def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float], rho: float, tau: float,
+            ylabel: str = "truth: mean val_acc") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = np.asarray(proxy, float), np.asarray(truth, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    fig, ax = plt.subplots(figsize=(4.2, 3.4), dpi=110)
+    ax.scatter(x[keep], y[keep], s=10, alpha=0.7)
+    if keep.sum() > 1 and x[keep].min() > 0 and x[keep].max() / x[keep].min() > 1e3:
+        ax.set_xscale("log")
+    ax.set_xlabel(name)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{name}: rho={rho:.3f}, tau={tau:.3f}, n={int(keep.sum())}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir: str,
+          json_path: str | None = None, progress: Any = None) -> dict[str, Any]:
+    """Score every proxy on the truth's architectures; write JSON and one scatter PNG per proxy."""
+    df, meta = load_truth(truth_path)
+    archs, target, ceiling = truth_targets(df)
+    scores = run_proxies(proxies, archs, ctx, progress)
+    summary = summarise(scores, target)
+    os.makedirs(out_dir, exist_ok=True)
+    for name, (s, _) in scores.items():
+        m = summary[name]
+        safe = name.replace(":", "_").replace("+", "_")
+        scatter(os.path.join(out_dir, f"scatter_{safe}.png"), name, s, target, m["spearman"], m["kendall"])
+    seconds_truth = float(df["seconds"].mean()) if "seconds" in df else float("nan")
+    result = {
+        "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": int(df["seed"].nunique()),
+        "ceiling_spearman": ceiling, "truth_seconds_per_run": seconds_truth,
+        "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
+        "proxies": summary,
+    }
+    with open(json_path or os.path.join(out_dir, "proxies.json"), "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    return result

@@ -1,0 +1,86 @@
+"""The truth builder as Tune trials (tiny budget, then resumed) and the proxy benchmark on its output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cluster.cli import main
+from cluster.truth import build_truth, plan_jobs, read_rows, seed_rho, truth_config
+from search.config import load_config
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+
+
+def test_plan_is_seeded_distinct_and_prefix_stable():
+    big, small = plan_jobs(20, 2, 7), plan_jobs(5, 2, 7)
+    assert big[:10] == small and len({a for a, _ in big}) == 20
+    assert [s for _, s in small[:4]] == [0, 1, 0, 1]
+    assert plan_jobs(5, 2, 8) != small
+    with pytest.raises(ValueError, match="--archs"):
+        plan_jobs(0, 1)
+
+
+def test_seed_rho_is_the_ceiling():
+    rows = [{"arch": a, "seed": s, "val_acc": v} for a, s, v in
+            [("a", 0, 0.1), ("b", 0, 0.2), ("c", 0, 0.3), ("a", 1, 0.15), ("b", 1, 0.35), ("c", 1, 0.3)]]
+    assert seed_rho(rows) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def truth(ray_session, tmp_path_factory):
+    cfg = truth_config(load_config(SMOKE, []), 0.05)
+    out = str(tmp_path_factory.mktemp("truth") / "t.parquet")
+    rows, ran = build_truth(cfg, out, n_archs=3, n_seeds=1)
+    return cfg, out, rows, ran
+
+
+def test_truth_builder_trains_then_resumes(truth):
+    cfg, out, rows, ran = truth
+    assert ran == 3 and len(rows) == 3
+    table = pd.read_parquet(out)
+    assert {"arch", "arch_hash", "seed", "val_acc", "test_acc", "budget_epochs", "params", "flops", "seconds",
+            "versions", "config_hash"} <= set(table.columns)
+    assert table["val_acc"].between(0, 1).all() and table["test_acc"].between(0, 1).all()
+    assert (table["budget_epochs"] == 0.05).all() and (table["steps"] == 2).all()  # 0.05 x 1000 / 32
+    before = {(r["arch"], r["seed"]): r["val_acc"] for r in read_rows(out)}
+    rows, ran = build_truth(cfg, out, n_archs=4, n_seeds=1)  # resumed: only the new cell is trained
+    assert ran == 1 and len(rows) == 4
+    assert all(before[(r["arch"], r["seed"])] == r["val_acc"] for r in rows if (r["arch"], r["seed"]) in before)
+    assert len(pd.read_parquet(out)) == 4
+    rows, ran = build_truth(cfg, out, n_archs=4, n_seeds=1)
+    assert ran == 0
+    with pytest.raises(ValueError, match="another config or budget"):
+        build_truth(replace(cfg, train=replace(cfg.train, epochs=0.1)), out, n_archs=4, n_seeds=1)
+
+
+def test_bench_proxies_on_the_truth(truth, tmp_path, capsys):
+    _, out, _, _ = truth
+    res = tmp_path / "bench"
+    assert main(["bench", "proxies", "--truth", out, "--proxies", "params,synflow,real:2,ensemble:params+synflow",
+                 "--out", str(res)]) == 0
+    data = json.loads((res / "proxies.json").read_text())
+    assert data["n_archs"] == 4 and "ceiling_spearman" in data
+    for name in ("params", "synflow", "real:2", "ensemble:params+synflow"):
+        m = data["proxies"][name]
+        assert {"spearman", "kendall", "spearman_top_half", "seconds_per_arch"} <= set(m)
+        assert m["seconds_per_arch"] > 0
+    assert len(list(res.glob("scatter_*.png"))) == 4
+    assert "ceiling" in capsys.readouterr().out
+
+
+def test_bad_truth_and_proxy_input_exit_2(tmp_path, capsys):
+    bogus = tmp_path / "x.parquet"
+    pd.DataFrame({"arch": ["x"]}).to_parquet(bogus)
+    assert main(["bench", "proxies", "--truth", str(bogus), "--out", str(tmp_path / "o")]) == 2
+    assert "missing columns" in capsys.readouterr().err
+    assert main(["bench", "proxies", "--truth", str(bogus), "--proxies", "magic", "--out", str(tmp_path)]) == 2
+    assert "unknown proxy 'magic'" in capsys.readouterr().err
+    assert main(["bench", "proxies", "--truth", str(bogus), "--proxies", "gtn:8", "--out", str(tmp_path)]) == 2
+    assert "--teacher" in capsys.readouterr().err
+    assert main(["truth", "--config", str(SMOKE), "--archs", "0", "--budget", "1", "--out", str(tmp_path / "t")]) == 2
+    assert not (tmp_path / "t").exists() and not (tmp_path / "o").exists()
