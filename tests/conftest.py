@@ -61,3 +61,21 @@ def tiny_teacher(tmp_path_factory, data_dir):
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     save_teacher(path, train_teacher(cfg, data), cfg, data, cfg.gtn.outer_steps)
     return path, cfg
+
+
+@pytest.fixture(scope="session")
+def smoke_search(ray_session, tmp_path_factory):
+    """One real smoke search (configs/smoke.yaml) shared by the end-to-end and report tests.
+
+    Returns (config, final leaderboard, experiment folder, calibration, seconds taken).
+    """
+    import time
+
+    from cluster.search_run import run_search
+    from search.config import load_config
+
+    storage = tmp_path_factory.mktemp("smoke")
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", [f"storage={storage}", "name=e2e"])
+    start = time.perf_counter()
+    final, root, calib = run_search(cfg)
+    return cfg, final, Path(root), calib, time.perf_counter() - start

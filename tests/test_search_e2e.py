@@ -1,26 +1,13 @@
 """End to end on configs/smoke.yaml: local Ray, evolution, ASHA, a real tiny teacher, leaderboards."""
 
-import time
-from pathlib import Path
-
 import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from search.config import load_config
 
-SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
-
-
-def test_smoke_search_end_to_end(ray_session, tmp_path):
-    from cluster.search_run import run_search
-
-    cfg = load_config(SMOKE, [f"storage={tmp_path}", "name=e2e"])
-    start = time.perf_counter()
-    final, root, calib = run_search(cfg)
-    took = time.perf_counter() - start
-    exp = tmp_path / "e2e"
-    assert Path(root) == exp and (exp / "teacher.pt").is_file()  # the teacher stage ran and stored it
+def test_smoke_search_end_to_end(smoke_search):
+    cfg, final, exp, calib, took = smoke_search
+    assert exp.name == "e2e" and (exp / "teacher.pt").is_file()  # the teacher stage ran and stored it
     # parts and the final table, read by plain pandas / pyarrow (no project code)
     parts = pads.dataset(exp / "leaderboard", format="parquet").to_table().to_pandas()
     rows = parts.sort_values("timestamp").drop_duplicates(["trial_id", "iteration"], keep="last")

@@ -1,0 +1,217 @@
+"""Reading and slicing leaderboards: one experiment or a folder of many, local or any pyarrow.fs URI.
+
+``load`` accepts a ``leaderboard.parquet`` file, an experiment folder (its final table, or its part
+files while the search still runs) or a folder whose sub-folders are experiments. ``--where`` is
+parsed with :mod:`ast` into a pyarrow expression (columns, numbers, strings, comparisons, and/or/not,
+``in``), so it is pushed into the Parquet scan and never ``eval``-ed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from cluster.leaderboard import FINAL, PARTS, LeaderboardError, best_per_arch, read_parts
+from cluster.storage import join, resolve
+from search.space import EDGE_KEYS, OPS, parse
+
+REQUIRED = ("arch", "val_acc")
+
+
+def _kind(fs: pafs.FileSystem, path: str) -> pafs.FileType:
+    return fs.get_file_info(path).type
+
+
+def locate(path: str) -> tuple[list[str], list[str]]:
+    """(final leaderboard files, experiment folders that only have part files) under ``path``."""
+    fs, p = resolve(path)
+    kind = _kind(fs, p)
+    if kind == pafs.FileType.NotFound:
+        raise LeaderboardError(f"{path}: no such file or folder")
+    if kind == pafs.FileType.File:
+        return [path], []
+    if _kind(fs, f"{p}/{FINAL}") == pafs.FileType.File:
+        return [join(path, FINAL)], []
+    if _kind(fs, f"{p}/{PARTS}") == pafs.FileType.Directory:
+        return [], [path]
+    finals, running = [], []
+    for info in sorted(fs.get_file_info(pafs.FileSelector(p)), key=lambda i: i.path):
+        if info.type == pafs.FileType.Directory and not info.base_name.startswith("."):
+            f, r = locate(join(path, info.base_name)) if _is_experiment(fs, info.path) else ([], [])
+            finals += f
+            running += r
+    if not finals and not running:
+        raise LeaderboardError(f"{path}: no leaderboard.parquet here or in its sub-folders")
+    return finals, running
+
+
+def _is_experiment(fs: pafs.FileSystem, p: str) -> bool:
+    return _kind(fs, f"{p}/{FINAL}") == pafs.FileType.File or _kind(fs, f"{p}/{PARTS}") == pafs.FileType.Directory
+
+
+def load(path: str, where: str | None = None) -> Any:
+    """All leaderboard rows under ``path`` (pandas), filtered by ``where``; one clear error if unusable."""
+    import pandas as pd
+
+    finals, running = locate(path)
+    frames = []
+    if finals:
+        fs, _ = resolve(finals[0])
+        try:
+            ds = pads.dataset([resolve(f)[1] for f in finals], format="parquet", filesystem=fs)
+            expr = parse_where(where, ds.schema) if where else None
+            _check_columns(ds.schema.names, path)
+            frames.append(ds.to_table(filter=expr).to_pandas())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+            raise LeaderboardError(f"{path}: not a readable leaderboard ({_first_line(e)})") from None
+    for root in running:
+        df = best_per_arch(read_parts(root))
+        if where and not df.empty:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            df = table.filter(parse_where(where, table.schema)).to_pandas()
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if df.empty and not where:
+        raise LeaderboardError(f"{path}: the leaderboard has no rows")
+    return df
+
+
+def _check_columns(names: list[str], path: str) -> None:
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise LeaderboardError(f"{path}: not a gtnnas leaderboard (missing columns: {', '.join(missing)})")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
+
+
+def metadata(path: str) -> dict[str, Any]:
+    """The gtnnas.* metadata of the first leaderboard under ``path`` (config, versions, teacher, ...)."""
+    import pyarrow.parquet as pq
+
+    finals, running = locate(path)
+    if finals:
+        fs, p = resolve(finals[0])
+        raw = pq.read_schema(p, filesystem=fs).metadata or {}
+    else:
+        fs, base = resolve(join(running[0], PARTS))
+        parts = [i.path for i in fs.get_file_info(pafs.FileSelector(base)) if i.base_name.startswith("part-")]
+        raw = pq.read_schema(parts[0], filesystem=fs).metadata or {} if parts else {}
+    return {k.decode()[7:]: json.loads(v) for k, v in raw.items() if k.decode().startswith("gtnnas.")}
+
+
+_OPS: dict[type, str] = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+def parse_where(text: str, schema: pa.Schema) -> pc.Expression:
+    """``"val_acc > 0.9 and params < 1e5"`` -> a pyarrow expression; ValueError naming what is wrong."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise LeaderboardError(f"--where: cannot parse {text!r}") from None
+    return _expr(tree, schema, text)
+
+
+def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
+    if isinstance(node, ast.BoolOp):
+        parts = [_expr(v, schema, text) for v in node.values]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if isinstance(node.op, ast.And) else (out | p)
+        return out
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        a, b = _expr(node.left, schema, text), _expr(node.right, schema, text)
+        return (a & b) if isinstance(node.op, ast.BitAnd) else (a | b)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
+        return ~_expr(node.operand, schema, text)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        return -node.operand.value
+    if isinstance(node, ast.Compare):
+        left, out = _expr(node.left, schema, text), None
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _expr(right_node, schema, text)
+            if isinstance(op, (ast.In, ast.NotIn)):
+                term = pc.is_in(left, pa.array(right))
+                term = ~term if isinstance(op, ast.NotIn) else term
+            elif type(op) in _OPS:
+                term = {"==": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
+                        ">": left > right, ">=": left >= right}[_OPS[type(op)]]
+            else:
+                raise LeaderboardError(f"--where: unsupported comparison in {text!r}")
+            out = term if out is None else out & term
+            left = right
+        return out
+    if isinstance(node, ast.Name):
+        if node.id not in schema.names:
+            raise LeaderboardError(f"--where: unknown column {node.id!r} (columns: {', '.join(schema.names)})")
+        return pc.field(node.id)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_expr(e, schema, text) for e in node.elts]
+    raise LeaderboardError(f"--where: only columns, constants, comparisons and and/or/not are allowed: {text!r}")
+
+
+def top(df: Any, k: int | None = None, sort: str = "val_acc", ascending: bool = False) -> Any:
+    if sort not in df.columns:
+        raise LeaderboardError(f"--sort: unknown column {sort!r} (columns: {', '.join(df.columns)})")
+    out = df.sort_values(sort, ascending=ascending, na_position="last", kind="mergesort")
+    return (out.head(k) if k else out).reset_index(drop=True)
+
+
+def pareto_front(df: Any, cost: str = "params", value: str = "val_acc") -> Any:
+    """Rows no other row beats on both (lower ``cost``, higher ``value``), cheapest first."""
+    d = df.dropna(subset=[cost, value]).sort_values([cost, value], ascending=[True, False], kind="mergesort")
+    keep, best = [], -np.inf
+    for idx, v in zip(d.index, d[value]):
+        if v > best:
+            keep.append(idx)
+            best = v
+    return d.loc[keep].reset_index(drop=True)
+
+
+def op_frequency(df: Any, k: int = 10) -> Any:
+    """Share of each operation on each edge among the top ``k`` architectures by val_acc."""
+    import pandas as pd
+
+    best = top(df.dropna(subset=["val_acc"]), k)
+    counts = pd.DataFrame(0.0, index=list(EDGE_KEYS), columns=list(OPS))
+    for a in best["arch"]:
+        for key, op in parse(a).to_dict().items():
+            counts.loc[key, op] += 1
+    return counts / max(len(best), 1)
+
+
+def history(path: str) -> Any:
+    """Per trial, in start order: first timestamp, best real and GTN score, and the running best."""
+    finals, running = locate(path)
+    roots = running + [f.rsplit("/", 1)[0] for f in finals]
+    import pandas as pd
+
+    frames = []
+    for root in roots:
+        try:
+            frames.append(read_parts(root))
+        except LeaderboardError:
+            continue
+    if not frames:
+        return pd.DataFrame()
+    parts = pd.concat(frames, ignore_index=True)
+    g = parts.groupby(["experiment", "trial_id"]).agg(start=("timestamp", "min"), end=("timestamp", "max"),
+                                                        val_acc=("val_acc", "max"), gtn_score=("gtn_score", "max"))
+    g = g.reset_index().sort_values("start", kind="mergesort").reset_index(drop=True)
+    g["trial"] = g.groupby("experiment").cumcount() + 1
+    g["wall_s"] = g["end"] - g.groupby("experiment")["start"].transform("min")
+    for col in ("val_acc", "gtn_score"):  # running best; trials without that score carry it forward
+        g[f"best_{col}"] = g.groupby("experiment")[col].cummax()
+        g[f"best_{col}"] = g.groupby("experiment")[f"best_{col}"].ffill()
+    return g

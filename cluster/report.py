@@ -1,0 +1,208 @@
+"""``gtnnas report``: one self-contained HTML page (no network, no CDN) with matplotlib PNGs beside it.
+
+Sections: best-so-far against trials and wall time; proxy against real score (and against a truth
+table); Pareto fronts of accuracy against params and FLOPs, with the front listed; operation
+frequency per edge among the top-k; the run's GTN curriculum; the run's config and versions. A
+small inline script counts images that failed to load, so a headless browser can check the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cluster.analysis import history, load, metadata, op_frequency, pareto_front, top
+from search.stats import kendall, spearman
+
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+});
+</script>"""
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: str, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, name))
+    _plt().close(fig)
+    return name
+
+
+def plot_progress(hist: Any, out: str) -> list[str]:
+    plt = _plt()
+    names = []
+    for x, label, fname in (("trial", "trials started", "progress_trials.png"),
+                            ("wall_s", "wall time (s)", "progress_time.png")):
+        fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=110)
+        for exp, g in hist.groupby("experiment"):
+            if g["best_val_acc"].notna().any():
+                ax.step(g[x], g["best_val_acc"], where="post", label=f"{exp}: real val_acc")
+            if g["best_gtn_score"].notna().any():
+                ax.step(g[x], g["best_gtn_score"], where="post", linestyle="--", label=f"{exp}: GTN score")
+        ax.set_xlabel(label)
+        ax.set_ylabel("best so far")
+        ax.legend(fontsize=7)
+        names.append(_save(fig, out, fname))
+    return names
+
+
+def plot_scatter(x: Any, y: Any, xlabel: str, ylabel: str, out: str, fname: str) -> tuple[str, float, float]:
+    plt = _plt()
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rho, tau = spearman(x, y), kendall(x, y)
+    fig, ax = plt.subplots(figsize=(4.6, 3.6), dpi=110)
+    ax.scatter(x, y, s=14, alpha=0.75)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Spearman rho = {rho:.3f}, Kendall tau = {tau:.3f}, n = {len(x)}", fontsize=9)
+    return _save(fig, out, fname), rho, tau
+
+
+def plot_pareto(df: Any, cost: str, out: str) -> tuple[str, Any]:
+    plt = _plt()
+    front = pareto_front(df, cost)
+    fig, ax = plt.subplots(figsize=(4.6, 3.6), dpi=110)
+    d = df.dropna(subset=[cost, "val_acc"])
+    ax.scatter(d[cost], d["val_acc"], s=12, alpha=0.5, label="architectures")
+    ax.step(front[cost], front["val_acc"], where="post", color="C3", label="Pareto front")
+    ax.scatter(front[cost], front["val_acc"], s=22, color="C3")
+    ax.set_xlabel(cost)
+    ax.set_ylabel("val_acc")
+    ax.legend(fontsize=7)
+    return _save(fig, out, f"pareto_{cost}.png"), front
+
+
+def plot_ops(freq: Any, k: int, out: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2), dpi=110)
+    im = ax.imshow(freq.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(freq.columns)), freq.columns, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(freq.index)), freq.index, fontsize=7)
+    for (i, j), v in np.ndenumerate(freq.to_numpy()):
+        ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+    ax.set_title(f"operation share per edge, top {k}", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return _save(fig, out, "op_frequency.png")
+
+
+def curriculum_png(meta: dict[str, Any], out: str) -> tuple[str | None, str]:
+    """The teacher's curriculum grid, or (None, why not)."""
+    uri = meta.get("teacher")
+    if not uri:
+        return None, "the leaderboard names no teacher"
+    try:
+        from cluster.gtn_cli import save_grid
+        from cluster.storage import fetch_to_local
+        from search.teach import load_teacher
+
+        loaded = load_teacher(fetch_to_local(uri))
+        if loaded.config.gtn.curriculum == "real":
+            return None, f"teacher {uri} trains on real batches (no synthetic curriculum to show)"
+        cur = loaded.curriculum()
+        save_grid(cur, Path(out) / "curriculum.png")
+        return "curriculum.png", f"teacher {uri}, curriculum {cur.content_hash}"
+    except (OSError, ValueError, RuntimeError) as e:
+        return None, f"teacher {uri} could not be read ({str(e).splitlines()[0][:120]})"
+
+
+def _table(df: Any, cols: list[str]) -> str:
+    cols = [c for c in cols if c in df.columns]
+    return df[cols].to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, classes="t", na_rep="-")
+
+
+def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 10) -> str:
+    """Write ``out/index.html`` and its PNGs; returns the HTML path."""
+    df = load(path)
+    meta = metadata(path)
+    os.makedirs(out, exist_ok=True)
+    sections: list[str] = []
+    n_exp = df["experiment"].nunique() if "experiment" in df else 1
+    best = top(df, top_k)
+    sections.append(f"<h2>Top {len(best)} of {len(df)} architectures</h2>"
+                    + _table(best, ["experiment", "arch", "val_acc", "test_acc", "gtn_score", "params", "flops",
+                                    "trials"]))
+    hist = history(path)
+    if not hist.empty:
+        a, b = plot_progress(hist, out)
+        sections.append(f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
+                        f"<img src='{b}' alt='best so far against wall time'>")
+    both = df.dropna(subset=["gtn_score", "val_acc"]) if "gtn_score" in df else df.iloc[:0]
+    if len(both) >= 2:
+        name, rho, tau = plot_scatter(both["gtn_score"], both["val_acc"], "GTN score (rung 1)",
+                                      "real val_acc (best rung)", out, "proxy_vs_real.png")
+        sections.append(f"<h2>Is the proxy trustworthy?</h2><p>GTN score against real-data accuracy over "
+                        f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
+                        f"</p><img src='{name}' alt='proxy against real score'>")
+    else:
+        sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a GTN "
+                        "score and a real-data score.</p>")
+    if truth:
+        sections.append(_truth_section(df, truth, out))
+    fronts = []
+    for cost in ("params", "flops"):
+        name, front = plot_pareto(df, cost, out)
+        fronts.append(f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>"
+                      + _table(front, ["arch", cost, "val_acc", "test_acc"]))
+    sections.append("<h2>Accuracy against size: Pareto fronts</h2>" + "".join(fronts))
+    k = min(top_k, int(df["val_acc"].notna().sum()))
+    if k:
+        sections.append(f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
+                        "alt='operation frequency per edge'>")
+    grid, note = curriculum_png(meta, out)
+    sections.append("<h2>The GTN curriculum</h2>" + (f"<p>{html.escape(note)}</p><img src='{grid}' "
+                                                     "alt='curriculum grid'>" if grid else f"<p>{html.escape(note)}</p>"))
+    shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration") if k in meta}
+    sections.append("<h2>Config and versions</h2><pre>" + html.escape(json.dumps(shown, indent=2, default=str))
+                    + "</pre><details><summary>full config</summary><pre>"
+                    + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str)) + "</pre></details>")
+    title = f"gtnnas report: {html.escape(str(path))}"
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
+            f"</head><body><h1>{title}</h1><p>{len(df)} architectures from {n_exp} experiment(s).</p>"
+            + "\n".join(f"<section>{s}</section>" for s in sections) + CHECK_SCRIPT + "</body></html>")
+    target = os.path.join(out, "index.html")
+    with open(target + ".tmp", "w") as f:
+        f.write(page)
+    os.replace(target + ".tmp", target)
+    return target
+
+
+def _truth_section(df: Any, truth: str, out: str) -> str:
+    from cluster.proxy_bench import load_truth
+
+    t, _ = load_truth(truth)
+    if "arch_hash" not in t:
+        from search.space import parse
+
+        t = t.assign(arch_hash=[parse(a).equiv_hash() for a in t["arch"]])
+    mean = t.groupby("arch_hash")["val_acc"].mean().rename("truth_val_acc")
+    joined = df.merge(mean, left_on="arch_hash", right_index=True)
+    parts = [f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in {html.escape(truth)}."]
+    for col, fname in (("gtn_score", "truth_gtn.png"), ("val_acc", "truth_real.png")):
+        d = joined.dropna(subset=[col])
+        if len(d) >= 2:
+            name, rho, tau = plot_scatter(d[col], d["truth_val_acc"], col, "truth val_acc", out, fname)
+            parts.append(f"<p>{col}: rho {rho:.3f}, tau {tau:.3f}</p><img src='{name}' alt='{col} against truth'>")
+    return "".join(parts)
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+img{max-width:100%;margin:.4em .6em .4em 0;vertical-align:top}table.t{border-collapse:collapse;font-size:.85em}
+table.t td,table.t th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}
+table.t td:nth-child(-n+2){text-align:left;font-family:monospace}pre{background:#f6f6f6;padding:.8em;overflow:auto}"""

@@ -1,0 +1,138 @@
+"""``gtnnas leaderboard``, ``gtnnas report`` and ``gtnnas compare``: answers from finished searches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+FORMATS = ("table", "csv", "json", "parquet")
+SHOWN = ["experiment", "arch", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    lb = sub.add_parser("leaderboard", help="filter, sort and print leaderboards (one experiment or a folder of many)")
+    lb.add_argument("path", metavar="PATH_OR_URI", help="leaderboard.parquet, an experiment folder, or a folder of "
+                                                         "experiments (local or s3://, gs://, file://)")
+    lb.add_argument("--top", type=int, default=None, metavar="K", help="only the first K rows after sorting")
+    lb.add_argument("--sort", default="val_acc", metavar="METRIC", help="column to sort by, best first (default: %(default)s)")
+    lb.add_argument("--ascending", action="store_true", help="sort smallest first (e.g. --sort params)")
+    lb.add_argument("--where", default=None, metavar="EXPR", help="row filter, e.g. \"val_acc > 0.9 and params < 5e4\"")
+    lb.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
+    lb.add_argument("--columns", default=None, help="comma-separated columns (default: all for csv/json/parquet, "
+                                                    "a summary for table)")
+    lb.add_argument("--output", default=None, metavar="FILE", help="write here instead of stdout (needed for parquet)")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    rp = sub.add_parser("report", help="self-contained HTML report with plots (DIR/index.html + PNGs)")
+    rp.add_argument("path", metavar="PATH_OR_URI", help="experiment folder, leaderboard.parquet or folder of experiments")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder for index.html and its PNGs")
+    rp.add_argument("--truth", default=None, help="truth Parquet (`gtnnas truth`) to judge the proxy against")
+    rp.add_argument("--top", type=int, default=10, metavar="K", help="top-k for tables and operation shares (default: %(default)s)")
+    rp.set_defaults(func=cmd_report)
+
+    cp = sub.add_parser("compare", help="side-by-side summary of two experiments")
+    cp.add_argument("a", metavar="EXP_A")
+    cp.add_argument("b", metavar="EXP_B")
+    cp.add_argument("--format", choices=("table", "json"), default="table")
+    cp.set_defaults(func=cmd_compare)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from cluster.analysis import load, top
+    from cluster.cli import UserError
+
+    if args.top is not None and args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    if args.format == "parquet" and not args.output:
+        raise UserError("--format parquet needs --output FILE")
+    df = top(load(args.path, args.where), args.top, args.sort, args.ascending)
+    if args.columns:
+        cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in cols if c not in df.columns]
+        if unknown:
+            raise UserError(f"--columns: unknown column(s) {', '.join(unknown)} (columns: {', '.join(df.columns)})")
+        df = df[cols]
+    elif args.format == "table":
+        df = df[[c for c in SHOWN if c in df.columns]]
+    if args.format == "parquet":
+        df.to_parquet(args.output, index=False)
+        print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
+        return 0
+    if args.format == "csv":
+        text = df.to_csv(index=False)
+    elif args.format == "json":
+        text = df.to_json(orient="records", indent=1) + "\n"
+    else:
+        text = (df.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(df) else "(no rows)") + "\n"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cluster.report import build_report
+
+    target = build_report(args.path, args.out, truth=args.truth, top_k=args.top)
+    print(f"report: {target}")
+    return 0
+
+
+def summary(path: str) -> dict[str, Any]:
+    """Best found, evaluations to reach it, wall time and proxy rho of one experiment."""
+    from cluster.analysis import history, load, metadata, top
+    from search.stats import spearman
+
+    df = load(path)
+    meta = metadata(path)
+    best = top(df, 1).iloc[0]
+    hist = history(path)
+    reach, wall = None, None
+    if not hist.empty and hist["best_val_acc"].notna().any():
+        reach = int(hist.loc[hist["best_val_acc"] >= best["val_acc"] - 1e-12, "trial"].min())
+        wall = float(hist["wall_s"].max())
+    both = df.dropna(subset=["gtn_score", "val_acc"]) if "gtn_score" in df else df.iloc[:0]
+    cfg = meta.get("config", {})
+    return {
+        "path": path, "experiments": int(df["experiment"].nunique()) if "experiment" in df else 1,
+        "architectures": len(df), "trials": int(hist["trial"].max()) if not hist.empty else None,
+        "best_val_acc": float(best["val_acc"]), "best_test_acc": _float(best.get("test_acc")),
+        "best_arch": str(best["arch"]), "trials_to_best": reach, "wall_s": wall,
+        "proxy_rho": spearman(both["gtn_score"], both["val_acc"]) if len(both) >= 2 else None,
+        "proxy_rho_n": len(both), "searcher": cfg.get("search", {}).get("searcher"),
+        "scheduler": cfg.get("search", {}).get("scheduler"), "dataset": cfg.get("data", {}).get("dataset"),
+        "config_hash": meta.get("config_hash"),
+    }
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    a, b = summary(args.a), summary(args.b)
+    if args.format == "json":
+        print(json.dumps({"a": a, "b": b}, indent=1, default=str))
+        return 0
+    width = max(len(str(a["path"])), len(str(b["path"])), 12)
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return "-" if v is None else str(v)
+
+    print(f"{'':<16} {'A':<{width}}  {'B':<{width}}")
+    for key in a:
+        if key == "best_arch":
+            continue
+        print(f"{key:<16} {fmt(a[key]):<{width}}  {fmt(b[key]):<{width}}")
+    print(f"{'best_arch A':<16} {a['best_arch']}\n{'best_arch B':<16} {b['best_arch']}")
+    return 0
