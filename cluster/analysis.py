@@ -69,13 +69,17 @@ def load(path: str, where: str | None = None) -> Any:
             expr = parse_where(where, ds.schema) if where else None
             _check_columns(ds.schema.names, path)
             frames.append(ds.to_table(filter=expr).to_pandas())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-            raise LeaderboardError(f"{path}: not a readable leaderboard ({_first_line(e)})") from None
+        except (pa.ArrowException, OSError) as e:
+            what = f"cannot read the leaderboard with --where {where!r}" if where else "not a readable leaderboard"
+            raise LeaderboardError(f"{path}: {what} ({_first_line(e)})") from None
     for root in running:
         df = best_per_arch(read_parts(root))
         if where and not df.empty:
             table = pa.Table.from_pandas(df, preserve_index=False)
-            df = table.filter(parse_where(where, table.schema)).to_pandas()
+            try:
+                df = table.filter(parse_where(where, table.schema)).to_pandas()
+            except (pa.ArrowException, TypeError) as e:
+                raise LeaderboardError(f"{root}: cannot apply --where ({_first_line(e)})") from None
         frames.append(df)
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if df.empty and not where:
@@ -118,7 +122,13 @@ def parse_where(text: str, schema: pa.Schema) -> pc.Expression:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
         raise LeaderboardError(f"--where: cannot parse {text!r}") from None
-    return _expr(tree, schema, text)
+    try:
+        expr = _expr(tree, schema, text)
+    except (TypeError, pa.ArrowException) as e:
+        raise LeaderboardError(f"--where: {text!r}: {_first_line(e)}") from None
+    if not isinstance(expr, pc.Expression):
+        raise LeaderboardError(f"--where: {text!r} does not test any column")
+    return expr
 
 
 def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
@@ -140,6 +150,8 @@ def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
         for op, right_node in zip(node.ops, node.comparators):
             right = _expr(right_node, schema, text)
             if isinstance(op, (ast.In, ast.NotIn)):
+                if not isinstance(right, list):
+                    raise LeaderboardError(f"--where: 'in' needs a list, e.g. arch in ['...'], in {text!r}")
                 term = pc.is_in(left, pa.array(right))
                 term = ~term if isinstance(op, ast.NotIn) else term
             elif type(op) in _OPS:
@@ -192,11 +204,15 @@ def op_frequency(df: Any, k: int = 10) -> Any:
 
 
 def history(path: str) -> Any:
-    """Per trial, in start order: first timestamp, best real and GTN score, and the running best."""
-    finals, running = locate(path)
-    roots = running + [f.rsplit("/", 1)[0] for f in finals]
+    """Every reported result in time order, with the running best real and GTN score.
+
+    ``trial`` counts the trials started up to that result and ``evaluation`` the results so far, so
+    "best so far against trials / evaluations / wall time" credits each score to when it arrived.
+    """
     import pandas as pd
 
+    finals, running = locate(path)
+    roots = running + [f.rsplit("/", 1)[0] for f in finals]
     frames = []
     for root in roots:
         try:
@@ -205,13 +221,14 @@ def history(path: str) -> Any:
             continue
     if not frames:
         return pd.DataFrame()
-    parts = pd.concat(frames, ignore_index=True)
-    g = parts.groupby(["experiment", "trial_id"]).agg(start=("timestamp", "min"), end=("timestamp", "max"),
-                                                        val_acc=("val_acc", "max"), gtn_score=("gtn_score", "max"))
-    g = g.reset_index().sort_values("start", kind="mergesort").reset_index(drop=True)
-    g["trial"] = g.groupby("experiment").cumcount() + 1
-    g["wall_s"] = g["end"] - g.groupby("experiment")["start"].transform("min")
-    for col in ("val_acc", "gtn_score"):  # running best; trials without that score carry it forward
-        g[f"best_{col}"] = g.groupby("experiment")[col].cummax()
-        g[f"best_{col}"] = g.groupby("experiment")[f"best_{col}"].ffill()
-    return g
+    r = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="mergesort").reset_index(drop=True)
+    r = r[["experiment", "trial_id", "iteration", "timestamp", "val_acc", "gtn_score", "arch"]].copy()
+    by = r.groupby("experiment")
+    r["evaluation"] = by.cumcount() + 1
+    first = ~r.duplicated(["experiment", "trial_id"])
+    r["trial"] = first.astype(int).groupby(r["experiment"]).cumsum()
+    r["wall_s"] = r["timestamp"] - by["timestamp"].transform("min")
+    for col in ("val_acc", "gtn_score"):  # running best; results without that score carry it forward
+        r[f"best_{col}"] = r.groupby("experiment")[col].cummax()
+        r[f"best_{col}"] = r.groupby("experiment")[f"best_{col}"].ffill()
+    return r

@@ -108,11 +108,23 @@ def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float]
     plt.close(fig)
 
 
+def _machine() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version()}
+
+
 def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir: str,
           json_path: str | None = None, progress: Any = None) -> dict[str, Any]:
     """Score every proxy on the truth's architectures; write JSON and one scatter PNG per proxy."""
     df, meta = load_truth(truth_path)
     archs, target, ceiling = truth_targets(df)
+    if len(archs) < 3:
+        raise TruthError(f"{truth_path}: {len(archs)} architecture(s); rank correlations need at least 3")
     scores = run_proxies(proxies, archs, ctx, progress)
     summary = summarise(scores, target)
     os.makedirs(out_dir, exist_ok=True)
@@ -125,8 +137,19 @@ def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir:
         "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": int(df["seed"].nunique()),
         "ceiling_spearman": ceiling, "truth_seconds_per_run": seconds_truth,
         "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
-        "proxies": summary,
+        "machine": _machine(), "proxies": summary,
     }
     with open(json_path or os.path.join(out_dir, "proxies.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
+        json.dump(_no_nan(result), f, indent=2, default=float)
     return result
+
+
+def _no_nan(v: Any) -> Any:
+    """Strict JSON: NaN and infinities become null."""
+    if isinstance(v, dict):
+        return {k: _no_nan(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_no_nan(x) for x in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v

@@ -109,10 +109,10 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
 
     from cluster.cli import UserError
     from cluster.proxy_bench import bench, load_truth, table
-    from search.proxies import GTNSteps, parse_proxies
+    from search.proxies import needs_curriculum, parse_proxies
 
     proxies = parse_proxies(args.proxies)
-    if any(isinstance(p, GTNSteps) for p in proxies) and not args.teacher:
+    if any(needs_curriculum(p) for p in proxies) and not args.teacher:
         raise UserError("gtn:K proxies need --teacher PATH")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +129,37 @@ def _table(df: Any, cols: list[str]) -> str:
 
 
 def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 10) -> str:
-    """Write ``out/index.html`` and its PNGs; returns the HTML path."""
+    """Write ``out/index.html`` and its PNGs; returns the HTML path.
+
+    Everything is validated and drawn in a temporary folder first and moved into ``out`` at the end
+    (index.html last), so a failure leaves nothing half-written.
+    """
     df = load(path)
     meta = metadata(path)
-    os.makedirs(out, exist_ok=True)
+    truth_df = None
+    if truth:
+        from cluster.proxy_bench import load_truth
+
+        truth_df = load_truth(truth)[0]
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".report-", dir=parent)
+    try:
+        page = _build(path, df, meta, work, truth, truth_df, top_k)
+        os.makedirs(out, exist_ok=True)
+        for name in sorted(os.listdir(work)):
+            os.replace(os.path.join(work, name), os.path.join(out, name))
+        target = os.path.join(out, "index.html")
+        with open(target + ".tmp", "w") as f:
+            f.write(page)
+        os.replace(target + ".tmp", target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None, truth_df: Any,
+           top_k: int) -> str:
     sections: list[str] = []
     n_exp = df["experiment"].nunique() if "experiment" in df else 1
     best = top(df, top_k)
@@ -153,7 +182,7 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
         sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a GTN "
                         "score and a real-data score.</p>")
     if truth:
-        sections.append(_truth_section(df, truth, out))
+        sections.append(_truth_section(df, truth_df, truth, out))
     fronts = []
     for cost in ("params", "flops"):
         name, front = plot_pareto(df, cost, out)
@@ -172,20 +201,12 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
                     + "</pre><details><summary>full config</summary><pre>"
                     + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str)) + "</pre></details>")
     title = f"gtnnas report: {html.escape(str(path))}"
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
             f"</head><body><h1>{title}</h1><p>{len(df)} architectures from {n_exp} experiment(s).</p>"
             + "\n".join(f"<section>{s}</section>" for s in sections) + CHECK_SCRIPT + "</body></html>")
-    target = os.path.join(out, "index.html")
-    with open(target + ".tmp", "w") as f:
-        f.write(page)
-    os.replace(target + ".tmp", target)
-    return target
 
 
-def _truth_section(df: Any, truth: str, out: str) -> str:
-    from cluster.proxy_bench import load_truth
-
-    t, _ = load_truth(truth)
+def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:
     if "arch_hash" not in t:
         from search.space import parse
 

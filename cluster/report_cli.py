@@ -75,8 +75,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from cluster.cli import UserError
     from cluster.report import build_report
 
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
     target = build_report(args.path, args.out, truth=args.truth, top_k=args.top)
     print(f"report: {target}")
     return 0
@@ -91,17 +94,17 @@ def summary(path: str) -> dict[str, Any]:
     meta = metadata(path)
     best = top(df, 1).iloc[0]
     hist = history(path)
-    reach, wall = None, None
+    reach, evals, wall = None, None, None
     if not hist.empty and hist["best_val_acc"].notna().any():
-        reach = int(hist.loc[hist["best_val_acc"] >= best["val_acc"] - 1e-12, "trial"].min())
-        wall = float(hist["wall_s"].max())
+        first = hist.loc[hist["best_val_acc"] >= best["val_acc"] - 1e-12].iloc[0]
+        reach, evals, wall = int(first["trial"]), int(first["evaluation"]), float(hist["wall_s"].max())
     both = df.dropna(subset=["gtn_score", "val_acc"]) if "gtn_score" in df else df.iloc[:0]
     cfg = meta.get("config", {})
     return {
         "path": path, "experiments": int(df["experiment"].nunique()) if "experiment" in df else 1,
-        "architectures": len(df), "trials": int(hist["trial"].max()) if not hist.empty else None,
+        "architectures": len(df), "trials": int(hist.groupby("experiment")["trial"].max().sum()) if not hist.empty else None,
         "best_val_acc": float(best["val_acc"]), "best_test_acc": _float(best.get("test_acc")),
-        "best_arch": str(best["arch"]), "trials_to_best": reach, "wall_s": wall,
+        "best_arch": str(best["arch"]), "trials_to_best": reach, "evaluations_to_best": evals, "wall_s": wall,
         "proxy_rho": spearman(both["gtn_score"], both["val_acc"]) if len(both) >= 2 else None,
         "proxy_rho_n": len(both), "searcher": cfg.get("search", {}).get("searcher"),
         "scheduler": cfg.get("search", {}).get("scheduler"), "dataset": cfg.get("data", {}).get("dataset"),

@@ -174,4 +174,5 @@ def seed_rho(rows: list[dict[str, Any]]) -> float:
     for a, b in combinations(sorted(by_seed), 2):
         common = sorted(set(by_seed[a]) & set(by_seed[b]))
         rhos.append(spearman([by_seed[a][k] for k in common], [by_seed[b][k] for k in common]))
+    rhos = [r for r in rhos if r == r]
     return float(np.mean(rhos)) if rhos else float("nan")

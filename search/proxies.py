@@ -108,8 +108,8 @@ class _Single:
 
 
 def _weights(net: nn.Module) -> list[Tensor]:
-    """The conv and linear weights (the pruning literature's 'layers'); norms and biases excluded."""
-    return [p for p in net.parameters() if p.dim() > 1]
+    """The conv and linear weights (the pruning literature's 'layers'); norms, biases, WN gains excluded."""
+    return [p for n, p in net.named_parameters() if p.dim() > 1 and n.endswith(("weight", "weight_v"))]
 
 
 class Params(_Single):
@@ -266,8 +266,9 @@ class Ensemble:
 
 
 def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
-    """Mean of per-column ranks: the rank ensemble of already computed proxy scores."""
-    return [float(v) for v in np.mean([ranks(c) for c in columns], axis=0)]
+    """Mean of per-column ranks: the rank ensemble of already computed proxy scores (NaN ranks last)."""
+    cols = [np.nan_to_num(np.asarray(c, float), nan=-np.inf) for c in columns]
+    return [float(v) for v in np.mean([ranks(c) for c in cols], axis=0)]
 
 
 SIMPLE: dict[str, type[_Single]] = {
@@ -290,6 +291,12 @@ def make_proxy(spec: str) -> Proxy:
         return RealSteps(int(arg)) if kind == "real" else GTNSteps(int(arg))
     known = ", ".join([*SIMPLE, "real:K", "gtn:K", "ensemble:A+B"])
     raise ProxyError(f"unknown proxy {spec!r} (known: {known})")
+
+
+def needs_curriculum(proxy: Proxy) -> bool:
+    if isinstance(proxy, Ensemble):
+        return any(needs_curriculum(c) for c in proxy.components)
+    return isinstance(proxy, GTNSteps)
 
 
 def parse_proxies(text: str) -> list[Proxy]:

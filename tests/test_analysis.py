@@ -45,6 +45,27 @@ def test_filters_and_sorting_have_known_answers(boards):
         load(str(boards), "nope > 1")
     with pytest.raises(LeaderboardError, match="only columns"):
         load(str(boards), "open('x')")
+    for bad in ("1", "1 < 2", "val_acc in 0.9", "val_acc > 'a'", "val_acc >"):
+        with pytest.raises(LeaderboardError):
+            load(str(boards), bad)
+
+
+def test_history_credits_each_score_to_when_it_arrived(tmp_path):
+    from cluster.analysis import history
+    from cluster.leaderboard import row_from_result, write_part
+
+    def res(it, v=None, g=None):
+        return {"training_iteration": it, "arch": A, "val_acc": v, "gtn_score": g}
+
+    root = str(tmp_path / "exp")
+    rows = [row_from_result("exp", "t0", res(1, g=0.3), "RUNNING"), row_from_result("exp", "t1", res(1, v=0.5), "RUNNING"),
+            row_from_result("exp", "t0", res(2, v=0.9), "TERMINATED")]
+    for i, r in enumerate(rows):
+        r["timestamp"] = [0.0, 2.0, 100.0][i]
+    write_part(root, rows, {})
+    h = history(root)
+    assert list(h["wall_s"]) == [0.0, 2.0, 100.0] and list(h["trial"]) == [1, 2, 2]
+    assert list(h["best_val_acc"].fillna(-1)) == [-1, 0.5, 0.9]  # 0.9 counts only from t=100
 
 
 def test_pareto_front_on_a_hand_made_set():
@@ -93,3 +114,10 @@ def test_malformed_and_empty_leaderboards_exit_2(tmp_path, capsys):
     assert main(["leaderboard", str(bad.parent), "--sort", "x"]) == 2
     assert main(["report", str(empty), "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_report_with_a_bad_truth_writes_nothing(boards, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["report", str(boards / "exp1"), "--out", str(out), "--truth", str(tmp_path / "none.parquet")]) == 2
+    assert not out.exists() and not list(tmp_path.glob(".report-*"))
+    assert main(["report", str(boards / "exp1"), "--out", str(out), "--top", "0"]) == 2

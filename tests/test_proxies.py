@@ -37,6 +37,27 @@ def test_kendall_and_spearman_against_hand_counts():
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
 
 
+def _kendall_by_pairs(a, b):
+    """tau-b straight from its definition, O(n^2): the reference for the O(n log n) version."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    iu = np.triu_indices(len(a), 1)
+    da, db = np.sign(a[:, None] - a[None, :])[iu], np.sign(b[:, None] - b[None, :])[iu]
+    with np.errstate(invalid="ignore"):  # 0/0 when one side is constant: NaN, like kendall()
+        return (da * db).sum() / np.sqrt((da != 0).sum() * (db != 0).sum())
+
+
+def test_fast_kendall_equals_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(3, 30))
+        a, b = rng.integers(0, 4, n).astype(float), rng.integers(0, 5, n).astype(float)
+        want = _kendall_by_pairs(a, b)
+        assert (math.isnan(want) and math.isnan(kendall(a, b))) or kendall(a, b) == pytest.approx(want, abs=1e-12)
+    # -inf (a proxy's "worst") ties with -inf instead of turning the statistic into NaN
+    assert kendall([-math.inf, -math.inf, 1, 2, 3], [0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(
+        _kendall_by_pairs([-1e300, -1e300, 1, 2, 3], [0.1, 0.2, 0.3, 0.4, 0.5]))
+
+
 def test_top_half_uses_the_best_half_by_proxy_and_minus_inf_ranks_last():
     proxy, truth = [1, 2, 3, 4, 5, 6], [6, 5, 4, 1, 2, 3]
     assert spearman(proxy, truth) < 0
@@ -129,6 +150,10 @@ def test_ensemble_is_the_mean_rank(ctx):
     s = make_proxy("synflow").score_many(archs, ctx)[0]
     assert ens.score_many(archs, ctx)[0] == combine_ranks([p, s])
     assert combine_ranks([[1, 2, 3], [3, 2, 1]]) == [1.0, 1.0, 1.0]
+    assert combine_ranks([[float("nan"), 1, 2]]) == [0.0, 1.0, 2.0]  # a NaN score ranks last, never first
+    from search.proxies import needs_curriculum
+
+    assert needs_curriculum(make_proxy("ensemble:synflow+gtn:8")) and not needs_curriculum(ens)
     assert ens.name == "ensemble:params+synflow"
 
 
