@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -184,40 +184,47 @@ class JacobCov(_Single):
         return float(-np.sum(np.log(v + eps) + 1.0 / (v + eps)))
 
 
+def _loss_grads(name: str, arch: Arch, ctx: ProxyContext) -> list[tuple[Tensor, Tensor]]:
+    """(weight, dLoss/dweight) for every layer on the shared real batch (fresh network, train mode)."""
+    x, y = ctx.real_batch(name)
+    net = ctx.build(arch).train()
+    ws = _weights(net)
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
+    return [(w.detach(), g) for w, g in zip(ws, grads) if g is not None]
+
+
 class Snip(_Single):
     name = "snip"
 
     def score(self, arch: Arch, ctx: ProxyContext) -> float:
-        x, y = ctx.real_batch(self.name)
-        net = ctx.build(arch).train()
-        ws = _weights(net)
-        grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
-        with torch.no_grad():
-            return float(sum((w * g).abs().sum() for w, g in zip(ws, grads) if g is not None))
+        return float(sum((w * g).abs().sum() for w, g in _loss_grads(self.name, arch, ctx)))
 
 
 class GradNorm(_Single):
     name = "grad_norm"
 
     def score(self, arch: Arch, ctx: ProxyContext) -> float:
-        x, y = ctx.real_batch(self.name)
-        net = ctx.build(arch).train()
-        ws = _weights(net)
-        grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
-        return float(sum(g.norm() for g in grads if g is not None))
+        return float(sum(g.norm() for _, g in _loss_grads(self.name, arch, ctx)))
 
 
 @dataclass
-class RealSteps(_Single):
+class _Steps(_Single):
+    """Shared by ``real:k`` and ``gtn:k``: a step count in the name and settings."""
+
     steps: int = 32
+    kind: ClassVar[str] = ""
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"real:{self.steps}"
+        return f"{self.kind}:{self.steps}"
 
     @property
     def settings(self) -> dict:
         return {"steps": self.steps}
+
+
+class RealSteps(_Steps):
+    kind = "real"
 
     def score(self, arch: Arch, ctx: ProxyContext) -> float:
         if ctx.data is None:
@@ -226,17 +233,8 @@ class RealSteps(_Single):
         return train(net, ctx.data.train, replace(ctx.train, steps=self.steps), seed=ctx.seed, val=ctx.data.val).val_acc
 
 
-@dataclass
-class GTNSteps(_Single):
-    steps: int = 32
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return f"gtn:{self.steps}"
-
-    @property
-    def settings(self) -> dict:
-        return {"steps": self.steps}
+class GTNSteps(_Steps):
+    kind = "gtn"
 
     def score(self, arch: Arch, ctx: ProxyContext) -> float:
         if ctx.curriculum is None or ctx.data is None:
