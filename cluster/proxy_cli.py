@@ -125,5 +125,8 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     result = bench(args.truth, proxies, ctx, args.out, args.json, progress)
     print(f"{result['n_archs']} architectures x {result['seeds']} seeds from {args.truth}")
     print(table(result["proxies"], result["ceiling_spearman"]))
+    for name, e in result["gtn_step_efficiency"].items():
+        print(f"{name} ranks like real:{e['real_steps_same_rho']:.0f} ({e['step_ratio']:.1f}x fewer steps)"
+              if e["real_steps_same_rho"] else f"{name}: rho {e['bound']} of the real:k ladder")
     print(f"JSON: {args.json or args.out + '/proxies.json'}; scatter plots under {args.out}/")
     return 0

@@ -25,6 +25,18 @@ def test_plan_is_seeded_distinct_and_prefix_stable():
         plan_jobs(0, 1)
 
 
+def test_gtn_step_efficiency_reads_the_real_ladder():
+    from cluster.proxy_bench import step_efficiency
+
+    s = {"real:16": {"spearman": 0.2}, "real:64": {"spearman": 0.5}, "real:256": {"spearman": 0.7},
+         "gtn:16": {"spearman": 0.6}, "gtn:8": {"spearman": 0.1}, "synflow": {"spearman": 0.9}}
+    e = step_efficiency(s)
+    assert e["gtn:16"]["real_steps_same_rho"] == pytest.approx(128.0)  # halfway between 64 and 256 in log steps
+    assert e["gtn:16"]["step_ratio"] == pytest.approx(8.0)
+    assert e["gtn:8"]["real_steps_same_rho"] is None and e["gtn:8"]["bound"] == "below the ladder"
+    assert set(e) == {"gtn:16", "gtn:8"}
+
+
 def test_seed_rho_is_the_ceiling():
     rows = [{"arch": a, "seed": s, "val_acc": v} for a, s, v in
             [("a", 0, 0.1), ("b", 0, 0.2), ("c", 0, 0.3), ("a", 1, 0.15), ("b", 1, 0.35), ("c", 1, 0.3)]]
