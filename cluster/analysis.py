@@ -18,7 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from cluster.leaderboard import FINAL, PARTS, LeaderboardError, best_per_arch, read_parts
+from cluster.leaderboard import (
+    FINAL,
+    PARTS,
+    LeaderboardError,
+    best_per_arch,
+    read_parts,
+)
 from cluster.storage import join, resolve
 from search.space import EDGE_KEYS, OPS, parse
 

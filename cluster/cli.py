@@ -217,8 +217,7 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from search.data import DataNotFoundError
-    from search.teach import CheckpointError
+    from search.errors import CheckpointError, DataNotFoundError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,6 +1,7 @@
 """Parquet leaderboards: the schema, the driver-side Tune callback that writes them, and the reader.
 
-Layout under ``<storage>/<experiment>/``: ``leaderboard/part-*.parquet`` (append-only, one row per
+Plain pyarrow, no Ray (the analysis commands import this and start fast); the driver-side Tune
+callback that writes the parts is :class:`cluster.callbacks.LeaderboardCallback`. Layout under ``<storage>/<experiment>/``: ``leaderboard/part-*.parquet`` (append-only, one row per
 reported result, written under a temporary name and then renamed) and ``leaderboard.parquet`` (one
 row per architecture with its best figures). Everything goes through pyarrow.fs, so S3 and GCS work
 like a local disk. Rows are never updated in place: readers deduplicate on (trial_id, iteration),
@@ -18,7 +19,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
-from ray.tune import Callback
 
 from cluster.storage import join, resolve
 
@@ -127,46 +127,3 @@ def reconcile(root: str, experiment: str, results: list[tuple[str, list[dict[str
     if rows:
         write_part(root, rows, metadata)
     return len(rows)
-
-
-class LeaderboardCallback(Callback):
-    """Driver-side Tune callback: buffer result rows, flush a part every N rows or S seconds."""
-
-    def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
-                 flush_seconds: float = 30.0):
-        self.root, self.experiment, self.metadata = root, experiment, dict(metadata)
-        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
-        self.buffer: list[dict[str, Any]] = []
-        self.last_flush = time.monotonic()
-        self.parts_written = 0
-
-    def _add(self, trial: Any, result: dict[str, Any] | None, status: str) -> None:
-        if result and "training_iteration" in result and "arch" in result:
-            self.buffer.append(row_from_result(self.experiment, trial.trial_id, result, status))
-            if result.get("proxy_rho") is not None:
-                self.metadata["calibration"] = {"proxy_rho": result["proxy_rho"],
-                                                "n": result.get("calibration_n")}
-        self._maybe_flush()
-
-    def _maybe_flush(self, force: bool = False) -> None:
-        due = time.monotonic() - self.last_flush >= self.flush_seconds
-        if self.buffer and (force or due or len(self.buffer) >= self.flush_rows):
-            write_part(self.root, self.buffer, self.metadata)
-            self.parts_written += 1
-            self.buffer = []
-            self.last_flush = time.monotonic()
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._add(trial, result, "RUNNING")
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._add(trial, trial.last_result, "TERMINATED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._add(trial, trial.last_result, "ERROR")
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._maybe_flush()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._maybe_flush(force=True)

@@ -11,7 +11,8 @@ import os
 from typing import Any
 
 from cluster.actor import start_teacher_actor
-from cluster.leaderboard import LeaderboardCallback, reconcile, write_final
+from cluster.callbacks import LeaderboardCallback
+from cluster.leaderboard import reconcile, write_final
 from cluster.searchers import make_searcher
 from cluster.storage import exists, join, upload
 from cluster.trainable import nas_trainable, param_space
@@ -23,9 +24,9 @@ def namespace_for(cfg: ExperimentConfig) -> str:
 
 
 def metadata(cfg: ExperimentConfig, teacher_uri: str, curriculum: dict[str, Any]) -> dict[str, Any]:
-    from search.teach import versions
-
     import ray
+
+    from search.teach import versions
 
     return {"config": cfg.to_dict(), "config_hash": cfg.hash(), "versions": {**versions(), "ray": ray.__version__},
             "teacher": teacher_uri, "curriculum": curriculum}

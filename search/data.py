@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import DataNotFoundError  # noqa: F401  (re-exported: search.data.DataNotFoundError)
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
 _FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
 STATS = {  # per-channel mean and std of the training images in [0, 1]
@@ -31,10 +33,6 @@ _IDX = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The data set is not on disk; the message lists every place looked and how to get it."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torch
 from .config import ExperimentConfig, config_from_dict
 from .curriculum import Curriculum, materialize, score
 from .data import Dataset
+from .errors import CheckpointError  # noqa: F401  (re-exported: search.teach.CheckpointError)
 from .gtn import Teacher
 from .meta import draw_meta_batches, make_learner, meta_batch_count, unroll
 from .space import parse
@@ -34,10 +35,6 @@ FORMAT_VERSION = 1
 
 class MetaTrainingError(RuntimeError):
     """Meta-training diverged (NaN/inf); nothing was saved."""
-
-
-class CheckpointError(ValueError):
-    """A teacher checkpoint that is truncated, foreign or does not match its config."""
 
 
 @dataclass(frozen=True)
