@@ -28,6 +28,8 @@ bench: install
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/search_overhead.py
 	$(PY) benchmarks/gtn_few_step.py
+	$(PY) benchmarks/leaderboard_speed.py
+	$(PY) benchmarks/nb201_proxies.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

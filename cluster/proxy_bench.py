@@ -159,9 +159,12 @@ def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir:
         safe = name.replace(":", "_").replace("+", "_")
         scatter(os.path.join(out_dir, f"scatter_{safe}.png"), name, s, target, m["spearman"], m["kendall"])
     seconds_truth = float(df["seconds"].mean()) if "seconds" in df else float("nan")
+    seeds = int(df["seed"].nunique())
+    # Spearman-Brown: how reliably the mean over `seeds` runs (the target here) ranks, given one run's rho.
+    target_reliability = seeds * ceiling / (1 + (seeds - 1) * ceiling) if ceiling == ceiling else float("nan")
     result = {
-        "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": int(df["seed"].nunique()),
-        "ceiling_spearman": ceiling, "truth_seconds_per_run": seconds_truth,
+        "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": seeds,
+        "ceiling_spearman": ceiling, "target_reliability": target_reliability, "truth_seconds_per_run": seconds_truth,
         "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
         "machine": _machine(), "proxies": summary, "gtn_step_efficiency": step_efficiency(summary),
     }
