@@ -36,6 +36,7 @@ def test_filters_and_sorting_have_known_answers(boards):
     df = load(str(boards))  # a folder of experiments
     assert len(df) == 5 and set(df["experiment"]) == {"exp1", "exp2"}
     assert list(top(df, 2)["arch"]) == [D, A]
+    assert list(top(load(boards.as_uri()), 2)["arch"]) == [D, A]  # a pyarrow.fs URI reads the same
     assert list(load(str(boards), "val_acc > 0.5 and params < 450")["arch"]) == [C, D]
     assert sorted(load(str(boards), "experiment == 'exp1' and not val_acc < 0.5")["arch"]) == sorted([A, C])
     assert len(load(str(boards), "arch in ['" + B + "']")) == 2
