@@ -115,7 +115,7 @@ def metadata(path: str) -> dict[str, Any]:
     else:
         fs, base = resolve(join(running[0], PARTS))
         parts = [i.path for i in fs.get_file_info(pafs.FileSelector(base)) if i.base_name.startswith("part-")]
-        raw = pq.read_schema(parts[0], filesystem=fs).metadata or {} if parts else {}
+        raw = (pq.read_schema(parts[0], filesystem=fs).metadata or {}) if parts else {}
     return {k.decode()[7:]: json.loads(v) for k, v in raw.items() if k.decode().startswith("gtnnas.")}
 
 

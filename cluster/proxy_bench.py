@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from search.proxies import Ensemble, Proxy, ProxyContext
+from search.proxies import Ensemble, Proxy, ProxyContext, combine_ranks
 from search.space import Arch, parse
 from search.stats import kendall, spearman, top_half_spearman
 
@@ -59,8 +59,6 @@ def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyConte
             parts = [done.get(c.name) or c.score_many(archs, ctx) for c in p.components]
             for c, r in zip(p.components, parts):
                 done.setdefault(c.name, r)
-            from search.proxies import combine_ranks
-
             done[p.name] = (combine_ranks([r[0] for r in parts]), [float(sum(s)) for s in zip(*(r[1] for r in parts))])
         elif p.name not in done:
             done[p.name] = p.score_many(archs, ctx)

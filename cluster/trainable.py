@@ -23,7 +23,7 @@ from search.space import EDGE_KEYS, Arch, parse
 
 
 @lru_cache(maxsize=2)
-def _dataset(name: str, root: str | None, split_seed: int, train_subset: int | None, val_subset: int | None,
+def cached_dataset(name: str, root: str | None, split_seed: int, train_subset: int | None, val_subset: int | None,
              device: str) -> Any:
     from search.data import load_dataset
 
@@ -76,7 +76,7 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
     if ckpt is not None:
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    data = _dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device)
+    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device)
     model = net_for(arch, cfg.net, data, cfg.seed)
 
     if "gtn" not in state:  # rung 1: the GTN score, cached by equivalence class in the actor

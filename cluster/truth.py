@@ -95,7 +95,7 @@ def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threa
     import torch
     from ray import tune
 
-    from cluster.trainable import _dataset
+    from cluster.trainable import cached_dataset
     from search.config import config_from_dict
     from search.space import parse
     from search.teach import versions
@@ -104,7 +104,7 @@ def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threa
     torch.set_num_threads(threads)
     cfg = config_from_dict(experiment)
     d = cfg.data
-    data = _dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, d.device)
+    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, d.device)
     job = config["job"]
     row = train_arch(parse(job["arch"]), data, cfg.net, cfg.train, seed=int(job["seed"]))
     row.update(budget_epochs=cfg.train.epochs, dataset=d.dataset, config_hash=cfg.hash(),
