@@ -101,13 +101,16 @@ def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str,
     return out
 
 
-def table(summary: dict[str, dict[str, float]], ceiling: float | None = None) -> str:
+def table(summary: dict[str, dict[str, float]], ceiling: float | None = None,
+          replicate: tuple[float, int] | None = None) -> str:
     lines = [f"{'proxy':<28} {'rho':>7} {'tau':>7} {'top-half rho':>13} {'s/arch':>9}"]
     for name, m in summary.items():
         lines.append(f"{name:<28} {m['spearman']:>7.3f} {m['kendall']:>7.3f} {m['spearman_top_half']:>13.3f} "
                      f"{m['seconds_per_arch']:>9.4f}")
     if ceiling is not None:
         lines.append(f"{'ceiling (seed-to-seed)':<28} {ceiling:>7.3f}")
+    if replicate is not None and replicate[1]:
+        lines.append(f"{f'{replicate[1]}-seed mean vs another':<28} {replicate[0]:>7.3f}")
     return "\n".join(lines)
 
 
@@ -145,6 +148,8 @@ def _machine() -> dict[str, Any]:
 def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir: str,
           json_path: str | None = None, progress: Any = None) -> dict[str, Any]:
     """Score every proxy on the truth's architectures; write JSON and one scatter PNG per proxy."""
+    from cluster.truth import replicate_rho
+
     df, meta = load_truth(truth_path)
     archs, target, ceiling = truth_targets(df)
     if len(archs) < 3:
@@ -158,11 +163,15 @@ def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir:
         scatter(os.path.join(out_dir, f"scatter_{safe}.png"), name, s, target, m["spearman"], m["kendall"])
     seconds_truth = float(df["seconds"].mean()) if "seconds" in df else float("nan")
     seeds = int(df["seed"].nunique())
-    # Spearman-Brown: how reliably the mean over `seeds` runs (the target here) ranks, given one run's rho.
-    target_reliability = seeds * ceiling / (1 + (seeds - 1) * ceiling) if ceiling == ceiling else float("nan")
+    replicate, k = replicate_rho(df.to_dict("records"))
+    # Spearman-Brown: how reliably the mean over all `seeds` runs (the target here) ranks, from the
+    # split-half rho when there are two halves to compare, else from one run's rho.
+    r, n = (replicate, 2) if k else (ceiling, seeds)
+    target_reliability = n * r / (1 + (n - 1) * r) if r == r else float("nan")
     result = {
         "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": seeds,
-        "ceiling_spearman": ceiling, "target_reliability": target_reliability, "truth_seconds_per_run": seconds_truth,
+        "ceiling_spearman": ceiling, "replicate_spearman": replicate, "replicate_seeds": k,
+        "target_reliability": target_reliability, "truth_seconds_per_run": seconds_truth,
         "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
         "machine": _machine(), "proxies": summary, "gtn_step_efficiency": step_efficiency(summary),
     }

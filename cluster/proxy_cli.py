@@ -47,7 +47,7 @@ def cmd_truth(args: argparse.Namespace) -> int:
 
     from cluster.cli import UserError, _check_data
     from cluster.raysetup import start_ray
-    from cluster.truth import build_truth, plan_jobs, seed_rho, truth_config
+    from cluster.truth import build_truth, plan_jobs, replicate_rho, seed_rho, truth_config
 
     cfg = load_config(args.config, list(args.overrides))
     if args.dataset:
@@ -73,6 +73,9 @@ def cmd_truth(args: argparse.Namespace) -> int:
           f"{ran} trained now in {took:.0f}s) -> {args.out}")
     print(f"budget {args.budget:g} epochs; mean {sum(r['seconds'] for r in rows) / len(rows):.1f}s per run; "
           f"seed-to-seed Spearman rho of val_acc = {rho:.3f}")
+    replicate, k = replicate_rho(rows)
+    if k:
+        print(f"Spearman rho between {k}-seed means of val_acc (every split of the seeds in two) = {replicate:.3f}")
     return 0
 
 
@@ -86,8 +89,9 @@ def _context(args: argparse.Namespace, meta: dict) -> "object":
 
     if args.config:
         cfg = load_config(args.config, [])
-    elif "config" in meta:
+    elif "config" in meta:  # the data directory of the machine that built the table need not exist here
         cfg = config_from_dict(meta["config"], args.truth)
+        cfg = replace(cfg, data=replace(cfg.data, root=None))
     else:
         raise UserError(f"{args.truth} carries no config; pass --config")
     d = cfg.data
@@ -124,7 +128,8 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
 
     result = bench(args.truth, proxies, ctx, args.out, args.json, progress)
     print(f"{result['n_archs']} architectures x {result['seeds']} seeds from {args.truth}")
-    print(table(result["proxies"], result["ceiling_spearman"]))
+    print(table(result["proxies"], result["ceiling_spearman"],
+                (result["replicate_spearman"], result["replicate_seeds"])))
     for name, e in result["gtn_step_efficiency"].items():
         print(f"{name} ranks like real:{e['real_steps_same_rho']:.0f} ({e['step_ratio']:.1f}x fewer steps)"
               if e["real_steps_same_rho"] else f"{name}: rho {e['bound']} of the real:k ladder")

@@ -8,6 +8,7 @@ rewrites ``<out>`` from all parts. Parts made with another budget or config are 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -50,6 +51,20 @@ def plan_jobs(n_archs: int, n_seeds: int, sample_seed: int = 0) -> list[tuple[st
 
 def truth_config(cfg: ExperimentConfig, budget: float) -> ExperimentConfig:
     return replace(cfg, train=replace(cfg.train, epochs=budget, steps=None))
+
+
+IRRELEVANT = {"data": ("root", "device"), "train": ("eval_batch_size",)}
+
+
+def truth_hash(cfg: ExperimentConfig) -> str:
+    """Hash of what a truth run depends on: the data, network and training settings.
+
+    Stored as each row's ``config_hash`` and compared on resume, so a table stays resumable when
+    unrelated sections (gtn, search) gain settings or the data directory moves.
+    """
+    d = cfg.to_dict()
+    blob = {k: {f: v for f, v in d[k].items() if f not in IRRELEVANT.get(k, ())} for k in ("data", "net", "train")}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def parts_dir(out: str) -> str:
@@ -107,7 +122,7 @@ def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threa
     data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, d.device)
     job = config["job"]
     row = train_arch(parse(job["arch"]), data, cfg.net, cfg.train, seed=int(job["seed"]))
-    row.update(budget_epochs=cfg.train.epochs, dataset=d.dataset, config_hash=cfg.hash(),
+    row.update(budget_epochs=cfg.train.epochs, dataset=d.dataset, config_hash=truth_hash(cfg),
                versions=json.dumps(versions(), sort_keys=True), timestamp=time.time())
     tune.report(row)
 
@@ -121,7 +136,7 @@ class TruthCallback(Callback):
 
 
 def check_compatible(rows: list[dict[str, Any]], cfg: ExperimentConfig, out: str) -> None:
-    others = {(r["config_hash"], r["budget_epochs"]) for r in rows} - {(cfg.hash(), cfg.train.epochs)}
+    others = {(r["config_hash"], r["budget_epochs"]) for r in rows} - {(truth_hash(cfg), cfg.train.epochs)}
     if others:
         raise ValueError(f"{parts_dir(out)} holds rows made with another config or budget "
                          f"({min(others)}); choose another --out")
@@ -156,7 +171,7 @@ def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, 
     missing = len(wanted) - len(rows)
     if missing:
         raise RuntimeError(f"{missing} of {len(wanted)} truth trials did not finish; run the same command again")
-    write_truth(out, rows, {"config": cfg.to_dict(), "config_hash": cfg.hash(), "budget_epochs": cfg.train.epochs,
+    write_truth(out, rows, {"config": cfg.to_dict(), "config_hash": truth_hash(cfg), "budget_epochs": cfg.train.epochs,
                             "archs": n_archs, "seeds": n_seeds, "sample_seed": sample_seed})
     return rows, len(todo)
 
@@ -176,3 +191,33 @@ def seed_rho(rows: list[dict[str, Any]]) -> float:
         rhos.append(spearman([by_seed[a][k] for k in common], [by_seed[b][k] for k in common]))
     rhos = [r for r in rhos if r == r]
     return float(np.mean(rhos)) if rhos else float("nan")
+
+
+def replicate_rho(rows: list[dict[str, Any]]) -> tuple[float, int]:
+    """(rho, k): Spearman rho between the mean val_acc over k seeds and over k other seeds.
+
+    With 2k seeds per cell this measures directly how reliably a k-seed mean ranks cells (the truth
+    value when one run is too noisy), averaged over every split of the seeds into two halves; cells
+    missing a seed are left out. NaN and k = 0 with fewer than 4 seeds.
+    """
+    from itertools import combinations
+
+    from search.stats import spearman
+
+    by_arch: dict[str, dict[int, float]] = {}
+    for r in rows:
+        by_arch.setdefault(r["arch"], {})[r["seed"]] = r["val_acc"]
+    seeds = sorted({r["seed"] for r in rows})
+    k = len(seeds) // 2
+    if k < 2:
+        return float("nan"), 0
+    seeds = seeds[:2 * k]
+    full = sorted(a for a, v in by_arch.items() if all(s in v for s in seeds))
+    rhos = []
+    for half in combinations(seeds[1:], k - 1):  # each split once: the first half holds seeds[0]
+        one = (seeds[0], *half)
+        other = [s for s in seeds if s not in one]
+        rhos.append(spearman([np.mean([by_arch[a][s] for s in one]) for a in full],
+                             [np.mean([by_arch[a][s] for s in other]) for a in full]))
+    rhos = [r for r in rhos if r == r]
+    return (float(np.mean(rhos)) if rhos else float("nan")), k

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cluster.cli import main
-from cluster.truth import build_truth, plan_jobs, read_rows, seed_rho, truth_config
+from cluster.truth import build_truth, plan_jobs, read_rows, replicate_rho, seed_rho, truth_config
 from search.config import load_config
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
@@ -43,6 +43,19 @@ def test_seed_rho_is_the_ceiling():
     assert seed_rho(rows) == pytest.approx(0.5)
 
 
+def test_replicate_rho_averages_every_split_of_the_seeds():
+    # seeds 0 and 1 rank a<b<c<d, seeds 2 and 3 swap a and b. Halves {0,1}|{2,3} give rho 0.8 by hand
+    # (1 - 6*2/(4*15)); {0,2}|{1,3} and {0,3}|{1,2} give identical means, rho 1. Mean: 2.8 / 3.
+    ranks = {0: (1, 2, 3, 4), 1: (1, 2, 3, 4), 2: (2, 1, 3, 4), 3: (2, 1, 3, 4)}
+    rows = [{"arch": a, "seed": s, "val_acc": v} for s, t in ranks.items() for a, v in zip("abcd", t)]
+    rho, k = replicate_rho(rows)
+    assert k == 2 and rho == pytest.approx(2.8 / 3)
+    assert seed_rho(rows) == pytest.approx((1 + 1 + 4 * 0.8) / 6)
+    assert replicate_rho(rows + [{"arch": "e", "seed": 0, "val_acc": 9.0}])[0] == pytest.approx(2.8 / 3)  # e lacks seeds
+    rho, k = replicate_rho([r for r in rows if r["seed"] < 3])  # 3 seeds: no two halves of 2
+    assert k == 0 and rho != rho
+
+
 @pytest.fixture(scope="module")
 def truth(ray_session, tmp_path_factory):
     cfg = truth_config(load_config(SMOKE, []), 0.05)
@@ -66,8 +79,14 @@ def test_truth_builder_trains_then_resumes(truth):
     assert len(pd.read_parquet(out)) == 4
     rows, ran = build_truth(cfg, out, n_archs=4, n_seeds=1)
     assert ran == 0
-    with pytest.raises(ValueError, match="another config or budget"):
-        build_truth(replace(cfg, train=replace(cfg.train, epochs=0.1)), out, n_archs=4, n_seeds=1)
+    # settings a truth run does not depend on (the teacher's, the data's location) keep it resumable
+    moved = replace(cfg, gtn=replace(cfg.gtn, outer_steps=cfg.gtn.outer_steps + 1),
+                    data=replace(cfg.data, root="/elsewhere"))
+    assert build_truth(moved, out, n_archs=4, n_seeds=1)[1] == 0
+    for other in (replace(cfg, train=replace(cfg.train, epochs=0.1)),
+                  replace(cfg, net=replace(cfg.net, channels=cfg.net.channels + 1))):
+        with pytest.raises(ValueError, match="another config or budget"):
+            build_truth(other, out, n_archs=4, n_seeds=1)
 
 
 def test_bench_proxies_on_the_truth(truth, tmp_path, capsys):
@@ -77,6 +96,7 @@ def test_bench_proxies_on_the_truth(truth, tmp_path, capsys):
                  "--out", str(res)]) == 0
     data = json.loads((res / "proxies.json").read_text())
     assert data["n_archs"] == 4 and "ceiling_spearman" in data
+    assert data["replicate_seeds"] == 0 and data["replicate_spearman"] is None  # one seed: no halves
     for name in ("params", "synflow", "real:2", "ensemble:params+synflow"):
         m = data["proxies"][name]
         assert {"spearman", "kendall", "spearman_top_half", "seconds_per_arch"} <= set(m)
