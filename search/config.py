@@ -99,6 +99,7 @@ class GTNConfig:
     inner_batch: int = 128  # B, synthetic images per inner step
     noise_dim: int = 128
     soft_labels: bool = False
+    pixels_init: Literal["noise", "real"] = "noise"  # curriculum: pixels starts from noise or real images
     init_lr: float = 0.02
     init_momentum: float = 0.5
     outer_steps: int = 200
@@ -120,6 +121,7 @@ class GTNConfig:
     learner_channels: int = 8
     learner_cells: int = 1
     random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
+    learners_per_step: int = 1  # learners unrolled per outer step; their meta-gradients are averaged
     validate_every: int = 20
     validate_size: int = 2000  # validation images used for the periodic check
     validate_arch: str = (
@@ -140,8 +142,10 @@ class GTNConfig:
         _check(self.meta_batch >= 1, "meta_batch", "must be >= 1")
         _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
+        _check(self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init", "real needs curriculum: pixels")
         _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
+        _check(self.learners_per_step >= 1, "learners_per_step", "must be >= 1")
         _check(self.validate_every >= 1, "validate_every", "must be >= 1")
         _check(self.validate_size >= 1, "validate_size", "must be >= 1")
         from .space import parse  # malformed cells are config errors too

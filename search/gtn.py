@@ -8,7 +8,9 @@ labels, and a learning rate and momentum per inner step (log-parameterised). Fiv
 - ``shuffled_batches``: the same learned batches, drawn in random order with replacement;
 - ``none``: fresh noise (and random labels) every step, no curriculum;
 - ``real``: real training batches with the meta-learned optimiser (a baseline);
-- ``pixels``: the images themselves are learned, as in dataset distillation (a baseline).
+- ``pixels``: the images themselves are learned, as in dataset distillation (a baseline); they start
+  as noise or, with ``pixels_init: real``, as real images of their labels (as dataset condensation
+  methods start), so meta-training begins from real data's few-step accuracy instead of chance.
 
 Meta-training lives in :mod:`search.meta`; scoring with a frozen curriculum in :mod:`search.score`.
 """
@@ -108,6 +110,21 @@ class Teacher(nn.Module):
     def steps(self) -> int:
         return self.cfg.inner_steps
 
+    @torch.no_grad()
+    def init_pixels_from(self, real: Split, gen: torch.Generator) -> None:
+        """Set every learned image to a random real image of its label (``pixels_init: real``)."""
+        if self.cfg.curriculum != "pixels":
+            raise ValueError("pixels_init: real needs curriculum: pixels")
+        labels, ys = self.labels.flatten().cpu(), real.y.cpu()
+        picks = torch.empty_like(labels)
+        for c in range(self.num_classes):
+            pool, where = (ys == c).nonzero().flatten(), (labels == c).nonzero().flatten()
+            if len(where) and not len(pool):
+                raise ValueError(f"pixels_init: real: no training image of class {c}")
+            if len(where):
+                picks[where] = pool[torch.randint(len(pool), (len(where),), generator=gen)]
+        self.pixels.copy_(real.x[picks.to(real.x.device)].reshape(self.pixels.shape))
+
     def lr(self) -> Tensor:
         return self.log_lr.exp()
 
@@ -139,7 +156,7 @@ class Teacher(nn.Module):
             return x, F.one_hot(step.labels.to(device), self.num_classes).float()
         labels = self.labels[step.index]
         if self.cfg.curriculum == "pixels":
-            x = 2.0 * torch.tanh(self.pixels[step.index])
+            x = self.pixels[step.index]
         else:
             x = self.generator(self.curriculum[step.index], labels)
         if self.cfg.soft_labels:

@@ -56,23 +56,14 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
     rng = np.random.default_rng(cfg.seed)
     device = data.train.x.device
     teacher = Teacher(g, data.shape, data.num_classes, gen).to(device)
+    if g.pixels_init == "real":
+        teacher.init_pixels_from(data.train, gen)
     opt = torch.optim.Adam(teacher.parameters(), lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=g.outer_steps, eta_min=g.meta_lr * g.final_relative_lr)
     val = data.val.head(g.validate_size)
     for it in range(1, g.outer_steps + 1):
         start = time.perf_counter()
-        learner, name = make_learner(g, data.shape, data.num_classes, rng, seed=cfg.seed * 1_000_003 + it)
-        learner.to(device)
-        plan = teacher.plan(gen, data.train)
-        batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
-        res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn)
-        loss = float(res.meta_loss.detach())
-        if not math.isfinite(loss):
-            raise MetaTrainingError(f"meta-loss is {loss} at outer step {it} (learner {name}); "
-                                    f"try a lower gtn.meta_lr or gtn.init_lr, or set gtn.grad_clip")
-        opt.zero_grad(set_to_none=True)
-        res.meta_loss.backward()
+        loss, acc, name = meta_gradient(teacher, cfg, data, rng, gen, it)
         if g.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(teacher.parameters(), g.grad_clip)
         bad = [n for n, p in teacher.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
@@ -85,8 +76,34 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         if it % g.validate_every == 0 or it == g.outer_steps:
             val_acc = validate(teacher, cfg, data, val)
         if callback is not None:
-            callback(OuterStep(it, loss, res.final_acc, name, time.perf_counter() - start, meta_lr, val_acc))
+            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc))
     return teacher
+
+
+def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: np.random.Generator,
+                  gen: torch.Generator, it: int) -> tuple[float, float, str]:
+    """Set the teacher's .grad to outer step ``it``'s meta-gradient; (meta-loss, learner accuracy, learner).
+
+    With ``learners_per_step`` L > 1, L fresh learners are unrolled one after another (so memory
+    stays that of one) and their meta-losses and gradients averaged, as MAML averages over tasks.
+    """
+    g = cfg.gtn
+    teacher.zero_grad(set_to_none=True)
+    loss, acc, name = 0.0, 0.0, ""
+    for j in range(g.learners_per_step):
+        learner, name = make_learner(g, data.shape, data.num_classes, rng, seed=cfg.seed * 1_000_003 + it + 7_919 * j)
+        learner.to(data.train.x.device)
+        plan = teacher.plan(gen, data.train)
+        batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
+        res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
+                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn)
+        one = float(res.meta_loss.detach())
+        if not math.isfinite(one):
+            raise MetaTrainingError(f"meta-loss is {one} at outer step {it} (learner {name}); "
+                                    f"try a lower gtn.meta_lr or gtn.init_lr, or set gtn.grad_clip")
+        (res.meta_loss / g.learners_per_step).backward()
+        loss, acc = loss + one / g.learners_per_step, acc + res.final_acc / g.learners_per_step
+    return loss, acc, name
 
 
 def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = None) -> float:
@@ -163,6 +180,9 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     except (KeyError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: checkpoint does not match its config ({first})") from None
+    if cfg.gtn.curriculum == "pixels" and "pixels_init" not in blob["config"].get("gtn", {}):
+        raise CheckpointError(f"{path}: a pixels teacher from before learned images were stored unsquashed; "
+                              "train it again")
     if expect_dataset is not None and blob["dataset"] != expect_dataset:
         raise CheckpointError(f"{path}: teacher was trained on {blob['dataset']}, not {expect_dataset}")
     return LoadedTeacher(teacher, cfg, blob["dataset"], tuple(blob["mean"]), tuple(blob["std"]),

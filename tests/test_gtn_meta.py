@@ -150,3 +150,44 @@ def test_meta_steps_lower_the_meta_loss(fashion):
         res.meta_loss.backward()
         opt.step()
     assert sum(losses[-3:]) / 3 < 0.9 * losses[0], losses
+
+
+def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
+    """meta_gradient with L=2 equals the mean of two unrolls built by hand from the same seeds."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from search.config import ExperimentConfig
+    from search.meta import make_learner, meta_batch_count
+    from search.teach import meta_gradient
+
+    data = replace(fashion, train=fashion.train.head(300))
+    g = GTNConfig(inner_steps=2, inner_batch=10, noise_dim=8, meta_batch=20, learner_channels=2, learners_per_step=2,
+          checkpointing=False)
+    cfg = ExperimentConfig(seed=3, gtn=g)
+    teacher = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))
+    loss, _, _ = meta_gradient(teacher, cfg, data, np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
+    got = {n: p.grad.clone() for n, p in teacher.named_parameters() if p.grad is not None}
+
+    rng, gen = np.random.default_rng(3), torch.Generator().manual_seed(3)
+    want, losses, names = {}, [], set()
+    for j in range(2):
+        learner, name = make_learner(g, data.shape, 10, rng, seed=3 * 1_000_003 + 5 + 7_919 * j)
+        names.add(name)
+        plan = teacher.plan(gen, data.train)
+        res = unroll(learner, teacher, plan, draw_meta_batches(data.train, meta_batch_count(g), 20, gen),
+                     checkpointing=False, eval_bn=g.eval_bn)
+        losses.append(res.meta_loss)
+        for (n, p), gr in zip(teacher.named_parameters(), torch.autograd.grad(res.meta_loss, list(teacher.parameters()),
+                                                                              allow_unused=True)):
+            if gr is not None:
+                want[n] = want.get(n, 0) + gr / 2
+    assert loss == pytest.approx(float(sum(losses).detach()) / 2, rel=1e-6)
+    assert set(got) == set(want) and {"curriculum", "log_lr"} <= set(got)
+    for n in got:
+        torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-7)
+    single = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))  # one learner differs from the mean
+    meta_gradient(single, ExperimentConfig(seed=3, gtn=replace(g, learners_per_step=1)), data,
+                  np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
+    assert not torch.allclose(single.log_lr.grad, got["log_lr"])

@@ -93,6 +93,29 @@ def test_real_curriculum_scores_like_real_training(fashion):
     assert res["gtn_score"] > 0.5, res
 
 
+def test_pixels_start_from_real_images_of_their_labels(fashion):
+    """`pixels_init: real` starts the learned images at real images of the fixed labels, so an
+    untrained teacher already teaches like real data; from noise it teaches nothing."""
+    from search.gtn import Teacher
+
+    overrides = ["gtn.curriculum=pixels", "gtn.inner_steps=40", "gtn.inner_batch=64", "gtn.init_lr=0.1"]
+    cfg = load_config(None, overrides + ["gtn.pixels_init=real"])
+    teacher = Teacher(cfg.gtn, fashion.shape, 10)
+    teacher.init_pixels_from(fashion.train, torch.Generator().manual_seed(0))
+    flat_x, flat_y = teacher.pixels.detach().flatten(2), teacher.labels
+    for t, b in [(0, 0), (7, 13), (39, 63)]:  # each image is a real training image of its own label
+        same = (fashion.train.x.flatten(1) == flat_x[t, b]).all(1).nonzero().flatten()
+        assert len(same) and (fashion.train.y[same] == flat_y[t, b]).all()
+    val = fashion.val.head(1000)
+    cur = materialize(teacher, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std)
+    assert score(parse(PAPER), cur, val, channels=8)["gtn_score"] > 0.5
+    noise = Teacher(load_config(None, overrides).gtn, fashion.shape, 10)
+    cur = materialize(noise, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std)
+    assert score(parse(PAPER), cur, val, channels=8)["gtn_score"] < 0.3
+    with pytest.raises(ValueError, match="pixels_init: real needs curriculum: pixels"):
+        load_config(None, ["gtn.pixels_init=real"])
+
+
 def test_gtn_cli_train_and_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["gtn", "train", "--config", str(GTN_SMOKE), f"out={out}"]) == 0
