@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=0.05")
     t.add_argument("--dataset", default=None, help="data set (default: the config's)")
     t.add_argument("--archs", type=int, required=True, help="how many distinct cells to sample uniformly")
-    t.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default: %(default)s)")
+    t.add_argument("--seeds", type=int, default=2,
+                   help="training seeds per cell; 2k seeds also measure how k-seed means agree (default: %(default)s)")
     t.add_argument("--budget", type=float, required=True, help="training epochs over the training split")
     t.add_argument("--sample-seed", type=int, default=0, help="seed of the cell sample (default: %(default)s)")
     t.add_argument("--out", required=True, help="truth Parquet (local path or URI); parts go to OUT.parts/")
