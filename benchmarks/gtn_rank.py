@@ -25,6 +25,7 @@ from _common import table, write  # noqa: E402
 from cluster.proxy_bench import load_truth, run_proxies, summarise, truth_targets  # noqa: E402
 from cluster.truth import replicate_rho  # noqa: E402
 from search.config import config_from_dict, load_config  # noqa: E402
+from search.curriculum import materialize  # noqa: E402
 from search.data import load_dataset  # noqa: E402
 from search.proxies import ProxyContext, parse_proxies  # noqa: E402
 from search.teach import save_teacher, train_teacher  # noqa: E402
@@ -75,8 +76,6 @@ def main() -> None:
         teacher = train_teacher(cfg, data, callback=log.append)
         train_s = time.perf_counter() - start
         save_teacher(Path(args.keep) / name / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
-        from search.curriculum import materialize
-
         cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
         ctx = ProxyContext(net=truth_cfg.net, shape=data.shape, num_classes=data.num_classes, data=data,
                            curriculum=cur, train=truth_cfg.train, seed=0)
