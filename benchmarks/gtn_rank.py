@@ -31,12 +31,14 @@ from search.proxies import ProxyContext, parse_proxies  # noqa: E402
 from search.teach import save_teacher, train_teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+FULL = ["gtn.curriculum=full", "gtn.pixels_init=noise"]  # explicit: the base config may set either
+PIXELS_REAL = ["gtn.curriculum=pixels", "gtn.pixels_init=real"]
 VARIANTS = {
-    "full": [],
-    "full+soft_labels": ["gtn.soft_labels=true"],
-    "full+2_learners": ["gtn.learners_per_step=2"],
-    "pixels_real": ["gtn.curriculum=pixels", "gtn.pixels_init=real"],
-    "pixels_real+soft_labels": ["gtn.curriculum=pixels", "gtn.pixels_init=real", "gtn.soft_labels=true"],
+    "full": FULL,
+    "full+soft_labels": FULL + ["gtn.soft_labels=true"],
+    "full+2_learners": FULL + ["gtn.learners_per_step=2"],
+    "pixels_real": PIXELS_REAL,
+    "pixels_real+soft_labels": PIXELS_REAL + ["gtn.soft_labels=true"],
 }
 
 
@@ -66,11 +68,14 @@ def main() -> None:
     truth_cfg = config_from_dict(meta["config"], args.truth)
     proxies = parse_proxies(",".join(f"gtn:{k}" for k in args.steps.split(",")))
     variants = dict(args.variant) if args.variant else VARIANTS
-    rows, results = [], {}
+    rows, results, datasets = [], {}, {}
     for name, extra in variants.items():
         cfg = load_config(args.config, extra + [f"gtn.outer_steps={args.outer_steps}", f"out={args.keep}/{name}"])
         d = cfg.data
-        data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset)
+        key = (d.dataset, d.root, d.split_seed)
+        if key not in datasets:  # variants share the data unless they override it
+            datasets[key] = load_dataset(d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset)
+        data = datasets[key]
         log: list = []
         start = time.perf_counter()
         teacher = train_teacher(cfg, data, callback=log.append)
