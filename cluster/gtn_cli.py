@@ -58,6 +58,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     writer = SummaryWriter(str(out / "tb"))
     fields = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "learner"]
     started = time.perf_counter()
+    if cfg.gtn.generator_init == "real":
+        print(f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
+              file=sys.stderr, flush=True)
     last_val: list[float | None] = [None]
     with open(out / "metrics.csv", "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=fields)

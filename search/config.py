@@ -100,10 +100,14 @@ class GTNConfig:
     noise_dim: int = 128
     soft_labels: bool = False
     pixels_init: Literal["noise", "real"] = "noise"  # curriculum: pixels starts from noise or real images
+    generator_init: Literal["random", "real"] = "random"  # real: fit generator + noise to real images first
+    generator_init_steps: int = 200  # Adam steps of that fit (one inner step's batch each)
     init_lr: float = 0.02
     init_momentum: float = 0.5
     outer_steps: int = 200
     meta_lr: float = 0.02  # Adam; the released MNIST config (CIFAR-10: 0.004, beta2 0.9, eps 1e-5)
+    generator_meta_lr: float | None = None  # the generator's weights only (None: meta_lr); a warm generator
+    # needs a far smaller step than its latents and lr/momentum schedule
     meta_beta2: float = 0.999
     meta_eps: float = 1e-8
     final_relative_lr: float = 0.1  # cosine decay of the meta learning rate down to this fraction
@@ -136,6 +140,7 @@ class GTNConfig:
         _check(0 <= self.init_momentum < 1, "init_momentum", "must be in [0, 1)")
         _check(self.outer_steps >= 1, "outer_steps", "must be >= 1")
         _check(self.meta_lr > 0, "meta_lr", "must be > 0")
+        _check(self.generator_meta_lr is None or self.generator_meta_lr > 0, "generator_meta_lr", "must be > 0")
         _check(0 <= self.meta_beta2 < 1, "meta_beta2", "must be in [0, 1)")
         _check(self.meta_eps > 0, "meta_eps", "must be > 0")
         _check(0 <= self.final_relative_lr <= 1, "final_relative_lr", "must be in [0, 1]")
@@ -143,6 +148,9 @@ class GTNConfig:
         _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
         _check(self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init", "real needs curriculum: pixels")
+        _check(self.generator_init == "random" or self.curriculum in ("full", "shuffled_batches"), "generator_init",
+               "real needs a learned curriculum (full or shuffled_batches)")
+        _check(self.generator_init_steps >= 1, "generator_init_steps", "must be >= 1")
         _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
         _check(self.learners_per_step >= 1, "learners_per_step", "must be >= 1")

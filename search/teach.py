@@ -58,8 +58,13 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
     teacher = Teacher(g, data.shape, data.num_classes, gen).to(device)
     if g.pixels_init == "real":
         teacher.init_pixels_from(data.train, gen)
-    opt = torch.optim.Adam(teacher.parameters(), lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=g.outer_steps, eta_min=g.meta_lr * g.final_relative_lr)
+    if g.generator_init == "real":
+        teacher.fit_generator_to(data.train, gen, g.generator_init_steps)
+    gen_params = list(teacher.generator.parameters()) if teacher.generator is not None else []
+    rest = [p for n, p in teacher.named_parameters() if not n.startswith("generator.")]
+    groups = [{"params": rest}] + ([{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else [])
+    opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, g.outer_steps, g.final_relative_lr))
     val = data.val.head(g.validate_size)
     for it in range(1, g.outer_steps + 1):
         start = time.perf_counter()
@@ -78,6 +83,11 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         if callback is not None:
             callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc))
     return teacher
+
+
+def cosine(i: int, steps: int, final: float) -> float:
+    """Cosine decay from 1 to ``final`` over ``steps`` (a factor on each parameter group's lr)."""
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
 
 
 def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: np.random.Generator,

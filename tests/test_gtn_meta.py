@@ -191,3 +191,26 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     meta_gradient(single, ExperimentConfig(seed=3, gtn=replace(g, learners_per_step=1)), data,
                   np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
     assert not torch.allclose(single.log_lr.grad, got["log_lr"])
+
+
+def test_generator_meta_lr_sets_the_generators_step_alone(fashion):
+    """With gtn.generator_meta_lr, Adam's first outer step (|step| = lr for every parameter with a
+    gradient) moves the generator's weights by that rate and the latents and schedule by meta_lr."""
+    from dataclasses import replace
+
+    from search.config import load_config
+    from search.teach import train_teacher
+
+    data = replace(fashion, train=fashion.train.head(300), val=fashion.val.head(50))
+    cfg = load_config(None, ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20",
+                             "gtn.learner_channels=2", "gtn.outer_steps=1", "gtn.checkpointing=false",
+                             "gtn.meta_lr=0.01", "gtn.generator_meta_lr=0.0001", "gtn.validate_size=50",
+                             "net.channels=2", "net.cells=1", "seed=4"])
+    before = Teacher(cfg.gtn, data.shape, 10, torch.Generator().manual_seed(4)).state_dict()
+    after = train_teacher(cfg, data).state_dict()
+    step = {k: (after[k] - before[k]).abs().max().item() for k in before if before[k].is_floating_point()}
+    gen = [k for k in step if k.startswith("generator.")]
+    assert gen and max(step[k] for k in gen) == pytest.approx(1e-4, rel=1e-3)  # tiny gradients step less (eps)
+    assert all(step[k] <= 1.001e-4 for k in gen), {k: step[k] for k in gen}
+    for k in ("curriculum", "log_lr", "log_momentum"):
+        assert step[k] == pytest.approx(1e-2, rel=1e-3), (k, step[k])
