@@ -37,6 +37,7 @@ VARIANTS = {
     "full": FULL,
     "full+soft_labels": FULL + ["gtn.soft_labels=true"],
     "full+2_learners": FULL + ["gtn.learners_per_step=2"],
+    "full+warm": FULL + ["gtn.generator_init=real", "gtn.generator_meta_lr=0.0005"],
     "pixels_real": PIXELS_REAL,
     "pixels_real+soft_labels": PIXELS_REAL + ["gtn.soft_labels=true"],
 }
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--steps", default="16,32", help="k of the gtn:k proxies (default: %(default)s)")
     ap.add_argument("--val-subset", type=int, default=5000, help="validation images the proxies are read on")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where teachers meta-train and cells are scored")
     ap.add_argument("--keep", default=str(ROOT / "runs" / "gtn_rank"), help="where the teachers are saved")
     ap.add_argument("--name", default="gtn_rank", help="results/<name>.json")
     args = ap.parse_args()
@@ -70,15 +72,22 @@ def main() -> None:
     variants = dict(args.variant) if args.variant else VARIANTS
     rows, results, datasets = [], {}, {}
     for name, extra in variants.items():
-        cfg = load_config(args.config, extra + [f"gtn.outer_steps={args.outer_steps}", f"out={args.keep}/{name}"])
+        cfg = load_config(args.config, extra + [f"gtn.outer_steps={args.outer_steps}", f"out={args.keep}/{name}",
+                                             f"data.device={args.device}"])
         d = cfg.data
         key = (d.dataset, d.root, d.split_seed)
         if key not in datasets:  # variants share the data unless they override it
-            datasets[key] = load_dataset(d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset)
+            datasets[key] = load_dataset(d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset,
+                                          device=d.device)
         data = datasets[key]
         log: list = []
         start = time.perf_counter()
-        teacher = train_teacher(cfg, data, callback=log.append)
+        def progress(s, name=name, log=log):
+            log.append(s)
+            if s.val_acc is not None:
+                print(f"{name}: outer step {s.step}, held-out acc {s.val_acc:.3f}, {s.seconds:.2f} s/step", flush=True)
+
+        teacher = train_teacher(cfg, data, callback=progress)
         train_s = time.perf_counter() - start
         save_teacher(Path(args.keep) / name / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
         cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
