@@ -12,6 +12,8 @@ labels, and a learning rate and momentum per inner step (log-parameterised). Fiv
   as noise or, with ``pixels_init: real``, as real images of their labels (as dataset condensation
   methods start), so meta-training begins from real data's few-step accuracy instead of chance.
 
+The generator can start warm the same way (``generator_init: real``, :meth:`Teacher.fit_generator_to`).
+
 Meta-training lives in :mod:`search.meta`; scoring with a frozen curriculum in :mod:`search.score`.
 """
 
