@@ -3,8 +3,8 @@
 Takes a checkpoint made by ``gtnnas gtn train --config configs/gtn_*_cpu.yaml`` and trains fresh copies
 of the held-out architecture (``gtn.validate_arch``, the config's C and N) for the curriculum's T
 steps of batch B, over several seeds, then tests them on the official test split. The comparison is
-real data with the same T and B and the best fixed learning rate of a small sweep (picked on
-validation, as in benchmarks/gtn_few_step.py); each seed draws its own real batches. Writes
+real data with the same T, B, momentum and normalisation and the best fixed learning rate of a
+small sweep (picked on validation, as in benchmarks/gtn_few_step.py); each seed draws its own real batches. Writes
 benchmarks/results/gtn_preset_<config name>.json and prints a table.
 
     python benchmarks/gtn_preset.py runs/gtn_fashion_cpu/teacher.pt [--seeds 5] [--train-log metrics.csv]
@@ -30,7 +30,7 @@ from search.gtn import Teacher  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.teach import load_teacher  # noqa: E402
 
-LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def stats(xs: list[float]) -> dict:
@@ -56,7 +56,8 @@ def main() -> None:
     def real_curriculum(lr: float, seed: int):
         rc = load_config(None, ["gtn.curriculum=real", f"gtn.inner_steps={g.inner_steps}",
                                 f"gtn.inner_batch={g.inner_batch}", f"gtn.init_lr={lr}",
-                                f"gtn.init_momentum={g.init_momentum}"])
+                                f"gtn.init_momentum={g.init_momentum}", f"gtn.learner_norm={g.learner_norm}",
+                                f"gtn.eval_bn={g.eval_bn}"])
         return materialize(Teacher(rc.gtn, data.shape, data.num_classes), dataset=lt.dataset, mean=data.mean,
                            std=data.std, real=data.train, seed=seed)
 

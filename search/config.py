@@ -141,6 +141,8 @@ class GTNConfig:
         _check(self.outer_steps >= 1, "outer_steps", "must be >= 1")
         _check(self.meta_lr > 0, "meta_lr", "must be > 0")
         _check(self.generator_meta_lr is None or self.generator_meta_lr > 0, "generator_meta_lr", "must be > 0")
+        _check(self.generator_meta_lr is None or self.curriculum not in ("pixels", "real"), "generator_meta_lr",
+               f"the {self.curriculum} curriculum meta-learns no generator")
         _check(0 <= self.meta_beta2 < 1, "meta_beta2", "must be in [0, 1)")
         _check(self.meta_eps > 0, "meta_eps", "must be > 0")
         _check(0 <= self.final_relative_lr <= 1, "final_relative_lr", "must be in [0, 1]")

@@ -139,10 +139,12 @@ class Teacher(nn.Module):
         over generator weights and latent codes, as in GLO, Bojanowski et al. 2018). Meta-training then
         starts from images that look like the data instead of from noise, which is what makes learned
         images (``pixels_init: real``) rank cells after a few CPU minutes. Returns the last step's MSE.
+        Targets brighter than the generator's ``2 tanh`` range (normalised MNIST strokes reach 2.8)
+        are fitted as far as it goes: those output pixels saturate.
         """
         if self.cfg.curriculum not in ("full", "shuffled_batches"):
             raise ValueError("generator_init: real needs a learned curriculum (full or shuffled_batches)")
-        target = self._real_picks(real, gen)
+        target = self._real_picks(real, gen).to(self.labels.device)
         opt = torch.optim.Adam(list(self.generator.parameters()) + [self.curriculum], lr=lr)
         loss = torch.tensor(float("nan"))
         for _ in range(steps):

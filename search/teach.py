@@ -44,7 +44,7 @@ class OuterStep:
     learner_acc: float  # accuracy of this step's learner on its final meta batch
     learner: str
     seconds: float
-    meta_lr: float
+    meta_lr: float  # of latents/pixels and the lr/momentum schedule (the generator's: gtn.generator_meta_lr)
     val_acc: float | None = None  # held-out architecture trained on the curriculum, when validated
 
 

@@ -214,3 +214,32 @@ def test_generator_meta_lr_sets_the_generators_step_alone(fashion):
     assert all(step[k] <= 1.001e-4 for k in gen), {k: step[k] for k in gen}
     for k in ("curriculum", "log_lr", "log_momentum"):
         assert step[k] == pytest.approx(1e-2, rel=1e-3), (k, step[k])
+
+
+def test_train_teacher_runs_the_warm_start_and_steps_pixels_at_meta_lr(fashion, monkeypatch):
+    """train_teacher fits the generator first exactly when generator_init is real (and that fit, not
+    the tiny meta step, is what moves its weights); a pixels teacher (no generator, one Adam group)
+    steps its images and schedule at meta_lr."""
+    from dataclasses import replace
+
+    from search.config import load_config
+    from search.teach import train_teacher
+
+    calls = []
+    fit = Teacher.fit_generator_to
+    monkeypatch.setattr(Teacher, "fit_generator_to", lambda self, *a, **k: calls.append(a[2]) or fit(self, *a, **k))
+    data = replace(fashion, train=fashion.train.head(300), val=fashion.val.head(50))
+    base = ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20", "gtn.learner_channels=2",
+            "gtn.outer_steps=1", "gtn.checkpointing=false", "gtn.validate_size=50", "net.channels=2", "net.cells=1"]
+    gen = ["gtn.meta_lr=0.01", "gtn.generator_meta_lr=0.00001"]
+    warm = train_teacher(load_config(None, base + gen + ["gtn.generator_init=real", "gtn.generator_init_steps=5"]), data)
+    assert calls == [5]
+    cold = train_teacher(load_config(None, base + gen), data)
+    assert calls == [5]
+    w, c = warm.state_dict(), cold.state_dict()
+    assert max((w[k] - c[k]).abs().max().item() for k in w if k.startswith("generator.") and w[k].is_floating_point()) > 1e-3
+    cfg = load_config(None, base + ["gtn.curriculum=pixels", "gtn.meta_lr=0.01"])
+    before = Teacher(cfg.gtn, data.shape, 10, torch.Generator().manual_seed(0)).state_dict()
+    after = train_teacher(cfg, data).state_dict()
+    for k in ("pixels", "log_lr"):
+        assert (after[k] - before[k]).abs().max().item() == pytest.approx(0.01, rel=1e-3), k
