@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write  # noqa: E402
+from _common import real_baseline, table, write  # noqa: E402
 
 from search.config import load_config  # noqa: E402
 from search.curriculum import materialize, score  # noqa: E402
 from search.data import load_dataset  # noqa: E402
-from search.gtn import Teacher  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.teach import train_teacher  # noqa: E402
 
@@ -49,20 +48,8 @@ def test_accuracy(cur, data, cfg, seeds: int) -> list[float]:
 
 def best_real_lr(args: argparse.Namespace, data, dataset: str) -> tuple[float, list[float]]:
     """Real batches, fixed lr/momentum (no meta-learning): sweep lr on validation, report test."""
-    best = (-1.0, 0.0)
-    for lr in (0.01, 0.03, 0.1, 0.3, 1.0):
-        cfg = load_config(None, overrides(args, "real", dataset) + [f"gtn.init_lr={lr}"])
-        cur = materialize(Teacher(cfg.gtn, data.shape, 10), dataset=dataset, mean=data.mean, std=data.std,
-                          real=data.train, seed=0)
-        val = score(parse(cfg.gtn.validate_arch), cur, data.val.head(2000), channels=args.channels)["gtn_score"]
-        best = max(best, (val, lr))
-    cfg = load_config(None, overrides(args, "real", dataset) + [f"gtn.init_lr={best[1]}"])
-    accs = []
-    for s in range(args.seeds):  # a different real sample per seed, too
-        cur = materialize(Teacher(cfg.gtn, data.shape, 10), dataset=dataset, mean=data.mean, std=data.std,
-                          real=data.train, seed=s)
-        accs.append(score(parse(cfg.gtn.validate_arch), cur, data.test, seed=s, channels=args.channels)["gtn_score"])
-    return best[1], accs
+    return real_baseline(parse(load_config(None).gtn.validate_arch), data, overrides(args, "real", dataset),
+                         (0.01, 0.03, 0.1, 0.3, 1.0), args.seeds, channels=args.channels)
 
 
 MEMORY_PROBE = """

@@ -21,12 +21,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write  # noqa: E402
+from _common import real_baseline, table, write  # noqa: E402
 
-from search.config import load_config  # noqa: E402
-from search.curriculum import materialize, score  # noqa: E402
+from search.curriculum import score  # noqa: E402
 from search.data import load_dataset  # noqa: E402
-from search.gtn import Teacher  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.teach import load_teacher  # noqa: E402
 
@@ -53,17 +51,9 @@ def main() -> None:
     cur = lt.curriculum(real=data.train)
     gtn = [score(arch, cur, data.test, seed=s, **net)["gtn_score"] for s in range(args.seeds)]
 
-    def real_curriculum(lr: float, seed: int):
-        rc = load_config(None, ["gtn.curriculum=real", f"gtn.inner_steps={g.inner_steps}",
-                                f"gtn.inner_batch={g.inner_batch}", f"gtn.init_lr={lr}",
-                                f"gtn.init_momentum={g.init_momentum}", f"gtn.learner_norm={g.learner_norm}",
-                                f"gtn.eval_bn={g.eval_bn}"])
-        return materialize(Teacher(rc.gtn, data.shape, data.num_classes), dataset=lt.dataset, mean=data.mean,
-                           std=data.std, real=data.train, seed=seed)
-
-    val = data.val.head(2000)
-    lr = max(LRS, key=lambda lr: score(arch, real_curriculum(lr, 0), val, seed=0, **net)["gtn_score"])
-    real = [score(arch, real_curriculum(lr, s), data.test, seed=s, **net)["gtn_score"] for s in range(args.seeds)]
+    overrides = [f"gtn.inner_steps={g.inner_steps}", f"gtn.inner_batch={g.inner_batch}",
+                 f"gtn.init_momentum={g.init_momentum}", f"gtn.learner_norm={g.learner_norm}", f"gtn.eval_bn={g.eval_bn}"]
+    lr, real = real_baseline(arch, data, overrides, LRS, args.seeds, **net)
     results = {"gtn": stats(gtn), "real_best_lr": {**stats(real), "lr": lr}}
     train = {}
     if args.train_log:
