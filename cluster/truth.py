@@ -72,13 +72,20 @@ def parts_dir(out: str) -> str:
 
 
 def read_rows(out: str) -> list[dict[str, Any]]:
-    """All finished rows under ``<out>.parts/`` (deduplicated on arch and seed)."""
-    fs, base = resolve(parts_dir(out))
-    if not exists(parts_dir(out)):
-        return []
+    """All finished rows: the table ``out`` itself (a fresh clone has no parts) and ``<out>.parts/``.
+
+    Deduplicated on (arch, seed), a part winning over the table.
+    """
     import pyarrow.fs as pafs
 
     rows: dict[tuple[str, int], dict[str, Any]] = {}
+    if exists(out):
+        fs, path = resolve(out)
+        for r in pq.read_table(path, filesystem=fs).to_pylist():
+            rows[(r["arch"], r["seed"])] = r
+    fs, base = resolve(parts_dir(out))
+    if not exists(parts_dir(out)):
+        return list(rows.values())
     for info in fs.get_file_info(pafs.FileSelector(base)):
         if info.base_name.startswith("part-") and info.base_name.endswith(".parquet"):
             for r in pq.read_table(info.path, filesystem=fs).to_pylist():
@@ -167,8 +174,9 @@ def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, 
         tuner.fit()
         rows = read_rows(out)
     wanted = set(jobs)
-    rows = [r for r in rows if (r["arch"], r["seed"]) in wanted]
-    missing = len(wanted) - len(rows)
+    planned = {a for a, _ in jobs}
+    rows = [r for r in rows if r["arch"] in planned]  # extra seeds of planned cells stay in the table
+    missing = len(wanted - {(r["arch"], r["seed"]) for r in rows})
     if missing:
         raise RuntimeError(f"{missing} of {len(wanted)} truth trials did not finish; run the same command again")
     write_truth(out, rows, {"config": cfg.to_dict(), "config_hash": truth_hash(cfg), "budget_epochs": cfg.train.epochs,
