@@ -22,12 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write  # noqa: E402
 
-from cluster.proxy_bench import load_truth, run_proxies, summarise, truth_targets  # noqa: E402
-from cluster.truth import replicate_rho  # noqa: E402
+from cluster.proxy_bench import run_proxies, summarise  # noqa: E402
+from results.truthtable import load_truth, replicate_rho, truth_targets  # noqa: E402
 from search.config import config_from_dict, load_config  # noqa: E402
 from search.curriculum import materialize  # noqa: E402
 from search.data import load_dataset  # noqa: E402
 from search.proxies import ProxyContext, parse_proxies  # noqa: E402
+from search.space import parse  # noqa: E402
 from search.teach import save_teacher, train_teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     df, meta = load_truth(args.truth)
-    archs, target, ceiling = truth_targets(df)
+    names, target, ceiling = truth_targets(df)
+    archs = [parse(a) for a in names]
     replicate, halves = replicate_rho(df.to_dict("records"))
     truth_cfg = config_from_dict(meta["config"], args.truth)
     proxies = parse_proxies(",".join(f"gtn:{k}" for k in args.steps.split(",")))

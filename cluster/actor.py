@@ -1,12 +1,16 @@
-"""The shared GTN actor: one per experiment, serving the frozen curriculum to every trial.
+"""The shared actor: one per experiment, serving the frozen curriculum and remembering scores.
 
-:class:`TeacherServer` is a plain class (testable without Ray). It loads the teacher checkpoint
-(any pyarrow.fs URI), materialises the curriculum once and puts it, with the validation split, into
-the object store as numpy arrays, so every trial on a node reads the same shared-memory copy
-without copying. It also keeps the score cache (equivalence hash + scorer settings -> metrics) and
-the (GTN score, real accuracy) pairs behind live calibration. :func:`start_teacher_actor` wraps it
-for Ray in one place: named, namespaced, no CPU, restarted forever; a restarted actor rebuilds the
-same curriculum (same content hash) from the same checkpoint.
+:class:`TeacherServer` is a plain class (testable without Ray). With ``search.score: gtn`` it loads
+the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and puts it, with the
+validation split, into the object store as numpy arrays, so every trial on a node maps the same
+shared-memory copy instead of receiving its own. It also keeps the rung-1 score cache (key from
+:func:`score_key`), in benchmark mode the first table result of each equivalence class, and the
+(rung-1 score, real accuracy) pairs behind live calibration.
+
+The leaderboard is its memory: a (re)started server rebuilds all three from the experiment's
+leaderboard parts (:meth:`TeacherServer.rebuild`), so an actor restart or a driver resume keeps them.
+:func:`start_teacher_actor` wraps it for Ray in one place: named, namespaced, no CPU, no GPU,
+restarted forever.
 """
 
 from __future__ import annotations
@@ -15,39 +19,65 @@ from typing import Any
 
 import numpy as np
 
+from results.leaderboard import LeaderboardError, calibration_pairs, read_parts
 from search.stats import spearman
 
 ACTOR_NAME = "gtn-teacher"
+RUNG1_FIELDS = ("rung1_score", "gtn_score", "gtn_val_loss", "score_seconds", "synflow", "naswot")
+
+
+def score_key(cfg: Any, arch_hash: str, curriculum: str | None) -> str:
+    """What a cached rung-1 score depends on: the class, the curriculum and the scorer's settings."""
+    s, n = cfg.search, cfg.net
+    return f"{arch_hash}|{s.score}|{curriculum}|{s.score_steps}|{n.channels}|{n.cells}|{cfg.seed}"
 
 
 def curriculum_to_arrays(cur: Any) -> dict[str, Any]:
-    """Numpy arrays (zero-copy in Ray's object store) plus the small metadata."""
+    """Numpy arrays (shared-memory in Ray's object store) plus the small metadata."""
     d = cur.to_dict()
     return {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in d.items()}
 
 
 def curriculum_from_arrays(d: dict[str, Any]) -> Any:
+    """A :class:`search.curriculum.Curriculum` over the arrays; tensors share their memory (read-only)."""
+    import warnings
+
     import torch
 
     from search.curriculum import Curriculum
 
-    tensors = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in d.items()}
+    with warnings.catch_warnings():  # object-store arrays are read-only; nothing writes to them
+        warnings.simplefilter("ignore", UserWarning)
+        tensors = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in d.items()}
     return Curriculum.from_dict(tensors)
 
 
 class TeacherServer:
-    """Loads the teacher, owns the curriculum and validation refs, the score cache and calibration."""
+    """Curriculum and validation refs (GTN score only), rung-1 cache, first table results, calibration."""
 
-    def __init__(self, experiment: dict[str, Any], teacher_uri: str):
+    def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None):
+        from search.config import config_from_dict
+
+        self.cfg = config_from_dict(experiment, "<actor>")
+        self.curriculum: Any = None
+        self._arrays: dict[str, Any] | None = None
+        self._val: dict[str, Any] | None = None
+        if self.cfg.search.score == "gtn":
+            self._load(teacher_uri)
+        self._refs: dict[str, Any] | None = None
+        self.cache: dict[str, dict[str, float]] = {}
+        self.first: dict[str, dict[str, Any]] = {}
+        self.pairs: dict[str, tuple[float, float]] = {}
+        self.rebuilt = self.rebuild(root) if root else 0
+
+    def _load(self, teacher_uri: str | None) -> None:
         import torch
 
-        from cluster.storage import fetch_to_local
-        from search.config import config_from_dict
+        from results.storage import fetch_to_local
         from search.data import load_dataset
         from search.teach import load_teacher
 
         torch.set_num_threads(1)
-        self.cfg = config_from_dict(experiment, "<actor>")
         d = self.cfg.data
         loaded = load_teacher(fetch_to_local(teacher_uri), expect_dataset=d.dataset)
         data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
@@ -55,9 +85,28 @@ class TeacherServer:
         self.curriculum = loaded.curriculum(real=data.train)
         self._arrays = curriculum_to_arrays(self.curriculum)
         self._val = {"x": data.val.x.numpy(), "y": data.val.y.numpy()}
-        self._refs: dict[str, Any] | None = None
-        self.cache: dict[str, dict[str, float]] = {}
-        self.pairs: dict[str, tuple[float, float]] = {}
+
+    def rebuild(self, root: str) -> int:
+        """Refill cache, first table results and calibration pairs from the leaderboard; returns rows read.
+
+        Only rows of this configuration (``config_hash``) count, and no rows of LOST trials.
+        """
+        try:
+            df = read_parts(root)
+        except LeaderboardError:
+            return 0
+        df = df[df["config_hash"] == self.cfg.hash()]
+        first = df[df["rung"] == 1].dropna(subset=["rung1_score"]) if self.cfg.search.score != "none" else df.iloc[:0]
+        for row in first.to_dict("records"):
+            key = score_key(self.cfg, row["arch_hash"], row["curriculum"])
+            self.cache.setdefault(key, {k: row[k] for k in RUNG1_FIELDS if row.get(k) == row.get(k)})
+        if self.cfg.search.evaluator == "nb201":
+            real = df.dropna(subset=["val_acc"]).sort_values("timestamp", kind="mergesort")
+            for row in real.drop_duplicates("arch_hash").to_dict("records"):
+                self.first[row["arch_hash"]] = {"val_acc": row["val_acc"], "test_acc": row["test_acc"],
+                                                "sim_epochs": row["sim_epochs"]}
+        self.pairs = {h: p for h, p in calibration_pairs(df, "rung1_score").items()}
+        return len(df)
 
     def _ensure_refs(self) -> dict[str, Any]:
         if self._refs is None:
@@ -67,9 +116,12 @@ class TeacherServer:
         return self._refs
 
     def info(self) -> dict[str, Any]:
+        base = {"cached_scores": len(self.cache), "calibration_n": len(self.pairs), "rebuilt_rows": self.rebuilt}
         c = self.curriculum
-        return {"content_hash": c.content_hash, "steps": c.steps, "batch": int(c.images.shape[1]),
-                "dataset": c.dataset, "norm": c.norm, "cached_scores": len(self.cache)}
+        if c is None:
+            return {**base, "content_hash": None}
+        return {**base, "content_hash": c.content_hash, "steps": c.steps, "batch": int(c.images.shape[1]),
+                "dataset": c.dataset, "norm": c.norm}
 
     def refs(self) -> tuple[Any, Any]:
         """[curriculum ref], [validation ref], wrapped in lists so Ray hands back the refs themselves."""
@@ -82,9 +134,16 @@ class TeacherServer:
     def store(self, key: str, metrics: dict[str, float]) -> None:
         self.cache.setdefault(key, metrics)
 
-    def record(self, arch_hash: str, gtn_score: float, val_acc: float) -> dict[str, float]:
-        """Keep the latest real-data accuracy per architecture; return the live calibration."""
-        self.pairs[arch_hash] = (gtn_score, val_acc)
+    def first_result(self, arch_hash: str, result: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """(the class's first real result, whether it is ``result`` itself): one evaluation per class."""
+        if arch_hash in self.first:
+            return self.first[arch_hash], False
+        self.first[arch_hash] = result
+        return result, True
+
+    def record(self, arch_hash: str, score: float, val_acc: float) -> dict[str, float]:
+        """Keep the latest real-data accuracy per class; return the live calibration."""
+        self.pairs[arch_hash] = (score, val_acc)
         return self.calibration()
 
     def calibration(self) -> dict[str, float]:
@@ -94,14 +153,22 @@ class TeacherServer:
         g, v = zip(*self.pairs.values())
         return {"calibration_n": n, "proxy_rho": spearman(list(g), list(v))}
 
+    def state(self) -> dict[str, Any]:
+        """Everything it remembers (tests compare it with what the leaderboard holds)."""
+        return {"cache": dict(self.cache), "first": dict(self.first), "pairs": dict(self.pairs)}
 
-def start_teacher_actor(experiment: dict[str, Any], teacher_uri: str, namespace: str, num_gpus: float = 0.0) -> Any:
-    """The one place where :class:`TeacherServer` becomes a Ray actor (or the running one is reused)."""
+
+def start_teacher_actor(experiment: dict[str, Any], teacher_uri: str | None, namespace: str,
+                        root: str | None = None) -> Any:
+    """The one place where :class:`TeacherServer` becomes a Ray actor (or the running one is reused).
+
+    It serves arrays and remembers numbers, so it asks for no CPU and no GPU.
+    """
     import ray
 
-    remote_cls = ray.remote(num_cpus=0, num_gpus=num_gpus, max_restarts=-1, max_task_retries=-1)(TeacherServer)
+    remote_cls = ray.remote(num_cpus=0, num_gpus=0, max_restarts=-1, max_task_retries=-1)(TeacherServer)
     return remote_cls.options(name=ACTOR_NAME, namespace=namespace, get_if_exists=True,
-                              lifetime=None).remote(experiment, teacher_uri)
+                              lifetime=None).remote(experiment, teacher_uri, root)
 
 
 def get_teacher_actor(namespace: str) -> Any:

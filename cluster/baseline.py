@@ -1,7 +1,7 @@
 """The real-data baseline job: train a few sampled cells as Tune trials and rank them.
 
-This is what ``gtnnas baseline`` runs (and, until the GTN search lands, the main job): a pure
-train function from ``search.train`` wrapped by one thin Tune trainable.
+This is what ``gtnnas baseline`` runs: a pure train function from ``search.train`` wrapped by one
+thin Tune trainable.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> Non
     import torch
     from ray import tune
 
-    from search.data import load_dataset
+    from cluster.device import granted_device
+    from cluster.trainable import cached_dataset
     from search.train import train_arch
 
     cfg = config_from_dict(experiment, "<trial>")
     torch.set_num_threads(max(1, int(cfg.baseline.cpus_per_trial)))
     d = cfg.data
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, device=d.device,
-                        train_subset=d.train_subset, val_subset=d.val_subset)
+    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, granted_device())
     result = train_arch(space.parse(trial["arch"]), data, cfg.net, cfg.train, seed=cfg.seed)
     tune.report({k: v for k, v in result.items() if v is not None})
 

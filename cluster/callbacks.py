@@ -1,4 +1,10 @@
-"""The driver-side Tune callback that writes leaderboard part files (see :mod:`cluster.leaderboard`)."""
+"""Driver-side Tune callbacks: the leaderboard writer and the one-line live status.
+
+Both run in the driver process, on Tune's control loop. The leaderboard writer buffers one row per
+reported result and one status per finished trial and writes them in :meth:`on_step_end`, which Tune
+calls after it has (maybe) saved the experiment state; with ``search.state_save: step`` the state is
+saved every step, so every trial with rows on disk is one the saved experiment knows.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +13,83 @@ from typing import Any
 
 from ray.tune import Callback
 
-from cluster.leaderboard import row_from_result, write_part
+from cluster.progress import Progress, bar, duration
+from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 
 
 class LeaderboardCallback(Callback):
-    """Driver-side Tune callback: buffer result rows, flush a part every N rows or S seconds."""
+    """Buffer result rows and trial statuses; flush every N rows, S seconds, or when a trial ends."""
 
     def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
                  flush_seconds: float = 30.0):
         self.root, self.experiment, self.metadata = root, experiment, dict(metadata)
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
-        self.buffer: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.parts_written = 0
 
-    def _add(self, trial: Any, result: dict[str, Any] | None, status: str) -> None:
-        if result and "training_iteration" in result and "arch" in result:
-            self.buffer.append(row_from_result(self.experiment, trial.trial_id, result, status))
-            if result.get("proxy_rho") is not None:
-                self.metadata["calibration"] = {"proxy_rho": result["proxy_rho"],
-                                                "n": result.get("calibration_n")}
-        self._maybe_flush()
-
-    def _maybe_flush(self, force: bool = False) -> None:
-        due = time.monotonic() - self.last_flush >= self.flush_seconds
-        if self.buffer and (force or due or len(self.buffer) >= self.flush_rows):
-            write_part(self.root, self.buffer, self.metadata)
-            self.parts_written += 1
-            self.buffer = []
-            self.last_flush = time.monotonic()
-
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._add(trial, result, "RUNNING")
+        if "training_iteration" in result and "arch" in result:
+            self.rows.append(row_from_result(self.experiment, trial.trial_id, result))
+            if result.get("proxy_rho") is not None:
+                self.metadata["calibration"] = {"proxy_rho": result["proxy_rho"], "n": result.get("calibration_n")}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._add(trial, trial.last_result, "TERMINATED")
+        self.statuses.append(status_row(self.experiment, trial.trial_id, "TERMINATED"))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._add(trial, trial.last_result, "ERROR")
+        self.statuses.append(status_row(self.experiment, trial.trial_id, "ERROR"))
+
+    def flush(self, force: bool = False) -> None:
+        due = time.monotonic() - self.last_flush >= self.flush_seconds
+        if self.rows and (force or due or self.statuses or len(self.rows) >= self.flush_rows):
+            write_part(self.root, self.rows, self.metadata)
+            self.parts_written += 1
+            self.rows, self.last_flush = [], time.monotonic()
+        if self.statuses and not self.rows:  # statuses only once their trial's rows are on disk
+            write_statuses(self.root, self.statuses)
+            self.statuses = []
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._maybe_flush()
+        self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._maybe_flush(force=True)
+        self.flush(force=True)
+
+
+class StatusCallback(Callback):
+    """One status line every few seconds (in place on a terminal) instead of Tune's trial tables."""
+
+    def __init__(self, total: int, every: float = 10.0, stage: str = "search"):
+        self.total, self.stage = total, stage
+        self.progress = Progress(every=every)
+        self.start = time.monotonic()
+        self.best: tuple[float, str] | None = None
+        self.rho: tuple[float, int] | None = None
+
+    def setup(self, **info: Any) -> None:
+        self.start = time.monotonic()  # also when a restored experiment starts again
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        v = result.get("val_acc")
+        if v is not None and (self.best is None or v > self.best[0]):
+            self.best = (float(v), str(result.get("arch")))
+        if result.get("proxy_rho") is not None:
+            self.rho = (float(result["proxy_rho"]), int(result.get("calibration_n", 0)))
+
+    def line(self, trials: list) -> str:
+        elapsed = time.monotonic() - self.start
+        done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
+        running = sum(1 for t in trials if t.status == "RUNNING")
+        left = elapsed / done * (self.total - done) if done else None
+        best = f"best val {self.best[0]:.4f} {self.best[1]}" if self.best else "best val -"
+        rho = f"rho {self.rho[0]:.2f} (n={self.rho[1]})" if self.rho else "rho -"
+        return (f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho} | "
+                f"{duration(elapsed)} elapsed, ~{duration(left)} left")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.progress.show(self.line(trials))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.progress.done(self.line(trials))

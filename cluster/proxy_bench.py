@@ -9,45 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from results.truthtable import load_truth, replicate_rho, truth_targets
+from search.errors import TruthError
 from search.proxies import Ensemble, Proxy, ProxyContext, combine_ranks
 from search.space import Arch, parse
 from search.stats import kendall, spearman, top_half_spearman
-
-
-class TruthError(ValueError):
-    """A truth table that is missing, empty or lacks the columns we need; one line."""
-
-
-def load_truth(path: str) -> tuple[Any, dict[str, Any]]:
-    """(rows as pandas, the writer's metadata) of a truth Parquet, validated at the door."""
-    import pyarrow.parquet as pq
-
-    from cluster.storage import exists, resolve
-    from cluster.truth import REQUIRED
-
-    if not exists(path):
-        raise TruthError(f"{path}: no such truth table")
-    fs, p = resolve(path)
-    try:
-        table = pq.read_table(p, filesystem=fs)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise TruthError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing:
-        raise TruthError(f"{path}: not a truth table (missing columns: {', '.join(missing)})")
-    if table.num_rows == 0:
-        raise TruthError(f"{path}: the truth table is empty")
-    meta = {k.decode()[len("gtnnas."):]: json.loads(v) for k, v in (table.schema.metadata or {}).items()
-            if k.decode().startswith("gtnnas.")}
-    return table.to_pandas(), meta
-
-
-def truth_targets(df: Any) -> tuple[list[Arch], np.ndarray, float]:
-    """(architectures, mean val_acc over seeds, seed-to-seed rho ceiling)."""
-    from cluster.truth import seed_rho
-
-    mean = df.groupby("arch", sort=True)["val_acc"].mean()
-    return [parse(a) for a in mean.index], mean.to_numpy(float), seed_rho(df.to_dict("records"))
 
 
 def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyContext,
@@ -148,10 +114,9 @@ def _machine() -> dict[str, Any]:
 def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir: str,
           json_path: str | None = None, progress: Any = None) -> dict[str, Any]:
     """Score every proxy on the truth's architectures; write JSON and one scatter PNG per proxy."""
-    from cluster.truth import replicate_rho
-
     df, meta = load_truth(truth_path)
-    archs, target, ceiling = truth_targets(df)
+    names, target, ceiling = truth_targets(df)
+    archs = [parse(a) for a in names]
     if len(archs) < 3:
         raise TruthError(f"{truth_path}: {len(archs)} architecture(s); rank correlations need at least 3")
     scores = run_proxies(proxies, archs, ctx, progress)

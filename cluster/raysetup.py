@@ -1,11 +1,26 @@
-"""Starting and joining Ray safely: loopback only on a laptop or CI, the given address on a cluster."""
+"""Starting and joining Ray safely, and ending what a dead driver's embedded Ray left behind.
+
+Loopback only on a laptop or CI, the given address on a cluster. An embedded Ray records its
+processes (PID and start time) in its own session folder; when a driver is SIGKILLed, Ray's agent
+processes outlive it, and the next :func:`ray_session` ends exactly those PIDs, never a process
+found by name.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import json
 import os
+import signal
 import tempfile
+import time
+from collections.abc import Iterator
+
+from search.errors import ClusterError
 
 LOOPBACK = "127.0.0.1"
+OWNER_FILE = "gtnnas-owner.json"
 
 
 def ray_env() -> None:
@@ -20,31 +35,50 @@ def ray_env() -> None:
     os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnray"))
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False) -> bool:
+def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False,
+              verbose: bool = False) -> bool:
     """Start an embedded local Ray (``address`` None or "local") or connect to a running cluster.
 
     Returns True when this call started Ray (so the caller should shut it down). An unreachable
-    address raises ``ConnectionError`` with one line saying so.
+    address raises :class:`ClusterError` with one line saying so. Unless ``verbose``, Ray's and
+    Tune's INFO logs from the workers stay in the session's log files instead of the console.
     """
     ray_env()
     import ray
 
+    logging_config = ray.LoggingConfig(log_level="INFO" if verbose else "WARNING")
     if address not in (None, "local"):
         _probe(address)  # an explicit address must answer, even when this process already runs Ray
     if ray.is_initialized():
         return False
     if address in (None, "local"):
+        end_orphans()
         ray.init(
             "local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=LOOPBACK,
-            _node_ip_address=LOOPBACK, log_to_driver=True, configure_logging=False,
+            _node_ip_address=LOOPBACK, log_to_driver=True, configure_logging=False, logging_config=logging_config,
         )
+        record_owner()
         return True
     try:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_config=logging_config)
     except Exception as e:  # Ray raises several types for "nothing there"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConnectionError(f"cannot connect to Ray at {address!r}: {first}") from None
+        raise ClusterError(f"cannot connect to Ray at {address!r}: {first}") from None
     return True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False,
+                verbose: bool = False) -> Iterator[None]:
+    """``start_ray`` for the duration of a ``with`` block; shuts down only a Ray this block started."""
+    started = start_ray(address, num_cpus=num_cpus, dashboard=dashboard, verbose=verbose)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def _probe(address: str) -> None:
@@ -58,4 +92,77 @@ def _probe(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise ConnectionError(f"cannot connect to Ray at {address!r}: {e.strerror or e}") from None
+        raise ClusterError(f"cannot connect to Ray at {address!r}: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+def session_dir() -> str | None:
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_session_dir_path() if node is not None else None
+
+
+def record_owner() -> str | None:
+    """Write this driver's PID and every process under it into the embedded Ray's session folder."""
+    import psutil
+
+    folder = session_dir()
+    if folder is None:
+        return None
+    me = psutil.Process()
+    procs = [{"pid": p.pid, "started": p.create_time()} for p in me.children(recursive=True)]
+    path = os.path.join(folder, OWNER_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"driver": {"pid": me.pid, "started": me.create_time()}, "processes": procs}, f)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def _alive(entry: dict) -> bool:
+    import psutil
+
+    try:
+        return abs(psutil.Process(entry["pid"]).create_time() - entry["started"]) < 1e-3
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def end_orphans(root: str | None = None, grace: float = 3.0) -> list[int]:
+    """End the processes recorded by embedded Rays whose driver is dead; returns the PIDs ended.
+
+    Looks only at ``gtnnas-owner.json`` files under ``$RAY_TMPDIR/ray/session_*`` and only at
+    processes whose PID and start time both match the record (a reused PID is left alone).
+    """
+    import psutil
+
+    ray_env()
+    root = root or os.path.join(os.environ["RAY_TMPDIR"], "ray")
+    ended: list[int] = []
+    for path in sorted(glob.glob(os.path.join(root, "session_*", OWNER_FILE))):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if _alive(record["driver"]):
+            continue
+        victims = [e for e in record["processes"] if _alive(e)]
+        for e in victims:
+            with contextlib.suppress(OSError):
+                os.kill(e["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(e) for e in victims):
+            time.sleep(0.1)
+        for e in victims:
+            if _alive(e):
+                with contextlib.suppress(OSError):
+                    os.kill(e["pid"], signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(e["pid"]).wait(timeout=0)  # reap if it was our own child
+        ended += [e["pid"] for e in victims]
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return ended

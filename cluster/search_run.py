@@ -1,79 +1,43 @@
 """The search driver: teacher stage -> shared actor -> Tune trials -> leaderboard.
 
 Runs on whatever Ray is initialised (embedded local, or a cluster via ``--address``). ``resume``
-restores an interrupted experiment with ``Tuner.restore`` after recreating the actor, which Tune
-does not do itself (driver-side actors are not part of Tune's state).
+continues an interrupted experiment from whatever stage it reached: the teacher stage from its last
+checkpoint, the search with ``Tuner.restore`` (after recreating the actor, which Tune does not do
+itself). Before the actor starts, the leaderboard is made to agree with the restored experiment
+(rows Tune holds that no part has are written; trials it does not know are marked LOST), because the
+actor rebuilds its memory from the leaderboard. See docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from cluster.actor import start_teacher_actor
-from cluster.callbacks import LeaderboardCallback
-from cluster.leaderboard import reconcile, write_final
-from cluster.searchers import make_searcher
-from cluster.storage import exists, join, upload
+from cluster.teacher_stage import ensure_teacher
+from cluster.callbacks import LeaderboardCallback, StatusCallback
+from cluster.searchers import make_searcher, searcher_metric
 from cluster.trainable import nas_trainable, param_space
+from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
+from results.storage import exists, join, upload
 from search.config import ExperimentConfig
+from search.stats import spearman
 
 
 def namespace_for(cfg: ExperimentConfig) -> str:
     return f"gtnnas-{cfg.name}"
 
 
-def metadata(cfg: ExperimentConfig, teacher_uri: str, curriculum: dict[str, Any]) -> dict[str, Any]:
+def metadata(cfg: ExperimentConfig, teacher_uri: str | None, curriculum: dict[str, Any]) -> dict[str, Any]:
     import ray
 
     from search.teach import versions
 
     return {"config": cfg.to_dict(), "config_hash": cfg.hash(), "versions": {**versions(), "ray": ray.__version__},
-            "teacher": teacher_uri, "curriculum": curriculum}
-
-
-def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> str:
-    """Ray task: meta-train a teacher with ``experiment``'s gtn settings and store it at ``target``."""
-    import tempfile
-
-    import torch
-
-    from search.config import config_from_dict
-    from search.data import load_dataset
-    from search.teach import save_teacher, train_teacher
-
-    cfg = config_from_dict(experiment, "<teacher stage>")
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    d = cfg.data
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset)
-
-    def log(s: Any) -> None:
-        if s.val_acc is not None or s.step == 1:
-            print(f"teacher stage: outer step {s.step}/{cfg.gtn.outer_steps} meta-loss {s.meta_loss:.4f}"
-                  + (f" val-acc {s.val_acc:.4f}" if s.val_acc is not None else ""), flush=True)
-
-    teacher = train_teacher(cfg, data, callback=log)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "teacher.pt")
-        save_teacher(local, teacher, cfg, data, cfg.gtn.outer_steps)
-        upload(local, target)
-    return target
-
-
-def ensure_teacher(cfg: ExperimentConfig, root: str) -> str:
-    """The configured teacher, else the experiment's own (meta-trained now if it is not there yet)."""
-    import ray
-
-    if cfg.search.teacher:
-        return cfg.search.teacher
-    target = join(root, "teacher.pt")
-    if exists(target):
-        return target
-    cpus = int(max(1.0, min(ray.available_resources().get("CPU", 1.0), 8.0)))  # one node's worth at most
-    task = ray.remote(num_cpus=cpus, num_gpus=cfg.search.teacher_gpus)(_meta_train_task)
-    print(f"no teacher given: meta-training one first ({cfg.gtn.outer_steps} outer steps) -> {target}", flush=True)
-    return ray.get(task.remote(cfg.to_dict(), target, cpus))
+            "teacher": teacher_uri, "curriculum": curriculum, "evaluator": cfg.search.evaluator,
+            "score": cfg.search.score}
 
 
 def trainable_for(cfg: ExperimentConfig) -> Any:
@@ -86,58 +50,163 @@ def trainable_for(cfg: ExperimentConfig) -> Any:
     )
 
 
-def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any]) -> Any:
+def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
+    """Scores for the evolution's first population (``search.seed_proxy``), on the searched network."""
+    if not cfg.search.seed_proxy:
+        return None
+    name = cfg.search.seed_proxy
+
+    def score(archs: Any) -> list[float]:
+        if cfg.search.evaluator == "nb201":
+            from search import nb201
+
+            return [nb201.proxy(a, name) for a in archs]
+        from search.proxies import ProxyContext, make_proxy
+
+        shape = (3, 32, 32) if cfg.data.dataset == "cifar10" else (1, 28, 28)
+        ctx = ProxyContext(net=cfg.net, shape=shape, seed=cfg.seed)
+        return make_proxy(name).score_many(list(archs), ctx)[0]
+
+    return score
+
+
+def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     s = cfg.search
-    searcher = make_searcher(s.searcher, metric="gtn_score", mode="max", population=s.population,
-                             tournament=s.tournament, seed=cfg.seed, max_concurrent=s.max_concurrent)
-    if s.scheduler == "asha" and s.real_rungs > 0:
-        scheduler: Any = ASHAScheduler(time_attr="training_iteration", max_t=1 + s.real_rungs, grace_period=1,
+    searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
+    if s.scheduler == "asha" and s.rungs > 1:
+        scheduler: Any = ASHAScheduler(time_attr="training_iteration", max_t=s.rungs, grace_period=1,
                                        reduction_factor=s.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    callback = LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds)
-    space = {} if s.searcher == "evolution" else param_space()
+    tune_native = s.searcher not in ("random", "evolution")
     storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
     return tune.Tuner(
         trainable_for(cfg),
-        param_space=space,
+        param_space=param_space() if tune_native else {},
         tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=s.num_samples, reuse_actors=True,
+                                    num_samples=s.num_samples, reuse_actors=True, time_budget_s=s.time_budget_s,
                                     max_concurrent_trials=s.max_concurrent or None),
-        run_config=tune.RunConfig(
-            name=cfg.name, storage_path=storage, callbacks=[callback],
-            failure_config=tune.FailureConfig(max_failures=3),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # small; PBT-style pruning loses them
-            verbose=int(os.environ.get("GTNNAS_TUNE_VERBOSE", "1")),
-        ),
+        run_config=run_config(cfg, root, meta, storage, verbose),
     )
 
 
-def run_search(cfg: ExperimentConfig, *, resume: bool = False) -> Any:
-    """Run (or resume) the whole pipeline on the initialised Ray; returns the final leaderboard (pandas)."""
+def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: str, verbose: bool) -> Any:
+    from ray import tune
+
+    s = cfg.search
+    callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds)]
+    if not verbose:
+        callbacks.append(StatusCallback(s.num_samples))
+    return tune.RunConfig(
+        name=cfg.name, storage_path=storage, callbacks=callbacks,
+        failure_config=tune.FailureConfig(max_failures=3),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # small; PBT-style pruning loses them
+        verbose=1 if verbose else 0,
+    )
+
+
+@contextlib.contextmanager
+def tune_env(cfg: ExperimentConfig, verbose: bool) -> Iterator[None]:
+    """Environment Tune reads while it runs, set for one ``fit`` and restored after.
+
+    ``state_save: step`` saves the experiment and searcher state every control-loop step instead of
+    on Tune's timer; without ``--verbose`` Tune's console output is off (our status line replaces it).
+    """
+    want = {"TUNE_GLOBAL_CHECKPOINT_S": "0" if cfg.search.state_save == "step" else None,
+            "RAY_AIR_NEW_OUTPUT": None if verbose else "0"}
+    old = {k: os.environ.get(k) for k in want}
+    for k, v in want.items():
+        if v is not None:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str]]:
+    """(trial_id, reported results the leaderboard lacks, status) for every trial Tune knows.
+
+    A trial's progress file is read only when the leaderboard misses one of its iterations.
+    """
+    try:
+        have = set(map(tuple, read_parts(root, lost=True)[["trial_id", "iteration"]].itertuples(index=False)))
+    except Exception:  # no parts yet
+        have = set()
+    out = []
+    for trial, r in zip(grid._experiment_analysis.trials, grid):
+        last = int((r.metrics or {}).get("training_iteration", 0))
+        hist: list[dict[str, Any]] = []
+        if any((trial.trial_id, i) not in have for i in range(1, last + 1)):
+            frame = r.metrics_dataframe
+            hist = frame.to_dict("records") if frame is not None and len(frame) else [r.metrics]
+        out.append((trial.trial_id, hist, trial.status))
+    return out
+
+
+def calibration(root: str) -> dict[str, Any]:
+    """Spearman rho of rung-1 score against real accuracy, from what the leaderboard holds."""
+    try:
+        pairs = calibration_pairs(read_parts(root))
+    except Exception:  # no parts yet
+        pairs = {}
+    out: dict[str, Any] = {"calibration_n": len(pairs)}
+    if len(pairs) >= 10:
+        g, v = zip(*pairs.values())
+        out["proxy_rho"] = spearman(list(g), list(v))
+    return out
+
+
+def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = False) -> Any:
+    """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
     import ray
     from ray import tune
 
     root = join(cfg.storage, cfg.name)
     teacher_uri = ensure_teacher(cfg, root)
-    actor = start_teacher_actor(cfg.to_dict(), teacher_uri, namespace_for(cfg), cfg.search.teacher_gpus)
+    restored = resume and exists(join(root, "tuner.pkl"))
+    tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True) \
+        if restored else None
+    if restored:  # the leaderboard must agree with the restored experiment before the actor reads it
+        reconcile(root, cfg.name, histories(tuner.get_results(), root), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
+    elif exists(join(root, "leaderboard")):  # rows from a driver that died before Tune saved anything
+        reconcile(root, cfg.name, [], {})
+    actor = start_teacher_actor(cfg.to_dict(), teacher_uri, namespace_for(cfg), root)
     info = ray.get(actor.info.remote())
     meta = metadata(cfg, teacher_uri, info)
-    if resume:
-        tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = build_tuner(cfg, root, meta)
-    grid = tuner.fit()
-    histories = []
-    for r in grid:
-        if r.metrics and "trial_id" in r.metrics:
-            frame = r.metrics_dataframe
-            hist = frame.to_dict("records") if frame is not None else [r.metrics]
-            histories.append((r.metrics["trial_id"], hist, "ERROR" if r.error else "TERMINATED"))
-    calib = ray.get(actor.calibration.remote())
-    meta = {**meta, "calibration": calib}
-    reconcile(root, cfg.name, histories, meta)
-    return write_final(root, meta), root, calib
+    if teacher_uri is not None:
+        save_curriculum_png(cfg, actor, root)
+    if tuner is None:
+        tuner = build_tuner(cfg, root, meta, verbose)
+    with tune_env(cfg, verbose):
+        grid = tuner.fit()
+    meta = {**meta, "calibration": calibration(root)}
+    reconcile(root, cfg.name, histories(grid, root), meta)
+    meta["calibration"] = calibration(root)
+    return write_final(root, meta), root, meta["calibration"]
+
+
+def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:
+    """``<experiment>/curriculum.png`` for the report, drawn once from the actor's curriculum."""
+    import tempfile
+
+    import ray
+
+    from cluster.actor import curriculum_from_arrays
+    from search.viz import save_grid
+
+    target = join(root, "curriculum.png")
+    if exists(target):
+        return
+    cur_ref, _ = ray.get(actor.refs.remote())
+    cur = curriculum_from_arrays(ray.get(cur_ref[0]))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_grid(cur, os.path.join(tmp, "curriculum.png"))
+        upload(os.path.join(tmp, "curriculum.png"), target)

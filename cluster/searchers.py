@@ -1,9 +1,17 @@
-"""Searchers: random, regularised evolution (Real et al. 2019) as a Tune Searcher, or any by name."""
+"""Searchers over NB201 cells as Tune Searchers: random, regularised evolution, or any Tune searcher by name.
+
+Every searcher is wrapped in :class:`Deduplicated`, so no two trials evaluate cells that compute the
+same function (the equivalence hash); all of them are seeded and save/restore their whole state, so
+``Tuner.restore`` continues the same search.
+"""
 
 from __future__ import annotations
 
+import os
 import pickle
+import tempfile
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,51 +19,11 @@ from ray.tune.search import Searcher
 
 from search import space
 
+ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
 
-class RegularizedEvolution(Searcher):
-    """Aging evolution over NB201 cells.
 
-    The first ``population`` suggestions are uniform samples; after that each suggestion mutates one
-    edge of the best of ``tournament`` members drawn from the population, and the oldest member
-    dies when a new one joins. Seeded; ``save``/``restore`` keep the population, pending trials and
-    RNG, so ``Tuner.restore`` continues the same search.
-    """
-
-    def __init__(self, metric: str | None = None, mode: str | None = None, population: int = 20,
-                 tournament: int = 5, seed: int = 0):
-        super().__init__(metric=metric, mode=mode)
-        self.population_size, self.tournament = population, tournament
-        self.rng = np.random.default_rng(seed)
-        self.population: deque[tuple[dict[str, str], float]] = deque()
-        self.pending: dict[str, dict[str, str]] = {}
-        self.history: list[tuple[dict[str, str], float]] = []
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if len(self.population) < self.population_size and len(self.history) + len(self.pending) < self.population_size:
-            arch = space.sample(self.rng)
-        elif not self.population:
-            arch = space.sample(self.rng)
-        else:
-            idx = self.rng.choice(len(self.population), size=min(self.tournament, len(self.population)), replace=False)
-            sign = 1.0 if self.mode != "min" else -1.0
-            parent = max((self.population[int(i)] for i in idx), key=lambda m: sign * m[1])[0]
-            arch = space.Arch.from_dict(parent).mutate(self.rng)
-        config = arch.to_dict()
-        self.pending[trial_id] = config
-        return dict(config)
-
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        pass
-
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        config = self.pending.pop(trial_id, None)
-        if config is None or error or not result or self.metric not in result:
-            return
-        member = (config, float(result[self.metric]))
-        self.history.append(member)
-        self.population.append(member)
-        while len(self.population) > self.population_size:
-            self.population.popleft()  # aging: the oldest dies, not the worst
+class _Stateful(Searcher):
+    """save/restore through get_state/set_state (pickled)."""
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -66,9 +34,89 @@ class RegularizedEvolution(Searcher):
             self.set_state(pickle.load(f))
 
     def get_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class RandomSearch(_Stateful):
+    """Uniform samples from the 15,625 cells, from a seeded generator."""
+
+    def __init__(self, metric: str | None = None, mode: str | None = None, seed: int = 0):
+        super().__init__(metric=metric, mode=mode)
+        self.rng = np.random.default_rng(seed)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return space.sample(self.rng).to_dict()
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        pass
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class RegularizedEvolution(_Stateful):
+    """Aging evolution over NB201 cells (Real et al. 2019; NAS-Bench-201's REA).
+
+    The first ``population`` suggestions are uniform samples, or with ``proxy`` the best cells by
+    that zero-cost proxy among ``seed_sample`` uniform samples (one per equivalence class); after
+    that each suggestion mutates one edge of the best of ``tournament`` members drawn from the
+    population, and the oldest member dies when a new one joins.
+    """
+
+    def __init__(self, metric: str | None = None, mode: str | None = None, population: int = 20,
+                 tournament: int = 5, seed: int = 0, proxy: ProxyFn | None = None, seed_sample: int = 1000):
+        super().__init__(metric=metric, mode=mode)
+        self.population_size, self.tournament = population, tournament
+        self.rng = np.random.default_rng(seed)
+        self.population: deque[tuple[dict[str, str], float]] = deque()
+        self.pending: dict[str, dict[str, str]] = {}
+        self.history: list[tuple[dict[str, str], float]] = []
+        self.initial = self._seeded(proxy, seed_sample) if proxy is not None else []
+
+    def _seeded(self, proxy: ProxyFn, n: int) -> list[dict[str, str]]:
+        archs = [space.sample(self.rng) for _ in range(n)]
+        scores = np.nan_to_num(np.asarray(proxy(archs), float), nan=-np.inf)
+        best: dict[str, space.Arch] = {}
+        for i in np.argsort(-scores, kind="stable"):
+            best.setdefault(archs[i].equiv_hash(), archs[i])
+            if len(best) == self.population_size:
+                break
+        return [a.to_dict() for a in best.values()]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        started = len(self.history) + len(self.pending)
+        if started < len(self.initial):
+            config = self.initial[started]
+        elif not self.population or started < self.population_size:
+            config = space.sample(self.rng).to_dict()
+        else:
+            idx = self.rng.choice(len(self.population), size=min(self.tournament, len(self.population)), replace=False)
+            sign = 1.0 if self.mode != "min" else -1.0
+            parent = max((self.population[int(i)] for i in idx), key=lambda m: sign * m[1])[0]
+            config = space.Arch.from_dict(parent).mutate(self.rng).to_dict()
+        self.pending[trial_id] = config
+        return dict(config)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        config = self.pending.pop(trial_id, None)
+        if config is None or error or not result or result.get(self.metric) is None:
+            return
+        member = (config, float(result[self.metric]))
+        self.history.append(member)
+        self.population.append(member)
+        while len(self.population) > self.population_size:
+            self.population.popleft()  # aging: the oldest dies, not the worst
+
+    def get_state(self) -> dict[str, Any]:
         return {"population": list(self.population), "pending": dict(self.pending), "history": list(self.history),
                 "rng": self.rng.bit_generator.state, "metric": self.metric, "mode": self.mode,
-                "sizes": (self.population_size, self.tournament)}
+                "sizes": (self.population_size, self.tournament), "initial": list(self.initial)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.population = deque(state["population"])
@@ -77,23 +125,117 @@ class RegularizedEvolution(Searcher):
         self.rng.bit_generator.state = state["rng"]
         self._metric, self._mode = state["metric"], state["mode"]
         self.population_size, self.tournament = state["sizes"]
+        self.initial = list(state["initial"])
 
 
-def make_searcher(name: str, *, metric: str, mode: str, population: int, tournament: int, seed: int,
-                  max_concurrent: int = 0) -> Any:
-    """A Tune searcher by name: ``random`` (None: Tune's own random sampling), ``evolution``, or any
-    searcher Tune knows (``optuna``, ``hyperopt``, ...) when its package is installed."""
-    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, create_searcher
+class Deduplicated(_Stateful):
+    """Wraps a searcher so that no suggestion is equivalent to an earlier one.
 
-    if name == "random":
-        return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
-    if name == "evolution":
-        searcher: Any = RegularizedEvolution(metric, mode, population, tournament, seed)
+    A proposal whose class was already suggested is answered at once with that class's result (or
+    as failed while it is still running) and the inner searcher asked again, up to ``tries`` times;
+    then a uniformly drawn unseen class is suggested instead. Only when the space is exhausted does a
+    duplicate get through (the trainable then reuses the class's result instead of evaluating it).
+    """
+
+    def __init__(self, inner: Searcher, seed: int = 0, tries: int = 50):
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner, self.tries = inner, tries
+        self.rng = np.random.default_rng([seed, 7])
+        self.seen: dict[str, float | None] = {}  # class -> its metric once known
+        self.alias: dict[str, str | None] = {}  # our trial id -> the inner searcher's (None: a fallback draw)
+        self.classes: dict[str, str] = {}  # our trial id -> class
+        self.repeats = 0  # proposals answered from `seen`
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        ok = self.inner.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.inner.metric, self.inner.mode
+        return ok
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        for attempt in range(self.tries):
+            tid = trial_id if attempt == 0 else f"{trial_id}~{attempt}"
+            config = self.inner.suggest(tid)
+            if not isinstance(config, dict):
+                return config  # None (wait) or Searcher.FINISHED
+            h = space.Arch.from_dict(config).equiv_hash()
+            if h not in self.seen:
+                return self._hand_out(trial_id, tid, h, config)
+            self.repeats += 1
+            known = self.seen[h]
+            self.inner.on_trial_complete(tid, {self.inner.metric: known} if known is not None else None,
+                                         error=known is None)
+        for _ in range(10_000):
+            arch = space.sample(self.rng)
+            if arch.equiv_hash() not in self.seen:
+                return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())
+        return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())  # the space is exhausted
+
+    def _hand_out(self, trial_id: str, tid: str | None, h: str, config: dict[str, Any]) -> dict[str, Any]:
+        self.seen.setdefault(h, None)
+        self.alias[trial_id], self.classes[trial_id] = tid, h
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        tid = self.alias.get(trial_id)
+        if tid is not None:
+            self.inner.on_trial_result(tid, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        h = self.classes.pop(trial_id, None)
+        if h is not None and not error and result and result.get(self.inner.metric) is not None:
+            self.seen[h] = float(result[self.inner.metric])
+        tid = self.alias.pop(trial_id, None)
+        if tid is not None:
+            self.inner.on_trial_complete(tid, result, error=error)
+
+    def get_state(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "inner.pkl")
+            self.inner.save(path)
+            with open(path, "rb") as f:
+                inner = f.read()
+        return {"inner": inner, "seen": dict(self.seen), "alias": dict(self.alias), "classes": dict(self.classes),
+                "rng": self.rng.bit_generator.state, "repeats": self.repeats}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "inner.pkl")
+            with open(path, "wb") as f:
+                f.write(state["inner"])
+            self.inner.restore(path)
+        self.seen, self.alias, self.classes = dict(state["seen"]), dict(state["alias"]), dict(state["classes"])
+        self.rng.bit_generator.state = state["rng"]
+        self.repeats = state["repeats"]
+
+
+def searcher_metric(s: Any) -> str:
+    """What searchers rank by: the rung-1 score every trial has, or real accuracy when there is none."""
+    return "score" if s.score == "none" else "rung1_score"
+
+
+def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn | None = None) -> Any:
+    """The searcher named by ``s.searcher`` (a SearchConfig), deduplicated and concurrency-limited.
+
+    ``random`` and ``evolution`` are ours; any other name is a Tune searcher (``optuna``,
+    ``hyperopt``, ...) when its package is installed, else one clear error.
+    """
+    from ray.tune.search import ConcurrencyLimiter, create_searcher
+
+    from search.errors import ConfigError
+
+    if s.searcher == "random":
+        inner: Any = RandomSearch(metric, mode, seed)
+    elif s.searcher == "evolution":
+        if s.seed_proxy and proxy is None:
+            raise ConfigError("search.seed_proxy: no proxy function given to score the first population")
+        inner = RegularizedEvolution(metric, mode, s.population, s.tournament, seed,
+                                     proxy if s.seed_proxy else None, s.seed_sample)
     else:
         try:
-            searcher = create_searcher(name, metric=metric, mode=mode, seed=seed) if name == "optuna" \
-                else create_searcher(name, metric=metric, mode=mode)
+            inner = create_searcher(s.searcher, metric=metric, mode=mode, seed=seed) if s.searcher == "optuna" \
+                else create_searcher(s.searcher, metric=metric, mode=mode)
         except (ImportError, AssertionError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"search.searcher: cannot create {name!r} ({first})") from None
-    return ConcurrencyLimiter(searcher, max_concurrent) if max_concurrent else searcher
+            raise ConfigError(f"search.searcher: cannot create {s.searcher!r} ({first})") from None
+    searcher = Deduplicated(inner, seed)
+    return ConcurrencyLimiter(searcher, s.max_concurrent) if s.max_concurrent else searcher

@@ -1,10 +1,13 @@
-"""The one thin Tune trainable: six edge choices -> cell -> GTN score -> real-data rungs.
+"""The one thin Tune trainable: six edge choices -> cell -> rung-1 score -> real rungs.
 
-Iteration 1 reports the GTN score (the architecture trained on the shared curriculum, looked up in
-the actor's cache first); iterations 2.. continue survivors with real-data training, ``real_steps``
-SGD steps per rung, reporting validation accuracy. Every report but the last carries a checkpoint, so a trial
-moved to another node or restored after a driver crash resumes from its last rung. ``score`` is
-the metric the schedulers compare: the GTN score at rung 1, real validation accuracy after.
+Iteration 1 reports the rung-1 score (``search.score``: the cell trained on the shared GTN
+curriculum, or a zero-cost proxy), looked up in the actor's cache first and always computed on the
+class's canonical cell, so equivalent cells share one score. Later iterations are the real rungs:
+``real_steps`` SGD steps of real-data training each (``evaluator: real``), or one lookup in the
+NAS-Bench-201 table charged 12 simulated epochs (``evaluator: nb201``). ``score`` is what the
+schedulers compare (rung-1 score at rung 1, real validation accuracy after); ``rung1_score`` rides
+along in every later result for the searchers. Real-data reports but the last carry a checkpoint, so a
+trial moved to another node or restored after a driver crash resumes from its last rung.
 """
 
 from __future__ import annotations
@@ -16,15 +19,14 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-
-from cluster.actor import curriculum_from_arrays, get_teacher_actor
+from cluster.actor import curriculum_from_arrays, get_teacher_actor, score_key
 from search.space import EDGE_KEYS, Arch, parse
 
 
 @lru_cache(maxsize=2)
 def cached_dataset(name: str, root: str | None, split_seed: int, train_subset: int | None, val_subset: int | None,
-             device: str) -> Any:
+                   device: str) -> Any:
+    """One copy of the data set per worker process, kept across reused trials."""
     from search.data import load_dataset
 
     return load_dataset(name, root, split_seed=split_seed, device=device, train_subset=train_subset,
@@ -42,8 +44,7 @@ def _curriculum(actor: Any) -> tuple[Any, Any]:
         try:
             cur_ref, val_ref = ray.get(actor.refs.remote())
             arrays, val = ray.get([cur_ref[0], val_ref[0]])
-            return curriculum_from_arrays(arrays), Split(torch.from_numpy(np.array(val["x"])),
-                                                          torch.from_numpy(np.array(val["y"])))
+            return curriculum_from_arrays(arrays), Split(torch.as_tensor(val["x"]), torch.as_tensor(val["y"]))
         except ray.exceptions.RayError:
             if attempt == 2:
                 raise
@@ -51,76 +52,125 @@ def _curriculum(actor: Any) -> tuple[Any, Any]:
     raise RuntimeError("unreachable")
 
 
+def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str, Any]:
+    """The rung-1 score of ``arch``'s class, from the actor's cache or computed now (then cached)."""
+    import ray
+
+    s = cfg.search
+    canonical = parse(arch.canonical())
+    cur, val, fetch = None, None, 0.0
+    if s.score == "gtn":
+        t0 = time.perf_counter()
+        cur, val = _curriculum(actor)
+        fetch = time.perf_counter() - t0
+    key = score_key(cfg, arch.equiv_hash(), cur.content_hash if cur is not None else None)
+    cached = ray.get(actor.lookup.remote(key))
+    if cached is not None:
+        return {**cached, "cached": True, "fetch_seconds": fetch, "curriculum": key.split("|")[2]}
+    start = time.perf_counter()
+    if s.score == "gtn":
+        from search.curriculum import score
+
+        m = score(canonical, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, channels=cfg.net.channels,
+                  cells=cfg.net.cells, num_classes=data.num_classes)
+        out = {"rung1_score": m["gtn_score"], "gtn_score": m["gtn_score"], "gtn_val_loss": m["val_loss"]}
+    elif s.evaluator == "nb201":
+        from search import nb201
+
+        out = {"rung1_score": nb201.proxy(canonical, s.score)}
+    else:
+        from search.proxies import ProxyContext, make_proxy
+
+        ctx = ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data, seed=cfg.seed)
+        out = {"rung1_score": make_proxy(s.score).score_many([canonical], ctx)[0][0]}
+    if s.score in ("synflow", "naswot"):
+        out[s.score] = out["rung1_score"]
+    out["score_seconds"] = time.perf_counter() - start
+    actor.store.remote(key, out)
+    return {**out, "cached": False, "fetch_seconds": fetch, "curriculum": key.split("|")[2]}
+
+
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
     import ray
     import torch
     from ray import tune
 
+    from cluster.device import granted_device, release
     from search.config import config_from_dict
-    from search.curriculum import score
-    from search.nets import count_flops, count_params
-    from search.train import net_for, train
 
     cfg = config_from_dict(experiment, "<trial>")
     s, d = cfg.search, cfg.data
     torch.set_num_threads(max(1, int(s.cpus_per_trial)))
     torch.set_flush_denormal(True)
-    device = "cuda" if s.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
+    device = granted_device(s.gpus_per_trial)
+    release(device)
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
     base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
             "node_ip": ray.util.get_node_ip_address()}
 
     ckpt = tune.get_checkpoint()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0}
     if ckpt is not None:
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device)
-    model = net_for(arch, cfg.net, data, cfg.seed)
+    real = s.evaluator == "real"
+    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device) \
+        if real or s.score in ("gtn", "naswot", "jacob_cov") else None
+    model = None
+    if real:
+        from search.nets import count_flops, count_params
+        from search.train import net_for
 
-    if "gtn" not in state:  # rung 1: the GTN score, cached by equivalence class in the actor
-        t0 = time.perf_counter()
-        cur, val = _curriculum(actor)
-        fetch = time.perf_counter() - t0
-        key = f"{arch.equiv_hash()}|{cur.content_hash}|{s.score_steps}|{cfg.net.channels}|{cfg.net.cells}|{cfg.seed}"
-        cached = ray.get(actor.lookup.remote(key))
-        if cached is None:  # score the class's canonical cell, so the cache never depends on trial order
-            cached = score(parse(arch.canonical()), cur, val.to(device), steps=s.score_steps, seed=cfg.seed,
-                           channels=cfg.net.channels, cells=cfg.net.cells, num_classes=data.num_classes)
-            actor.store.remote(key, cached)
-            hit = False
-        else:
-            hit = True
-        state = {"rung": 1, "gtn": {"gtn_score": cached["gtn_score"], "gtn_val_loss": cached["val_loss"],
-                                    "score_seconds": cached["seconds"]},
-                 "params": count_params(model), "flops": count_flops(model), "curriculum": cur.content_hash}
-        _report(state, {**base, "cached": hit, "score": cached["gtn_score"], "fetch_seconds": fetch},
-                checkpoint=s.real_rungs > 0)
+        model = net_for(arch, cfg.net, data, cfg.seed)
+        state["extra"].setdefault("params", count_params(model))
+        state["extra"].setdefault("flops", count_flops(model))
+    checkpoint = real and s.real_rungs > 0
 
-    if "model" in state:
+    if s.score != "none" and state["rung"] < 1:
+        r1 = rung1(cfg, arch, actor, data, device)
+        state["rung"], state["extra"] = 1, {**state["extra"], **r1}
+        _report(state, {**base, "score": r1["rung1_score"]}, checkpoint=checkpoint)
+
+    if model is not None and "model" in state:
         model.load_state_dict(state["model"])
-    for rung in range(state["rung"] + 1, s.real_rungs + 2):
-        step_cfg = replace(cfg.train, steps=s.real_steps)
-        last = rung == s.real_rungs + 1
-        res = train(model, data.train, step_cfg, seed=cfg.seed + rung, val=data.val, test=data.test if last else None)
-        state = {**state, "rung": rung, "model": model.state_dict(),
-                 "real_seconds": state.get("real_seconds", 0.0) + res.seconds}
-        calib = ray.get(actor.record.remote(arch.equiv_hash(), state["gtn"]["gtn_score"], res.val_acc))
-        extra = {"val_acc": res.val_acc, "val_loss": res.val_loss, "score": res.val_acc, **calib}
-        if res.test_acc is not None:
-            extra["test_acc"] = res.test_acc
-        _report(state, {**base, **extra}, checkpoint=not last)
+    first_real = s.rungs - s.real_rungs + 1
+    for rung in range(max(state["rung"] + 1, first_real), s.rungs + 1):
+        last = rung == s.rungs
+        if real:
+            from search.train import train
+
+            res = train(model, data.train, replace(cfg.train, steps=s.real_steps), seed=cfg.seed + rung,
+                        val=data.val, test=data.test if last else None)
+            metrics = {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}
+            state = {**state, "model": model.state_dict(), "real_seconds": state["real_seconds"] + res.seconds}
+        else:
+            metrics = _lookup(arch, actor)
+        state["rung"] = rung
+        score1 = state["extra"].get("rung1_score")
+        calib = ray.get(actor.record.remote(arch.equiv_hash(), score1, metrics["val_acc"])) if score1 is not None else {}
+        _report(state, {**base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"],
+                        **calib}, checkpoint=checkpoint and not last)
+
+
+def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
+    """Benchmark mode's real rung: the table, once per equivalence class (later equivalent cells reuse it)."""
+    import ray
+
+    from search import nb201
+
+    mine = {**nb201.lookup(arch), "sim_epochs": float(nb201.EPOCHS)}
+    first, new = ray.get(actor.first_result.remote(arch.equiv_hash(), mine))
+    return first if new else {**first, "sim_epochs": 0.0, "cached": True}
 
 
 def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
-    """tune.report, with a checkpoint of everything needed to resume after this rung unless it is the last."""
+    """tune.report, with a checkpoint of everything needed to resume after this rung unless told not to."""
     import torch
     from ray import tune
 
-    row = {**metrics, **state["gtn"], "rung": state["rung"], "params": state["params"], "flops": state["flops"],
-           "curriculum": state["curriculum"],
-           "seconds": state["gtn"]["score_seconds"] + state.get("real_seconds", 0.0)}
+    row = {**state["extra"], **metrics, "rung": state["rung"],
+           "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"]}
     if not checkpoint:
         tune.report(row)
         return
@@ -130,9 +180,10 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
 
 
 def param_space() -> dict[str, Any]:
-    """Six categorical edge choices, as Tune search-space objects (random search, Optuna, ...)."""
+    """Six categorical edge choices, as Tune search-space objects (for Tune's own searchers)."""
     from ray import tune
 
     from search.space import OPS
 
     return {k: tune.choice(list(OPS)) for k in EDGE_KEYS}
+

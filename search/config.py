@@ -19,9 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file and the key."""
+from .errors import ConfigError  # noqa: F401  (re-exported: search.config.ConfigError)
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
@@ -36,7 +34,7 @@ class DataConfig:
     split_seed: int = 0
     train_subset: int | None = None  # use only the first N training images (tests, quick runs)
     val_subset: int | None = None
-    device: str = "cpu"
+    device: str = "cpu"  # single-process commands only (gtnnas gtn train); Ray tasks follow cluster.device
 
     def __post_init__(self) -> None:
         for k in ("train_subset", "val_subset"):
@@ -127,6 +125,7 @@ class GTNConfig:
     random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
     learners_per_step: int = 1  # learners unrolled per outer step; their meta-gradients are averaged
     validate_every: int = 20
+    checkpoint_every: int = 25  # outer steps between resumable checkpoints (gtnnas gtn train, the teacher stage)
     validate_size: int = 2000  # validation images used for the periodic check
     validate_arch: str = (
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -157,6 +156,7 @@ class GTNConfig:
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
         _check(self.learners_per_step >= 1, "learners_per_step", "must be >= 1")
         _check(self.validate_every >= 1, "validate_every", "must be >= 1")
+        _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         _check(self.validate_size >= 1, "validate_size", "must be >= 1")
         from .space import parse  # malformed cells are config errors too
 
@@ -168,44 +168,80 @@ class GTNConfig:
                     raise ValueError(f"{key}: {e}") from None
 
 
+SCORES_DATA_FREE = ("params", "flops", "synflow")
+SCORES = ("gtn", "none", *SCORES_DATA_FREE, "naswot", "jacob_cov")
+
+
+def is_unit_fraction(x: float) -> bool:
+    """0, a whole number, or 1/n: the GPU shares Ray can pack without leaving a remainder."""
+    if x == 0 or (x >= 1 and float(x).is_integer()):
+        return True
+    return 0 < x < 1 and abs(1 / x - round(1 / x)) < 1e-6
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """The distributed search (cluster/): searcher, scheduler, fidelities, resources, leaderboard."""
 
     teacher: str | None = None  # teacher.pt path or URI (s3://, gs://, file://); None: meta-train one first
+    evaluator: Literal["real", "nb201"] = "real"  # real-data rungs, or NAS-Bench-201 table lookups (benchmark mode)
+    score: str = "gtn"  # rung 1: gtn, a zero-cost proxy (params, flops, synflow, naswot, jacob_cov), or none
     searcher: str = "evolution"  # random | evolution | any Tune searcher by name (e.g. optuna)
     scheduler: Literal["fifo", "asha"] = "asha"
     num_samples: int = 40
     max_concurrent: int = 0  # 0: as many as resources allow
     population: int = 20  # regularised evolution
     tournament: int = 5
+    seed_proxy: str | None = None  # evolution: the first population is the best cells by this proxy...
+    seed_sample: int = 1000  # ...among this many uniformly sampled cells
     score_steps: int | None = None  # inner steps on the curriculum (None: its T)
-    real_rungs: int = 2  # real-data rungs after the GTN score (0: GTN score only)
+    real_rungs: int = 2  # real-data rungs after the rung-1 score (benchmark mode: exactly 1, the table)
     real_steps: int = 100  # SGD steps of real-data training per rung
     reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
+    time_budget_s: float | None = None  # stop starting trials after this many seconds of search
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float = 0.0  # 0, 1/n (n trials share a GPU) or whole GPUs
     teacher_gpus: float = 0.0
+    state_save: Literal["step", "timer"] = "step"  # save Tune's experiment state every controller step, or
+    # on Tune's own timer (TUNE_GLOBAL_CHECKPOINT_S); see docs/reliability.md
     flush_rows: int = 50  # leaderboard part file every N rows...
     flush_seconds: float = 30.0  # ...or every S seconds
     top_k: int = 10
 
     def __post_init__(self) -> None:
         _check(bool(self.searcher), "searcher", "must name a searcher")
+        _check(self.score in SCORES, "score", f"must be one of {', '.join(SCORES)}, got {self.score!r}")
+        _check(self.seed_proxy is None or self.seed_proxy in SCORES_DATA_FREE, "seed_proxy",
+               f"must be a data-free proxy ({', '.join(SCORES_DATA_FREE)})")
+        _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
+        _check(self.seed_sample >= self.population, "seed_sample", "must be >= population")
+        if self.evaluator == "nb201":
+            _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
+            _check(self.score in ("none", *SCORES_DATA_FREE), "score",
+                   f"with evaluator: nb201 must be data-free ({', '.join(SCORES_DATA_FREE)}) or none")
         _check(self.num_samples >= 1, "num_samples", "must be >= 1")
         _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
         _check(self.population >= 2, "population", "must be >= 2")
         _check(1 <= self.tournament <= self.population, "tournament", "must be in [1, population]")
         _check(self.score_steps is None or self.score_steps >= 1, "score_steps", "must be >= 1")
         _check(self.real_rungs >= 0, "real_rungs", "must be >= 0")
+        _check(self.real_rungs >= 1 or self.score != "none", "real_rungs", "must be >= 1 when score is none")
         _check(self.real_steps >= 1, "real_steps", "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", "must be >= 2")
+        _check(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s", "must be > 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
-        _check(self.gpus_per_trial >= 0, "gpus_per_trial", "must be >= 0")
+        _check(is_unit_fraction(self.gpus_per_trial), "gpus_per_trial",
+               f"must be 0, 1/n (1, 0.5, 0.25, ...) or a whole number, got {self.gpus_per_trial}: a share "
+               "that does not divide a GPU can leave trials unschedulable across nodes (ray#52133)")
         _check(self.teacher_gpus >= 0, "teacher_gpus", "must be >= 0")
         _check(self.flush_rows >= 1, "flush_rows", "must be >= 1")
         _check(self.flush_seconds > 0, "flush_seconds", "must be > 0")
         _check(self.top_k >= 1, "top_k", "must be >= 1")
+
+    @property
+    def rungs(self) -> int:
+        """Reports per trial: the rung-1 score (unless ``score: none``) and the real rungs."""
+        return self.real_rungs + (self.score != "none")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ labels, and a learning rate and momentum per inner step (log-parameterised). Fiv
 
 The generator can start warm the same way (``generator_init: real``, :meth:`Teacher.fit_generator_to`).
 
-Meta-training lives in :mod:`search.meta`; scoring with a frozen curriculum in :mod:`search.score`.
+The functional inner loop lives in :mod:`search.meta`, the outer loop and checkpoints in
+:mod:`search.teach`, and scoring with a frozen curriculum in :mod:`search.curriculum`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from torch import Tensor, nn
 from .config import GTNConfig
 from .data import Split
 from .nets import WNConv2d, WNLinear
-
-CURRICULA = ("full", "shuffled_batches", "none", "real", "pixels")
-
 
 class Generator(nn.Module):
     """noise + one-hot label -> image in normalised-data space (official GTN generator).

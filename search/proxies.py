@@ -39,14 +39,13 @@ from .config import NetConfig, TrainConfig
 from .curriculum import Curriculum
 from .curriculum import score as curriculum_score
 from .data import Dataset
+from .errors import ProxyError
 from .nets import build_net, count_flops, count_params
 from .space import Arch
 from .stats import ranks
 from .train import train
 
 
-class ProxyError(ValueError):
-    """A proxy was asked for something it cannot do (unknown name, missing data, batch too small)."""
 
 
 @dataclass(frozen=True)

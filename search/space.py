@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import ArchError
+
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
 # Edge order is NAS-Bench-201's string order: node 1 <- 0; node 2 <- 0, 1; node 3 <- 0, 1, 2.
@@ -30,10 +32,10 @@ class Arch:
 
     def __post_init__(self) -> None:
         if not isinstance(self.ops, tuple) or len(self.ops) != len(EDGES):
-            raise ValueError(f"an NB201 cell has {len(EDGES)} edges, got {self.ops!r}")
+            raise ArchError(f"an NB201 cell has {len(EDGES)} edges, got {self.ops!r}")
         for op in self.ops:
             if op not in OPS:
-                raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPS)})")
+                raise ArchError(f"unknown operation {op!r} (known: {', '.join(OPS)})")
 
     def __str__(self) -> str:
         nodes = []
@@ -52,7 +54,7 @@ class Arch:
     def from_dict(cls, choices: dict[str, str]) -> "Arch":
         missing = [k for k in EDGE_KEYS if k not in choices]
         if missing:
-            raise ValueError(f"missing edge choice(s): {', '.join(missing)}")
+            raise ArchError(f"missing edge choice(s): {', '.join(missing)}")
         return cls(tuple(choices[k] for k in EDGE_KEYS))
 
     def canonical(self) -> str:
@@ -108,31 +110,31 @@ def _prune(arch: Arch) -> tuple[str, ...]:
 
 
 def parse(text: str) -> Arch:
-    """Parse NAS-Bench-201's string; raise ``ValueError`` saying what is wrong."""
+    """Parse NAS-Bench-201's string; raise :class:`ArchError` saying what is wrong."""
     if not isinstance(text, str):
-        raise ValueError(f"architecture must be a string, got {type(text).__name__}")
+        raise ArchError(f"architecture must be a string, got {type(text).__name__}")
     s = text.strip()
     nodes = s.split("+")
     if len(nodes) != NUM_NODES - 1:
-        raise ValueError(
+        raise ArchError(
             f"malformed architecture {text!r}: expected {NUM_NODES - 1} nodes separated by '+', "
             f"got {len(nodes)}"
         )
     ops = []
     for j, node in enumerate(nodes, start=1):
         if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
-            raise ValueError(f"malformed architecture {text!r}: node {j} must look like |op~i|...|")
+            raise ArchError(f"malformed architecture {text!r}: node {j} must look like |op~i|...|")
         parts = node[1:-1].split("|")
         if len(parts) != j:
-            raise ValueError(f"malformed architecture {text!r}: node {j} needs {j} inputs, got {len(parts)}")
+            raise ArchError(f"malformed architecture {text!r}: node {j} needs {j} inputs, got {len(parts)}")
         for i, part in enumerate(parts):
             op, sep, src = part.partition("~")
             if not sep or src != str(i):
-                raise ValueError(
+                raise ArchError(
                     f"malformed architecture {text!r}: node {j} input {i} should be 'op~{i}', got {part!r}"
                 )
             if op not in OPS:
-                raise ValueError(
+                raise ArchError(
                     f"malformed architecture {text!r}: unknown operation {op!r} (known: {', '.join(OPS)})"
                 )
             ops.append(op)
@@ -152,8 +154,3 @@ def all_archs() -> list[Arch]:
 def iter_archs() -> Iterator[Arch]:
     for ops in itertools.product(OPS, repeat=len(EDGES)):
         yield Arch(tuple(ops))
-
-
-def param_space_choices() -> dict[str, list[str]]:
-    """The 6 categorical choices a searcher draws from (keys as in :meth:`Arch.to_dict`)."""
-    return {k: list(OPS) for k in EDGE_KEYS}

@@ -10,6 +10,8 @@ saved. Checkpoints hold the teacher, its config, data set and versions in one fi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import platform
 import time
@@ -49,24 +51,41 @@ class OuterStep:
 
 
 def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[OuterStep], None] | None = None,
+                  checkpoint: str | Path | None = None, on_checkpoint: Callable[[Path], None] | None = None,
                   ) -> Teacher:
-    """Meta-train a teacher from scratch with ``cfg.gtn`` on ``data`` (its train split)."""
+    """Meta-train a teacher with ``cfg.gtn`` on ``data`` (its train split).
+
+    With ``checkpoint``, everything needed to continue (teacher, optimiser and schedule state, both
+    RNGs, the step) is written there atomically every ``gtn.checkpoint_every`` outer steps, and when
+    the file exists at the start, training continues from it: on CPU the result equals an
+    uninterrupted run's bit for bit. ``on_checkpoint(path)`` runs after each write (the search's
+    teacher stage uploads it to the experiment's storage).
+    """
     g = cfg.gtn
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = data.train.x.device
     teacher = Teacher(g, data.shape, data.num_classes, gen).to(device)
-    if g.pixels_init == "real":
+    state = load_state(checkpoint, cfg) if checkpoint is not None and Path(checkpoint).is_file() else None
+    if state is None and g.pixels_init == "real":
         teacher.init_pixels_from(data.train, gen)
-    if g.generator_init == "real":
+    if state is None and g.generator_init == "real":
         teacher.fit_generator_to(data.train, gen, g.generator_init_steps)
     gen_params = list(teacher.generator.parameters()) if teacher.generator is not None else []
     rest = [p for n, p in teacher.named_parameters() if not n.startswith("generator.")]
     groups = [{"params": rest}] + ([{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else [])
     opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, g.outer_steps, g.final_relative_lr))
+    first = 1
+    if state is not None:
+        teacher.load_state_dict(state["teacher"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["gen"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        first = int(state["step"]) + 1
     val = data.val.head(g.validate_size)
-    for it in range(1, g.outer_steps + 1):
+    for it in range(first, g.outer_steps + 1):
         start = time.perf_counter()
         loss, acc, name = meta_gradient(teacher, cfg, data, rng, gen, it)
         if g.grad_clip is not None:
@@ -80,9 +99,52 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         val_acc = None
         if it % g.validate_every == 0 or it == g.outer_steps:
             val_acc = validate(teacher, cfg, data, val)
+        if checkpoint is not None and it % g.checkpoint_every == 0 and it < g.outer_steps:
+            save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng)
+            if on_checkpoint is not None:
+                on_checkpoint(Path(checkpoint))
         if callback is not None:
             callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc))
     return teacher
+
+
+STATE_FORMAT = "gtnnas-teacher-state"
+
+
+def teacher_hash(cfg: ExperimentConfig) -> str:
+    """What meta-training depends on (seed, data, gtn), so a resumed run refuses another's state."""
+    d = cfg.to_dict()
+    data = {k: v for k, v in d["data"].items() if k not in ("root", "device")}
+    return hashlib.sha256(json.dumps([d["seed"], data, d["gtn"]], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def save_state(path: str | Path, cfg: ExperimentConfig, step: int, teacher: Teacher, opt: Any, sched: Any,
+               gen: torch.Generator, rng: np.random.Generator) -> None:
+    """The resumable state after outer step ``step``, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "teacher_hash": teacher_hash(cfg), "step": step,
+            "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "gen": gen.get_state(),
+            "rng": json.dumps(rng.bit_generator.state)}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
+    """A resumable state written by :func:`save_state` for this configuration; one line if not."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable meta-training state ({type(e).__name__}); "
+                              "delete it to start over") from None
+    if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a gtn-nas meta-training state")
+    if blob.get("teacher_hash") != teacher_hash(cfg):
+        raise CheckpointError(f"{path}: written by a run with other seed, data or gtn settings; "
+                              "delete it to start over")
+    return blob
 
 
 def cosine(i: int, steps: int, final: float) -> float:

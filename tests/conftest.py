@@ -17,23 +17,43 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnt"))
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-os.environ.setdefault("GTNNAS_TUNE_VERBOSE", "0")
+# Tests never download: data is found where `make test` (gtnnas data fetch) or the user put it. A
+# `../shared/data` folder beside the checkout (this project's CI machines) is used when nothing is set.
+os.environ["GTNNAS_DATA_SOURCES"] = "data_dir,debian"
 if "GTNNAS_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["GTNNAS_DATA_DIR"] = str(SHARED_DATA)
 
 
+def _raw_folder(name: str) -> Path:
+    """The folder holding ``name``'s IDX files, wherever the data directory or Debian has them."""
+    from search.data import FOLDERS
+    from search.errors import DataNotFoundError
+    from search.fetch import fetch
+
+    try:
+        root = fetch(name)
+    except DataNotFoundError as e:
+        pytest.fail(f"the tests need {name} on disk ({e}); `make test` fetches it first, or run "
+                    f"`gtnnas data fetch {name}`", pytrace=False)
+    raw = root / FOLDERS[name] / "raw"
+    return raw if raw.is_dir() else root
+
+
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    path = Path(os.environ["GTNNAS_DATA_DIR"])
-    assert (path / "FashionMNIST" / "raw").is_dir(), f"test data missing under {path}"
-    return path
+def data_dir(tmp_path_factory) -> Path:
+    """A data root in torchvision's layout holding Fashion-MNIST and MNIST (links to where they are)."""
+    root = tmp_path_factory.mktemp("data")
+    for name, folder in (("fashion_mnist", "FashionMNIST"), ("mnist", "MNIST")):
+        (root / folder).mkdir()
+        (root / folder / "raw").symlink_to(_raw_folder(name), target_is_directory=True)
+    return root
 
 
 @pytest.fixture(scope="session")
 def fashion(data_dir):
     from search.data import load_dataset
 
-    return load_dataset("fashion_mnist", train_subset=10_000, val_subset=2_000)
+    return load_dataset("fashion_mnist", data_dir, train_subset=10_000, val_subset=2_000)
 
 
 @pytest.fixture(scope="session")

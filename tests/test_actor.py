@@ -2,7 +2,12 @@ import time
 
 import pytest
 
-from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, start_teacher_actor
+from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, score_key, start_teacher_actor
+from results.leaderboard import row_from_result, status_row, write_part, write_statuses
+from search.space import parse
+
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+B = "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
 
 
 def test_teacher_server_cache_and_calibration(tiny_teacher):
@@ -14,6 +19,8 @@ def test_teacher_server_cache_and_calibration(tiny_teacher):
     server.store("k", {"gtn_score": 0.5})
     server.store("k", {"gtn_score": 0.9})  # first write wins: a score never changes under a trial
     assert server.lookup("k") == {"gtn_score": 0.5}
+    assert server.first_result("h", {"val_acc": 0.3}) == ({"val_acc": 0.3}, True)
+    assert server.first_result("h", {"val_acc": 0.9}) == ({"val_acc": 0.3}, False)  # one evaluation per class
     for i in range(9):
         assert "proxy_rho" not in server.record(f"a{i}", i / 10, i / 10)
     calib = server.record("a9", 0.9, 0.9)
@@ -42,3 +49,27 @@ def test_actor_restarts_with_the_same_curriculum(ray_session, tiny_teacher):
     cur_ref, _ = ray.get(actor.refs.remote())
     assert curriculum_from_arrays(ray.get(cur_ref[0])).content_hash == before
     ray.kill(actor, no_restart=True)
+
+
+def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, tiny_teacher):
+    path, cfg = tiny_teacher
+    root = str(tmp_path / "exp")
+    cur = TeacherServer(cfg.to_dict(), str(path)).curriculum.content_hash
+    ha, hb = parse(A).equiv_hash(), parse(B).equiv_hash()
+
+    def res(it, arch, h, score, val=None, extra=None):
+        r = {"training_iteration": it, "rung": it, "arch": arch, "arch_hash": h, "rung1_score": score, "gtn_score": score,
+             "gtn_val_loss": 1.5, "score_seconds": 0.2, "curriculum": cur, "config_hash": cfg.hash(), **(extra or {})}
+        return {**r, "val_acc": val} if val is not None else r
+
+    write_part(root, [row_from_result("e", "t1", res(1, A, ha, 0.4)), row_from_result("e", "t1", res(2, A, ha, 0.4, 0.7)),
+                      row_from_result("e", "t2", res(1, B, hb, 0.1)), row_from_result("e", "t9", res(1, B, "x", 0.9)),
+                      row_from_result("e", "t3", res(1, B, "y", 0.5, extra={"config_hash": "other"}))], {})
+    write_statuses(root, [status_row("e", "t9", "LOST")])
+    server = TeacherServer(cfg.to_dict(), str(path), root)
+    assert server.lookup(score_key(server.cfg, ha, cur)) == {"rung1_score": 0.4, "gtn_score": 0.4, "gtn_val_loss": 1.5,
+                                                               "score_seconds": 0.2}
+    assert server.lookup(score_key(server.cfg, hb, cur))["gtn_score"] == 0.1
+    assert server.lookup(score_key(server.cfg, "x", cur)) is None  # a LOST trial's score is forgotten
+    assert server.lookup(score_key(server.cfg, "y", cur)) is None  # another configuration's row is not ours
+    assert server.pairs == {ha: (0.4, 0.7)} and server.rebuilt == 3

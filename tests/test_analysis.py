@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from cluster.analysis import load, op_frequency, pareto_front, top
 from cluster.cli import main
-from cluster.leaderboard import LeaderboardError
+from results.analysis import load, op_frequency, pareto_front, top
+from search.errors import LeaderboardError
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 B = "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
@@ -52,15 +52,15 @@ def test_filters_and_sorting_have_known_answers(boards):
 
 
 def test_history_credits_each_score_to_when_it_arrived(tmp_path):
-    from cluster.analysis import history
-    from cluster.leaderboard import row_from_result, write_part
+    from results.analysis import history
+    from results.leaderboard import row_from_result, write_part
 
     def res(it, v=None, g=None):
         return {"training_iteration": it, "arch": A, "val_acc": v, "gtn_score": g}
 
     root = str(tmp_path / "exp")
-    rows = [row_from_result("exp", "t0", res(1, g=0.3), "RUNNING"), row_from_result("exp", "t1", res(1, v=0.5), "RUNNING"),
-            row_from_result("exp", "t0", res(2, v=0.9), "TERMINATED")]
+    rows = [row_from_result("exp", "t0", res(1, g=0.3)), row_from_result("exp", "t1", res(1, v=0.5)),
+            row_from_result("exp", "t0", res(2, v=0.9))]
     for i, r in enumerate(rows):
         r["timestamp"] = [0.0, 2.0, 100.0][i]
     write_part(root, rows, {})

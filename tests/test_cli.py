@@ -46,7 +46,7 @@ def test_missing_dataset_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatc
     monkeypatch.setenv("GTNNAS_DATA_DIR", str(tmp_path / "empty"))
     assert main(["baseline", "--config", str(_repo() / "configs" / "smoke.yaml"), f"storage={tmp_path}/s"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "fashion_mnist not found" in err and len(err.splitlines()) == 1
+    assert "could not get fashion_mnist" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s").exists()
 
 
@@ -71,7 +71,7 @@ def test_search_bad_input_exits_2(extra, needle, capsys, tmp_path):
 def test_resume_needs_an_experiment_and_new_runs_need_a_fresh_name(capsys, tmp_path):
     smoke = str(_repo() / "configs" / "smoke.yaml")
     assert main(["search", "--config", smoke, f"storage={tmp_path}", "name=x", "--resume"]) == 2
-    assert "no experiment to restore" in capsys.readouterr().err
+    assert "--resume: no experiment at" in capsys.readouterr().err
     (tmp_path / "x" / "leaderboard").mkdir(parents=True)
     assert main(["search", "--config", smoke, f"storage={tmp_path}", "name=x"]) == 2
     assert "exists; pass --resume" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from search import nb201
 from search.config import NetConfig, TrainConfig
 from search.data import Dataset, Split
 from search.nets import build_net, count_params
@@ -166,11 +167,11 @@ def test_bad_proxy_names():
         parse_proxies(" , ")
 
 
-def test_synflow_and_params_rank_nb201_cifar10_cells(data_dir):
+def test_synflow_and_params_rank_nb201_cifar10_cells():
     """On NB201's own network, data-free proxies agree with the published 12-epoch table (small sample)."""
     import pandas as pd
 
-    table = pd.read_parquet(data_dir / "nb201" / "nb201_12epoch.parquet").sample(100, random_state=0)
+    table = pd.read_parquet(nb201.TABLE).sample(100, random_state=0)
     archs = [parse(a) for a in table["arch"]]
     c = ProxyContext(net=NetConfig(channels=16, cells=5), shape=(3, 32, 32))
     for name in ("synflow", "params"):

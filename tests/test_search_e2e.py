@@ -8,21 +8,28 @@ import pyarrow.parquet as pq
 def test_smoke_search_end_to_end(smoke_search):
     cfg, final, exp, calib, took = smoke_search
     assert exp.name == "e2e" and (exp / "teacher.pt").is_file()  # the teacher stage ran and stored it
-    # parts and the final table, read by plain pandas / pyarrow (no project code)
-    parts = pads.dataset(exp / "leaderboard", format="parquet").to_table().to_pandas()
-    rows = parts.sort_values("timestamp").drop_duplicates(["trial_id", "iteration"], keep="last")
+    assert not (exp / "teacher.pt.state").exists()  # its resumable state is removed once it is done
+    # the part files as plain pyarrow reads them (no project code, no dedupe): one row per key
+    rows = pads.dataset(exp / "leaderboard", format="parquet").to_table().to_pandas()
+    assert not rows.duplicated(["trial_id", "iteration"]).any()
     assert rows["trial_id"].nunique() == cfg.search.num_samples
     for _, g in rows.groupby("trial_id"):  # every trial: rung 1 (GTN) then contiguous real rungs
         assert sorted(g["iteration"]) == list(range(1, len(g) + 1))
         assert g["gtn_score"].notna().all() and (g["iteration"] > 1).eq(g["val_acc"].notna()).all()
     assert rows["iteration"].max() == 1 + cfg.search.real_rungs  # ASHA promoted someone to the top rung
     assert (rows["iteration"] == 1).sum() > (rows["iteration"] == rows["iteration"].max()).sum()  # and stopped others
+    # no two trials evaluated cells of one equivalence class
+    assert rows.groupby("arch_hash")["trial_id"].nunique().max() == 1
     assert set(rows["config_hash"]) == {cfg.hash()} and set(rows["seed"]) == {cfg.seed}
     assert rows["node_ip"].eq("127.0.0.1").all()
+    statuses = pd.read_parquet(exp / "trials")
+    assert set(statuses["trial_id"]) == set(rows["trial_id"]) and set(statuses["status"]) == {"TERMINATED"}
     table = pd.read_parquet(exp / "leaderboard.parquet")
-    assert len(table) == rows["arch"].nunique() and table["arch"].is_unique
-    assert len(final) == len(table)
+    assert len(table) == rows["arch_hash"].nunique() and table["arch_hash"].is_unique
+    assert len(final) == len(table) and set(table["status"]) == {"TERMINATED"}
     meta = pq.read_schema(exp / "leaderboard.parquet").metadata
     assert {b"gtnnas.versions", b"gtnnas.config", b"gtnnas.calibration"} <= set(meta)
-    assert calib["calibration_n"] >= 1
+    real = rows.dropna(subset=["val_acc"]).sort_values("timestamp").drop_duplicates("arch_hash", keep="last")
+    assert calib["calibration_n"] == len(real) >= 1  # the calibration is what the leaderboard holds
+    assert (exp / "curriculum.png").read_bytes()[:4] == b"\x89PNG"
     assert took < 120, f"smoke search took {took:.0f}s"

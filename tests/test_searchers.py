@@ -1,7 +1,7 @@
 import numpy as np
 
-from cluster.searchers import RegularizedEvolution
-from search.space import EDGE_KEYS, Arch
+from cluster.searchers import Deduplicated, RandomSearch, RegularizedEvolution
+from search.space import EDGE_KEYS, Arch, sample
 
 
 def _complete(s, tid, cfg, value):
@@ -57,3 +57,40 @@ def test_seeded():
     a = RegularizedEvolution("gtn_score", "max", seed=3)
     b = RegularizedEvolution("gtn_score", "max", seed=3)
     assert [a.suggest(str(i)) for i in range(5)] == [b.suggest(str(i)) for i in range(5)]
+
+
+def test_dedup_never_hands_out_an_equivalent_cell_and_feeds_back_known_scores():
+    inner = RegularizedEvolution("rung1_score", "max", population=4, tournament=2, seed=0)
+    s = Deduplicated(inner, seed=0)
+    seen = set()
+    for i in range(60):  # evolution mutates dead edges often: many proposals are equivalent to earlier ones
+        c = s.suggest(f"t{i}")
+        h = Arch.from_dict(c).equiv_hash()
+        assert h not in seen
+        seen.add(h)
+        s.on_trial_complete(f"t{i}", {"rung1_score": float(i % 7), **c})
+    assert s.repeats > 0  # duplicates were proposed and answered from memory...
+    assert len(inner.history) >= 60 + s.repeats - 5  # ...and the inner searcher learned their known scores
+
+
+def test_dedup_state_round_trips(tmp_path):
+    a = Deduplicated(RandomSearch("rung1_score", "max", seed=3), seed=3)
+    for i in range(20):
+        c = a.suggest(f"t{i}")
+        a.on_trial_complete(f"t{i}", {"rung1_score": 0.5, **c})
+    a.save(str(tmp_path / "s.pkl"))
+    b = Deduplicated(RandomSearch("rung1_score", "max", seed=99), seed=99)
+    b.restore(str(tmp_path / "s.pkl"))
+    assert [a.suggest(f"n{i}") for i in range(10)] == [b.suggest(f"n{i}") for i in range(10)]
+
+
+def test_seeded_evolution_starts_from_the_proxy_best_cells():
+    def proxy(archs):  # a made-up proxy: count of 3x3 convs
+        return [a.ops.count("nor_conv_3x3") for a in archs]
+
+    s = RegularizedEvolution("score", "max", population=5, tournament=2, seed=0, proxy=proxy, seed_sample=200)
+    first = [Arch.from_dict(s.suggest(f"t{i}")) for i in range(5)]
+    rng = np.random.default_rng(0)
+    pool = sorted((a.ops.count("nor_conv_3x3") for a in (sample(rng) for _ in range(200))), reverse=True)
+    assert sorted((a.ops.count("nor_conv_3x3") for a in first), reverse=True) == pool[:5]
+    assert len({a.equiv_hash() for a in first}) == 5

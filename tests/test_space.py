@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from search import nb201
 from search import space
 from search.space import Arch, parse
 
@@ -17,10 +18,10 @@ def test_round_trip_and_order():
     assert hash(a) == hash(parse(PAPER)) and {a, parse(PAPER)} == {a}
 
 
-def test_enumeration_matches_nasbench201_table(data_dir):
+def test_enumeration_matches_nasbench201_table():
     archs = space.all_archs()
     assert len(archs) == 15_625 == len(set(archs))
-    table = pd.read_parquet(data_dir / "nb201" / "nb201_12epoch.parquet", columns=["arch"])
+    table = pd.read_parquet(nb201.TABLE, columns=["arch"])
     assert set(map(str, archs)) == set(table["arch"])
     # every published string parses back to itself
     assert all(str(parse(s)) == s for s in table["arch"].iloc[::97])

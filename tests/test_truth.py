@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from cluster.cli import main
-from cluster.truth import build_truth, plan_jobs, read_rows, replicate_rho, seed_rho, truth_config
+from cluster.truth import build_truth, plan_jobs, truth_config
+from results.truthtable import read_rows, replicate_rho, seed_rho
 from search.config import load_config
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"

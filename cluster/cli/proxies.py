@@ -6,7 +6,9 @@ import argparse
 import sys
 import time
 
+from cluster.cli.common import add_ray_args, ensure_data
 from search.config import load_config
+from search.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--budget", type=float, required=True, help="training epochs over the training split")
     t.add_argument("--sample-seed", type=int, default=0, help="seed of the cell sample (default: %(default)s)")
     t.add_argument("--out", required=True, help="truth Parquet (local path or URI); parts go to OUT.parts/")
-    t.add_argument("--address", default=None, help="Ray address; default: embedded local Ray")
-    t.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
+    add_ray_args(t)
     t.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (torch threads) per trial (default: %(default)s)")
     t.set_defaults(func=cmd_truth)
 
@@ -46,28 +47,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_truth(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from cluster.cli import UserError, _check_data
-    from cluster.raysetup import start_ray
-    from cluster.truth import build_truth, plan_jobs, replicate_rho, seed_rho, truth_config
+    from cluster.raysetup import ray_session
+    from cluster.truth import build_truth, plan_jobs, truth_config
+    from results.truthtable import replicate_rho, seed_rho
 
     cfg = load_config(args.config, list(args.overrides))
     if args.dataset:
         cfg = replace(cfg, data=replace(cfg.data, dataset=args.dataset))
     if args.budget <= 0:
-        raise UserError(f"--budget must be > 0 epochs, got {args.budget}")
+        raise InputError(f"--budget must be > 0 epochs, got {args.budget}")
     cfg = truth_config(cfg, args.budget)
-    _check_data(cfg)
+    ensure_data(cfg)
     jobs = plan_jobs(args.archs, args.seeds, args.sample_seed)  # validates the counts before Ray starts
     start = time.perf_counter()
-    started = start_ray(args.address, num_cpus=args.num_cpus)
-    try:
+    with ray_session(args.address, num_cpus=args.num_cpus):
         rows, ran = build_truth(cfg, args.out, n_archs=args.archs, n_seeds=args.seeds,
                                 sample_seed=args.sample_seed, cpus_per_trial=args.cpus_per_trial)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     took = time.perf_counter() - start
     rho = seed_rho(rows)
     print(f"truth: {len(rows)} rows ({args.archs} cells x {args.seeds} seeds, {len(jobs) - ran} already done, "
@@ -83,7 +78,6 @@ def cmd_truth(args: argparse.Namespace) -> int:
 def _context(args: argparse.Namespace, meta: dict) -> "object":
     from dataclasses import replace
 
-    from cluster.cli import UserError
     from search.config import config_from_dict
     from search.data import load_dataset
     from search.proxies import ProxyContext
@@ -94,7 +88,7 @@ def _context(args: argparse.Namespace, meta: dict) -> "object":
         cfg = config_from_dict(meta["config"], args.truth)
         cfg = replace(cfg, data=replace(cfg.data, root=None))
     else:
-        raise UserError(f"{args.truth} carries no config; pass --config")
+        raise InputError(f"{args.truth} carries no config; pass --config")
     d = cfg.data
     if args.val_subset is not None:
         d = replace(d, val_subset=args.val_subset)
@@ -112,13 +106,13 @@ def _context(args: argparse.Namespace, meta: dict) -> "object":
 def cmd_bench_proxies(args: argparse.Namespace) -> int:
     import torch
 
-    from cluster.cli import UserError
-    from cluster.proxy_bench import bench, load_truth, table
+    from cluster.proxy_bench import bench, table
+    from results.truthtable import load_truth
     from search.proxies import needs_curriculum, parse_proxies
 
     proxies = parse_proxies(args.proxies)
     if any(needs_curriculum(p) for p in proxies) and not args.teacher:
-        raise UserError("gtn:K proxies need --teacher PATH")
+        raise InputError("gtn:K proxies need --teacher PATH")
     if args.threads:
         torch.set_num_threads(args.threads)
     _, meta = load_truth(args.truth)

@@ -13,12 +13,12 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cluster.analysis import history, load, metadata, op_frequency, pareto_front, top
+from results.analysis import history, load, locate, metadata, op_frequency, pareto_front, top
+from results.storage import exists, join, resolve
 from search.stats import kendall, spearman
 
 CHECK_SCRIPT = """<script>
@@ -103,24 +103,19 @@ def plot_ops(freq: Any, k: int, out: str) -> str:
     return _save(fig, out, "op_frequency.png")
 
 
-def curriculum_png(meta: dict[str, Any], out: str) -> tuple[str | None, str]:
-    """The teacher's curriculum grid, or (None, why not)."""
-    uri = meta.get("teacher")
-    if not uri:
-        return None, "the leaderboard names no teacher"
-    try:
-        from cluster.gtn_cli import save_grid
-        from cluster.storage import fetch_to_local
-        from search.teach import load_teacher
-
-        loaded = load_teacher(fetch_to_local(uri))
-        if loaded.config.gtn.curriculum == "real":
-            return None, f"teacher {uri} trains on real batches (no synthetic curriculum to show)"
-        cur = loaded.curriculum()
-        save_grid(cur, Path(out) / "curriculum.png")
-        return "curriculum.png", f"teacher {uri}, curriculum {cur.content_hash}"
-    except (OSError, ValueError, RuntimeError) as e:
-        return None, f"teacher {uri} could not be read ({str(e).splitlines()[0][:120]})"
+def curriculum_png(path: str, meta: dict[str, Any], out: str) -> tuple[str | None, str]:
+    """Copy the experiment's ``curriculum.png`` (drawn by the search driver), or (None, why not)."""
+    finals, running = locate(path)
+    roots = running + [f.rsplit("/", 1)[0] for f in finals]
+    if len(roots) != 1:
+        return None, f"{len(roots)} experiments: open one experiment's report to see its curriculum"
+    src = join(roots[0], "curriculum.png")
+    if not exists(src):
+        return None, f"{roots[0]} holds no curriculum.png (a teacher that trains on real batches has none)"
+    fs, p = resolve(src)
+    with fs.open_input_stream(p) as f, open(os.path.join(out, "curriculum.png"), "wb") as dst:
+        dst.write(f.read())
+    return "curriculum.png", f"teacher {meta.get('teacher', '?')}, curriculum {meta.get('curriculum', {}).get('content_hash', '?')}"
 
 
 def _table(df: Any, cols: list[str]) -> str:
@@ -138,7 +133,7 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
     meta = metadata(path)
     truth_df = None
     if truth:
-        from cluster.proxy_bench import load_truth
+        from results.truthtable import load_truth
 
         truth_df = load_truth(truth)[0]
     parent = os.path.dirname(os.path.abspath(out))
@@ -163,7 +158,7 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     sections: list[str] = []
     n_exp = df["experiment"].nunique() if "experiment" in df else 1
     best = top(df, top_k)
-    sections.append(f"<h2>Top {len(best)} of {len(df)} architectures</h2>"
+    sections.append(f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>"
                     + _table(best, ["experiment", "arch", "val_acc", "test_acc", "gtn_score", "params", "flops",
                                     "trials"]))
     hist = history(path)
@@ -193,7 +188,7 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     if k:
         sections.append(f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
                         "alt='operation frequency per edge'>")
-    grid, note = curriculum_png(meta, out)
+    grid, note = curriculum_png(path, meta, out)
     sections.append("<h2>The GTN curriculum</h2>" + (f"<p>{html.escape(note)}</p><img src='{grid}' "
                                                      "alt='curriculum grid'>" if grid else f"<p>{html.escape(note)}</p>"))
     shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration") if k in meta}

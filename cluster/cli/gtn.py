@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.cli.common import Progress, bar, config, ensure_data
 from search.config import ExperimentConfig
 
 
@@ -27,25 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sample.set_defaults(func=cmd_sample)
 
 
-def _progress(step: int, total: int, text: str) -> None:
-    width = 24
-    done = int(width * step / total)
-    line = f"[{'#' * done}{'.' * (width - done)}] {step}/{total} {text}"
-    if sys.stderr.isatty():
-        print("\r" + line, end="" if step < total else "\n", file=sys.stderr, flush=True)
-    else:
-        print(line, file=sys.stderr, flush=True)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from cluster.cli import _check_data, _config
     from search.data import load_dataset
     from search.teach import MetaTrainingError, OuterStep, save_teacher, train_teacher
 
-    cfg: ExperimentConfig = _config(args)
-    _check_data(cfg)
+    cfg: ExperimentConfig = config(args)
+    ensure_data(cfg)
     if args.threads:
         torch.set_num_threads(args.threads)
     d = cfg.data
@@ -62,6 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
               file=sys.stderr, flush=True)
     last_val: list[float | None] = [None]
+    progress = Progress(every=5.0)
     with open(out / "metrics.csv", "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=fields)
         rows.writeheader()
@@ -77,18 +68,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 last_val[0] = s.val_acc
                 writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
             val = "-" if last_val[0] is None else f"{last_val[0]:.4f}"
-            _progress(s.step, cfg.gtn.outer_steps,
-                      f"meta-loss {s.meta_loss:.4f}  val-acc {val}  {s.seconds:.2f}s/step")
+            progress.show(f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  "
+                          f"{s.seconds:.2f}s/step", force=s.step == cfg.gtn.outer_steps)
 
         try:
             teacher = train_teacher(cfg, data, callback=log)
         except MetaTrainingError as e:
+            progress.done()
             writer.close()
             print(f"gtnnas: meta-training stopped: {e}", file=sys.stderr)
             return 1
+    progress.done()
     writer.close()
     save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
     from search.teach import load_teacher
+    from search.viz import save_grid
 
     loaded = load_teacher(out / "teacher.pt")
     cur = loaded.curriculum(real=data.train)
@@ -102,6 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from search.data import load_dataset
     from search.teach import load_teacher
+    from search.viz import save_grid
 
     loaded = load_teacher(args.checkpoint)
     real = None
@@ -112,39 +107,3 @@ def cmd_sample(args: argparse.Namespace) -> int:
     save_grid(cur, Path(args.out), steps=args.steps)
     print(f"wrote {args.out} (curriculum {cur.content_hash})")
     return 0
-
-
-def save_grid(cur, path: Path, steps: int = 4) -> None:
-    """A steps x classes grid of the curriculum's images (first image of each class per step)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    labels = cur.targets.float().argmax(-1)
-    k = int(cur.targets.shape[-1])
-    t_total = cur.steps
-    rows = sorted({round(i * (t_total - 1) / max(steps - 1, 1)) for i in range(min(steps, t_total))})
-    mean = torch.tensor(cur.mean).view(-1, 1, 1)
-    std = torch.tensor(cur.std).view(-1, 1, 1)
-    fig, axes = plt.subplots(len(rows), k, figsize=(k * 0.9, len(rows) * 0.95), squeeze=False)
-    for r, t in enumerate(rows):
-        for c in range(k):
-            ax = axes[r][c]
-            ax.axis("off")
-            idx = (labels[t] == c).nonzero()
-            if len(idx):
-                img = (cur.images[t, int(idx[0])].float() * std + mean).clamp(0, 1)
-                if img.shape[0] == 1:
-                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
-                else:
-                    ax.imshow(img.permute(1, 2, 0).numpy())
-            if r == 0:
-                ax.set_title(str(c), fontsize=8)
-        axes[r][0].text(-0.3, 0.5, f"step {t + 1}", transform=axes[r][0].transAxes, ha="right",
-                        va="center", fontsize=7)
-    fig.suptitle(f"{cur.dataset} curriculum {cur.content_hash}", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)

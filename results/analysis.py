@@ -9,7 +9,6 @@ parsed with :mod:`ast` into a pyarrow expression (columns, numbers, strings, com
 from __future__ import annotations
 
 import ast
-import json
 from typing import Any
 
 import numpy as np
@@ -18,14 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from cluster.leaderboard import (
-    FINAL,
-    PARTS,
-    LeaderboardError,
-    best_per_arch,
-    read_parts,
-)
-from cluster.storage import join, resolve
+from results.leaderboard import FINAL, PARTS, best_per_class, read_parts, read_statuses
+from results.storage import join, read_metadata, resolve
+from search.errors import LeaderboardError
 from search.space import EDGE_KEYS, OPS, parse
 
 REQUIRED = ("arch", "val_acc")
@@ -79,7 +73,7 @@ def load(path: str, where: str | None = None) -> Any:
             what = f"cannot read the leaderboard with --where {where!r}" if where else "not a readable leaderboard"
             raise LeaderboardError(f"{path}: {what} ({_first_line(e)})") from None
     for root in running:
-        df = best_per_arch(read_parts(root))
+        df = best_per_class(read_parts(root), read_statuses(root))
         if where and not df.empty:
             table = pa.Table.from_pandas(df, preserve_index=False)
             try:
@@ -116,7 +110,7 @@ def metadata(path: str) -> dict[str, Any]:
         fs, base = resolve(join(running[0], PARTS))
         parts = [i.path for i in fs.get_file_info(pafs.FileSelector(base)) if i.base_name.startswith("part-")]
         raw = (pq.read_schema(parts[0], filesystem=fs).metadata or {}) if parts else {}
-    return {k.decode()[7:]: json.loads(v) for k, v in raw.items() if k.decode().startswith("gtnnas.")}
+    return read_metadata(raw)
 
 
 _OPS: dict[type, str] = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}

