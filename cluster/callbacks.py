@@ -18,12 +18,16 @@ from results.leaderboard import row_from_result, status_row, write_part, write_s
 
 
 class LeaderboardCallback(Callback):
-    """Buffer result rows and trial statuses; flush every N rows, S seconds, or when a trial ends."""
+    """Buffer result rows and trial statuses; flush them at the end of a control-loop step.
+
+    ``every_step``: whatever arrived in the step (Tune has just saved the state that knows those
+    trials); otherwise every N rows, S seconds, or when a trial ends.
+    """
 
     def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
-                 flush_seconds: float = 30.0):
+                 flush_seconds: float = 30.0, every_step: bool = False):
         self.root, self.experiment, self.metadata = root, experiment, dict(metadata)
-        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.flush_rows, self.flush_seconds, self.every_step = flush_rows, flush_seconds, every_step
         self.rows: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
@@ -43,7 +47,7 @@ class LeaderboardCallback(Callback):
 
     def flush(self, force: bool = False) -> None:
         due = time.monotonic() - self.last_flush >= self.flush_seconds
-        if self.rows and (force or due or self.statuses or len(self.rows) >= self.flush_rows):
+        if self.rows and (force or due or self.every_step or self.statuses or len(self.rows) >= self.flush_rows):
             write_part(self.root, self.rows, self.metadata)
             self.parts_written += 1
             self.rows, self.last_flush = [], time.monotonic()

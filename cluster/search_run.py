@@ -97,7 +97,8 @@ def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: 
     from ray import tune
 
     s = cfg.search
-    callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds)]
+    callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds,
+                                     every_step=s.state_save == "step")]
     if not verbose:
         callbacks.append(StatusCallback(s.num_samples))
     return tune.RunConfig(
@@ -151,12 +152,8 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
     return out
 
 
-def calibration(root: str) -> dict[str, Any]:
-    """Spearman rho of rung-1 score against real accuracy, from what the leaderboard holds."""
-    try:
-        pairs = calibration_pairs(read_parts(root))
-    except Exception:  # no parts yet
-        pairs = {}
+def calibration(pairs: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """Spearman rho of rung-1 score against real accuracy over the leaderboard's (score, accuracy) pairs."""
     out: dict[str, Any] = {"calibration_n": len(pairs)}
     if len(pairs) >= 10:
         g, v = zip(*pairs.values())
@@ -167,14 +164,13 @@ def calibration(root: str) -> dict[str, Any]:
 def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = False) -> Any:
     """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
     import ray
-    from ray import tune
 
     root = join(cfg.storage, cfg.name)
+    if not exists(join(root, EXPERIMENT)):
+        write_json(join(root, EXPERIMENT), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
     teacher_uri = ensure_teacher(cfg, root)
-    restored = resume and exists(join(root, "tuner.pkl"))
-    tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True) \
-        if restored else None
-    if restored:  # the leaderboard must agree with the restored experiment before the actor reads it
+    tuner = restore_tuner(cfg, root) if resume else None
+    if tuner is not None:  # the leaderboard must agree with the restored experiment before the actor reads it
         reconcile(root, cfg.name, histories(tuner.get_results(), root), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
     elif exists(join(root, "leaderboard")):  # rows from a driver that died before Tune saved anything
         reconcile(root, cfg.name, [], {})
@@ -187,10 +183,49 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         tuner = build_tuner(cfg, root, meta, verbose)
     with tune_env(cfg, verbose):
         grid = tuner.fit()
-    meta = {**meta, "calibration": calibration(root)}
+    _test_pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)
-    meta["calibration"] = calibration(root)
+    pairs = calibration_pairs(read_parts(root))
+    meta["calibration"] = calibration(pairs)
+    meta["calibration"]["actor_agrees"] = ray.get(actor.state.remote())["pairs"] == pairs
     return write_final(root, meta), root, meta["calibration"]
+
+
+EXPERIMENT = "experiment.json"
+
+
+def write_json(uri: str, obj: dict[str, Any]) -> None:
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "x.json")
+        with open(local, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+        upload(local, uri)
+
+
+def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:
+    """The interrupted experiment's Tuner, or None when Tune had not saved its state yet."""
+    from ray import tune
+
+    if not exists(join(root, "tuner.pkl")):
+        return None
+    try:
+        tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True)
+        tuner.get_results()
+    except (RuntimeError, FileNotFoundError, ValueError):
+        return None
+    return tuner
+
+
+def _test_pause(point: str) -> None:
+    """Fault injection for the chaos test: ``GTNNAS_TEST_PAUSE=final:5`` sleeps 5 s at that point."""
+    import time
+
+    name, _, seconds = os.environ.get("GTNNAS_TEST_PAUSE", "").partition(":")
+    if name == point:
+        time.sleep(float(seconds or 0))
 
 
 def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:

@@ -1,8 +1,9 @@
 """Fault tolerance. Multi-node tests: run in their own pytest process (`pytest -m multinode`).
 
 A head with no CPUs plus two 1-CPU worker nodes (ray.cluster_utils.Cluster, all on 127.0.0.1):
-(a) a worker node is removed mid-search, (b) the GTN actor is killed mid-search, (c) the driver
-(a subprocess with its own embedded Ray) is SIGKILLed mid-search and the experiment resumed.
+(a) a worker node is removed mid-search, (b) the GTN actor is killed mid-search, and (c) the chaos test:
+the driver (a subprocess with its own embedded Ray) is SIGKILLed at four moments of one run, resumed
+after each, and the result compared with an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import threading
 import time
 from pathlib import Path
 
+import json
+
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from search.config import load_config
@@ -74,7 +78,7 @@ def _parts(root: Path) -> int:
 
 
 def _check_complete(root: Path, num_samples: int, real_rungs: int) -> pd.DataFrame:
-    from cluster.leaderboard import read_parts
+    from results.leaderboard import read_parts, read_statuses
 
     rows = read_parts(str(root))
     assert not rows.duplicated(["trial_id", "iteration"]).any()
@@ -82,7 +86,8 @@ def _check_complete(root: Path, num_samples: int, real_rungs: int) -> pd.DataFra
     for _, g in rows.groupby("trial_id"):
         assert sorted(g["iteration"]) == list(range(1, len(g) + 1))
     assert (rows.groupby("trial_id")["iteration"].max() <= 1 + real_rungs).all()
-    assert not (rows["status"] == "ERROR").any()
+    statuses = read_statuses(str(root))
+    assert {statuses.get(t) for t in rows["trial_id"]} == {"TERMINATED"}  # nothing RUNNING or ERROR at the end
     return rows
 
 
@@ -121,58 +126,103 @@ def test_gtn_actor_killed_mid_search(cluster, tiny_teacher, tmp_path):
     assert set(final["curriculum"]) == {before}  # every trial scored on the same curriculum
 
 
-def _descendants(pid: int) -> list[int]:
+def _descendants(pid: int) -> dict[int, float]:
+    """pid -> start time of every process under ``pid`` (the embedded Ray a driver started)."""
     import psutil
 
     try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        return {p.pid: p.create_time() for p in psutil.Process(pid).children(recursive=True)}
     except psutil.NoSuchProcess:
-        return []
+        return {}
 
 
-def _search_cmd(tmp_path, teacher, name, *extra):
+def _alive(procs: dict[int, float]) -> list[int]:
+    import psutil
+
+    out = []
+    for pid, started in procs.items():
+        try:
+            p = psutil.Process(pid)
+            if abs(p.create_time() - started) < 1e-3 and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _search_cmd(tmp_path, name, *extra):
     return [sys.executable, "-m", "cluster.cli", "search", "--config", str(SMOKE), "--num-cpus", "2",
-            f"storage={tmp_path}", f"name={name}", f"search.teacher={teacher}", "search.searcher=random",
-            "search.scheduler=fifo", "search.num_samples=8", "search.real_steps=40", "search.flush_seconds=1",
-            *extra]
+            f"storage={tmp_path}", f"name={name}", "search.searcher=random", "search.scheduler=fifo",
+            "search.num_samples=8", "search.real_steps=20", "gtn.outer_steps=12", "gtn.checkpoint_every=3", *extra]
 
 
-def test_driver_sigkill_then_resume(tiny_teacher, tmp_path):
-    """Needs no Cluster: each driver subprocess starts its own embedded Ray (run after the others)."""
+def _statuses(root: Path) -> int:
+    from results.leaderboard import read_statuses
+
+    return sum(s == "TERMINATED" for s in read_statuses(str(root)).values())
+
+
+KILL_POINTS = [  # (what the test waits for before SIGKILL, extra environment)
+    ("early: the experiment folder exists", lambda r: (r / "experiment.json").exists(), {}),
+    ("teacher stage: a meta-training checkpoint exists", lambda r: (r / "teacher.pt.state").exists(), {}),
+    ("mid-search: rows on disk, trials still to run", lambda r: _parts(r) >= 2 and _statuses(r) < 6, {}),
+    ("final write: every trial done, final table not written",
+     lambda r: _statuses(r) == 8 and not (r / "leaderboard.parquet").exists(), {"GTNNAS_TEST_PAUSE": "final:60"}),
+]
+
+
+@pytest.mark.timeout(900)
+def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """One run killed with SIGKILL at four moments and resumed after each; then compared with a run never killed.
+
+    Needs no Cluster: each driver subprocess starts its own embedded Ray (run after the others).
+    """
     import ray
+
+    from results.leaderboard import read_parts, read_statuses
 
     if ray.is_initialized():
         ray.shutdown()
-    teacher = tiny_teacher[0]
-    env = {**os.environ, "GTNNAS_TUNE_VERBOSE": "0"}
-    proc = subprocess.Popen(_search_cmd(tmp_path, teacher, "crash"), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    children: set[int] = set()
+    env = {**os.environ}
+    root = tmp_path / "chaos"
+    leftovers: dict[int, float] = {}
     try:
-        deadline = time.time() + 180
-        while _parts(tmp_path / "crash") < 1:
-            assert proc.poll() is None, "search finished before it could be interrupted"
-            assert time.time() < deadline, "no leaderboard part appeared"
+        for i, (what, ready, extra) in enumerate(KILL_POINTS):
+            cmd = _search_cmd(tmp_path, "chaos") + (["--resume"] if i else [])
+            proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, **extra}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            deadline, children = time.time() + 240, {}
+            while not ready(root):
+                assert proc.poll() is None, f"finished before the kill point '{what}': {proc.stderr.read()[-1500:]}"
+                assert time.time() < deadline, f"kill point '{what}' never came"
+                children.update(_descendants(proc.pid))
+                time.sleep(0.05)
             children.update(_descendants(proc.pid))
-            time.sleep(0.2)
-        children.update(_descendants(proc.pid))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            print(f"killed at '{what}' after {time.time() - deadline + 240:.1f}s", file=sys.stderr, flush=True)
+            assert not _alive(leftovers), "the resumed command did not end what the killed driver's Ray left"
+            leftovers = children
+        resumed = subprocess.run(_search_cmd(tmp_path, "chaos") + ["--resume"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert not _alive(leftovers), "the resumed command did not end what the killed driver's Ray left"
+        assert "Traceback" not in resumed.stderr
+        straight = subprocess.run(_search_cmd(tmp_path, "straight"), cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=300)
+        assert straight.returncode == 0, straight.stderr[-2000:]
     finally:
-        for pid in children:  # the embedded Ray that driver started; nothing else
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    assert not (tmp_path / "crash" / "leaderboard.parquet").exists()
-    resumed = subprocess.run(_search_cmd(tmp_path, teacher, "crash") + ["--resume"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    straight = subprocess.run(_search_cmd(tmp_path, teacher, "straight"), cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    a = _check_complete(tmp_path / "crash", 8, 2)
+        for pid in _alive(leftovers):  # only what our own killed drivers started
+            os.kill(pid, signal.SIGKILL)
+    a = _check_complete(root, 8, 2)
     b = _check_complete(tmp_path / "straight", 8, 2)
-    key = ["arch", "iteration", "gtn_score", "val_acc"]
+    key = ["arch", "iteration", "rung1_score", "val_acc"]  # random search: the same cells, scores and accuracies
     assert sorted(map(tuple, a[key].fillna(-1).round(6).itertuples(index=False))) == \
         sorted(map(tuple, b[key].fillna(-1).round(6).itertuples(index=False)))
+    raw = read_parts(str(root), lost=True)
+    lost = {t for t, s in read_statuses(str(root)).items() if s == "LOST"}
+    assert set(raw["trial_id"]) - lost == set(a["trial_id"])  # every other row belongs to the budget's 8 trials
+    final = pd.read_parquet(root / "leaderboard.parquet")
+    assert set(final["status"]) == {"TERMINATED"} and final["arch_hash"].is_unique
+    calib = json.loads(pq.read_schema(root / "leaderboard.parquet").metadata[b"gtnnas.calibration"])
+    assert calib["actor_agrees"] and calib["calibration_n"] == len(a.dropna(subset=["val_acc"])["arch_hash"].unique())
