@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from cluster import faults
 from cluster.actor import start_teacher_actor
 from cluster.teacher_stage import ensure_teacher
 from cluster.callbacks import LeaderboardCallback, StatusCallback
@@ -183,7 +184,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         tuner = build_tuner(cfg, root, meta, verbose)
     with tune_env(cfg, verbose):
         grid = tuner.fit()
-    _test_pause("final")
+    faults.pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)
     pairs = calibration_pairs(read_parts(root))
     meta["calibration"] = calibration(pairs)
@@ -217,15 +218,6 @@ def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:
     except (RuntimeError, FileNotFoundError, ValueError):
         return None
     return tuner
-
-
-def _test_pause(point: str) -> None:
-    """Fault injection for the chaos test: ``GTNNAS_TEST_PAUSE=final:5`` sleeps 5 s at that point."""
-    import time
-
-    name, _, seconds = os.environ.get("GTNNAS_TEST_PAUSE", "").partition(":")
-    if name == point:
-        time.sleep(float(seconds or 0))
 
 
 def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:

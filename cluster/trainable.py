@@ -19,6 +19,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from cluster import faults
 from cluster.actor import curriculum_from_arrays, get_teacher_actor, score_key
 from search.space import EDGE_KEYS, Arch, parse
 
@@ -92,7 +93,6 @@ def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str,
 
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
     import ray
-    import torch
     from ray import tune
 
     from cluster.device import granted_device, release
@@ -100,21 +100,27 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
 
     cfg = config_from_dict(experiment, "<trial>")
     s, d = cfg.search, cfg.data
-    torch.set_num_threads(max(1, int(s.cpus_per_trial)))
-    torch.set_flush_denormal(True)
-    device = granted_device(s.gpus_per_trial)
-    release(device)
+    real = s.evaluator == "real"
+    device = "cpu"
+    if real or s.score != "none":  # benchmark mode with table lookups only never needs torch
+        import torch
+
+        torch.set_num_threads(max(1, int(s.cpus_per_trial)))
+        torch.set_flush_denormal(True)
+        device = granted_device(s.gpus_per_trial)
+        release(device)
+    faults.pause("trial")
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
     base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
-            "node_ip": ray.util.get_node_ip_address()}
+            "node_ip": ray.util.get_node_ip_address(), "device": device,
+            "gpus": ",".join(map(str, ray.get_gpu_ids()))}
 
-    ckpt = tune.get_checkpoint()
+    ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
     state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0}
     if ckpt is not None:
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    real = s.evaluator == "real"
     data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device) \
         if real or s.score in ("gtn", "naswot", "jacob_cov") else None
     model = None
@@ -166,7 +172,6 @@ def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
 
 def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
     """tune.report, with a checkpoint of everything needed to resume after this rung unless told not to."""
-    import torch
     from ray import tune
 
     row = {**state["extra"], **metrics, "rung": state["rung"],
@@ -174,6 +179,8 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
     if not checkpoint:
         tune.report(row)
         return
+    import torch
+
     with tempfile.TemporaryDirectory() as folder:
         torch.save(state, os.path.join(folder, "state.pt"))
         tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -29,13 +29,20 @@ from results.storage import join, resolve, write_parquet
 from search.errors import LeaderboardError
 
 SCHEMA = pa.schema([
+    # which result: experiment, trial, report number and rung
     ("experiment", pa.string()), ("trial_id", pa.string()), ("iteration", pa.int64()), ("rung", pa.int64()),
-    ("arch", pa.string()), ("arch_hash", pa.string()), ("score", pa.float64()), ("rung1_score", pa.float64()),
-    ("gtn_score", pa.float64()),
-    ("gtn_val_loss", pa.float64()), ("score_seconds", pa.float64()), ("val_acc", pa.float64()), ("val_loss", pa.float64()),
-    ("test_acc", pa.float64()), ("params", pa.int64()), ("flops", pa.int64()), ("synflow", pa.float64()),
-    ("naswot", pa.float64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()), ("node_ip", pa.string()),
-    ("seed", pa.int64()), ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
+    # the cell and its equivalence class
+    ("arch", pa.string()), ("arch_hash", pa.string()),
+    # what the schedulers compare (rung-1 score at rung 1, real validation accuracy after) and its parts
+    ("score", pa.float64()), ("rung1_score", pa.float64()), ("gtn_score", pa.float64()),
+    ("gtn_val_loss", pa.float64()), ("score_seconds", pa.float64()), ("synflow", pa.float64()),
+    ("naswot", pa.float64()),
+    # real rungs (or NAS-Bench-201 lookups) and the cell's size
+    ("val_acc", pa.float64()), ("val_loss", pa.float64()), ("test_acc", pa.float64()), ("params", pa.int64()),
+    ("flops", pa.int64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()),
+    # where and how it ran
+    ("node_ip", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
+    ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
     ("proxy_rho", pa.float64()), ("timestamp", pa.float64()),
 ])
 STATUS_SCHEMA = pa.schema([("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),

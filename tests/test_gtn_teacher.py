@@ -172,3 +172,47 @@ def test_gtn_cli_divergence_exits_1_without_checkpoint(tmp_path, capsys):
     assert main(["gtn", "train", "--config", str(GTN_SMOKE), f"out={out}", "gtn.init_lr=1e12"]) == 1
     assert "at outer step 1" in capsys.readouterr().err
     assert not (out / "teacher.pt").exists()
+
+
+def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp_path):
+    """SIGKILL `gtnnas gtn train` once its first checkpoint exists, --resume it, compare with a run never killed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+    base = [sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"),
+            "--threads", "1", "gtn.outer_steps=8", "gtn.checkpoint_every=2", "gtn.validate_every=4"]
+    straight = subprocess.run(base + [f"out={tmp_path / 'a'}"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-1500:]
+    proc = subprocess.Popen(base + [f"out={tmp_path / 'b'}"], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (tmp_path / "b" / "teacher.state.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "teacher.pt").exists()
+    killed_at = torch.load(tmp_path / "b" / "teacher.state.pt", weights_only=True)["step"]
+    assert 2 <= killed_at < 8
+    resumed = subprocess.run(base + [f"out={tmp_path / 'b'}", "--resume"], cwd=root, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-1500:]
+    assert f"after outer step {killed_at}" in resumed.stderr
+    a = torch.load(tmp_path / "a" / "teacher.pt", weights_only=True)["teacher"]
+    b = torch.load(tmp_path / "b" / "teacher.pt", weights_only=True)["teacher"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))  # one metrics row per outer step, none twice
+    assert not (tmp_path / "b" / "teacher.state.pt").exists()
+
+
+def test_gtn_train_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1]
+    assert main(["gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"), f"out={tmp_path}", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no meta-training checkpoint" in err and len(err.splitlines()) == 1

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cluster.cli import basics, gtn, proxies, results, search
+from cluster.cli import basics, bench, gtn, results, search
 from search.errors import InputError
 
 EXIT_BAD_INPUT = 2
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gtnnas", description="Neural architecture search scored by a Generative Teaching Network, on Ray Tune.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (search, gtn, basics, proxies, results):
+    for module in (search, gtn, basics, bench, results):
         module.register(sub)
     return p
 

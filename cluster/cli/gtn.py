@@ -10,6 +10,10 @@ from pathlib import Path
 
 from cluster.cli.common import Progress, bar, config, ensure_data
 from search.config import ExperimentConfig
+from search.errors import InputError
+
+STATE = "teacher.state.pt"
+FIELDS = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "learner"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--config", default="configs/gtn_smoke.yaml", help="YAML config (default: %(default)s)")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. out=DIR gtn.outer_steps=50")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/teacher.state.pt, the checkpoint "
+                                                             "written every gtn.checkpoint_every outer steps")
     train.set_defaults(func=cmd_train)
     sample = cmds.add_parser("sample", help="draw a teacher's curriculum as a PNG grid (steps x classes)")
     sample.add_argument("checkpoint", help="teacher.pt written by `gtnnas gtn train`")
@@ -35,30 +41,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     from search.teach import MetaTrainingError, OuterStep, save_teacher, train_teacher
 
     cfg: ExperimentConfig = config(args)
+    out = Path(cfg.out)
+    state = out / STATE
+    if args.resume and not state.is_file():
+        raise InputError(f"--resume: no meta-training checkpoint at {state}")
     ensure_data(cfg)
     if args.threads:
         torch.set_num_threads(args.threads)
     d = cfg.data
     data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, device=d.device,
                         train_subset=d.train_subset, val_subset=d.val_subset)
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    resumed_at = _state_step(state, cfg) if args.resume else 0
+    kept = _metrics_until(out / "metrics.csv", resumed_at) if args.resume else []
+    if not args.resume:
+        state.unlink(missing_ok=True)  # a fresh run never continues someone else's checkpoint
     from tensorboardX import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))
-    fields = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "learner"]
     started = time.perf_counter()
-    if cfg.gtn.generator_init == "real":
+    if args.resume:
+        print(f"resuming from {state} after outer step {resumed_at}", file=sys.stderr, flush=True)
+    elif cfg.gtn.generator_init == "real":
         print(f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
               file=sys.stderr, flush=True)
     last_val: list[float | None] = [None]
     progress = Progress(every=5.0)
     with open(out / "metrics.csv", "w", newline="") as f:
-        rows = csv.DictWriter(f, fieldnames=fields)
+        rows = csv.DictWriter(f, fieldnames=FIELDS)
         rows.writeheader()
+        rows.writerows(kept)
 
         def log(s: OuterStep) -> None:
-            rows.writerow({k: getattr(s, k) for k in fields})
+            rows.writerow({k: getattr(s, k) for k in FIELDS})
             f.flush()
             writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
             writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
@@ -72,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           f"{s.seconds:.2f}s/step", force=s.step == cfg.gtn.outer_steps)
 
         try:
-            teacher = train_teacher(cfg, data, callback=log)
+            teacher = train_teacher(cfg, data, callback=log, checkpoint=state)
         except MetaTrainingError as e:
             progress.done()
             writer.close()
@@ -81,6 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress.done()
     writer.close()
     save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
+    state.unlink(missing_ok=True)
     from search.teach import load_teacher
     from search.viz import save_grid
 
@@ -91,6 +107,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
           f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s")
     return 0
+
+
+def _state_step(state: Path, cfg: ExperimentConfig) -> int:
+    from search.teach import load_state
+
+    return int(load_state(state, cfg)["step"])
+
+
+def _metrics_until(path: Path, step: int) -> list[dict]:
+    """metrics.csv rows up to the checkpoint's step (later ones are recomputed on resume)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["step"]) <= step]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

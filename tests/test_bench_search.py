@@ -1,0 +1,57 @@
+"""Benchmark mode: the table lookups, and the light loop of `gtnnas bench search` against a real Tune run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cluster.bench_search import incumbent_curve, run_repeat, summarise, Repeat
+from search import nb201
+from search.config import load_config
+from search.space import parse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_table_lookups_and_percentiles():
+    table = pd.read_parquet(nb201.TABLE)
+    assert len(table) == nb201.N_CELLS and table["arch"].is_unique
+    row = table.sample(1, random_state=3).iloc[0]
+    assert nb201.lookup(row["arch"]) == {"val_acc": row["cifar10_val"] / 100, "test_acc": row["cifar10_test"] / 100}
+    assert nb201.best_test() == table["cifar10_test"].max() / 100
+    assert nb201.percentile(nb201.best_test()) == 100.0
+    assert nb201.percentile(table["cifar10_test"].median() / 100) == pytest.approx(50.0, abs=0.5)
+
+
+def test_incumbent_is_the_best_by_validation_and_summaries_have_known_answers():
+    best = nb201.best_test()
+    rep = Repeat(cells=["a", "b", "c"], val=[0.5, 0.7, 0.6], test=[best, 0.05, best])
+    test, pct = incumbent_curve(rep)
+    assert list(test) == [best, 0.05, 0.05]  # b has the best validation accuracy from the 2nd evaluation on
+    assert pct[0] == 100.0 and pct[1] == 0.0  # no cell tests below 5%
+    s = summarise([rep, rep], 3)
+    assert s["evals_to_top1pct"]["median"] == 1.0 and s["evals_to_top1pct"]["share_within"] == 1.0
+
+
+def test_light_loop_evaluates_the_same_cells_in_the_same_order_as_tune(ray_session, tmp_path):
+    from cluster.search_run import run_search
+    from results.leaderboard import read_parts
+
+    overrides = [f"storage={tmp_path}", "name=loop", "search.searcher=evolution", "search.population=4",
+                 "search.tournament=2", "search.scheduler=asha", "search.score=params", "search.max_concurrent=1"]
+    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", overrides)
+    light = run_repeat(cfg.search, cfg.seed, evaluations=8)
+    assert len(light.cells) == 8 and light.trials > 8  # ASHA stopped some trials after the free proxy rung
+    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", overrides + [f"search.num_samples={light.trials}"])
+    run_search(cfg)
+    rows = read_parts(str(tmp_path / "loop")).sort_values("timestamp", kind="mergesort")
+    first = rows[rows["iteration"] == 1]
+    assert list(first["arch"]) == light.suggested  # every trial, in the order Tune started them
+    evaluated = rows.dropna(subset=["val_acc"])
+    assert list(evaluated["arch"]) == light.cells  # the evaluations, in order
+    for a, v in zip(evaluated["arch"], evaluated["val_acc"]):  # each one the table's own value
+        assert v == nb201.lookup(a)["val_acc"]
+    assert (evaluated["sim_epochs"] == nb201.EPOCHS).all()
+    assert evaluated["arch"].map(lambda a: parse(a).equiv_hash()).is_unique  # no class evaluated twice
