@@ -98,6 +98,7 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
     from cluster.device import granted_device, release
     from search.config import config_from_dict
 
+    started = time.time()
     cfg = config_from_dict(experiment, "<trial>")
     s, d = cfg.search, cfg.data
     real = s.evaluator == "real"
@@ -113,7 +114,7 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
     base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
-            "node_ip": ray.util.get_node_ip_address(), "device": device,
+            "node_ip": ray.util.get_node_ip_address(), "device": device, "started": started,
             "gpus": ",".join(map(str, ray.get_gpu_ids()))}
 
     ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free

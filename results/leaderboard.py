@@ -43,7 +43,7 @@ SCHEMA = pa.schema([
     # where and how it ran
     ("node_ip", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
     ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
-    ("proxy_rho", pa.float64()), ("timestamp", pa.float64()),
+    ("proxy_rho", pa.float64()), ("started", pa.float64()), ("timestamp", pa.float64()),
 ])
 STATUS_SCHEMA = pa.schema([("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
                            ("timestamp", pa.float64())])
