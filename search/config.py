@@ -245,6 +245,20 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class RetrainConfig:
+    """The optional last stage of ``gtnnas search`` (and the defaults of ``gtnnas retrain``)."""
+
+    top: int = 0  # retrain the best `top` distinct cells after the search (0: no final stage)
+    epochs: float = 1.0  # full schedule over the training split
+    seeds: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.top >= 0, "top", "must be >= 0")
+        _check(self.epochs > 0, "epochs", "must be > 0")
+        _check(self.seeds >= 1, "seeds", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "gtnnas"
     seed: int = 0
@@ -256,6 +270,7 @@ class ExperimentConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     gtn: GTNConfig = field(default_factory=GTNConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty name without '/'")

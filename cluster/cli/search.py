@@ -18,6 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     srch.add_argument("--verbose", action="store_true", help="Tune's own trial tables instead of one status line")
     srch.set_defaults(func=cmd_search)
 
+    rt = sub.add_parser("retrain", help="train the top-k distinct cells of a finished search with a full schedule; "
+                                        "writes final.parquet, best_model.pt and a torch.export program")
+    rt.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (local or a pyarrow.fs URI)")
+    rt.add_argument("--top", type=int, default=3, metavar="K", help="distinct cells to retrain (default: %(default)s)")
+    rt.add_argument("--epochs", type=float, default=1.0, help="epochs over the training split (default: %(default)s)")
+    rt.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default: %(default)s)")
+    add_ray_args(rt)
+    rt.set_defaults(func=cmd_retrain)
+
     base = sub.add_parser("baseline", help="train sampled cells on real data as Tune trials and rank them")
     add_config_args(base, "configs/default.yaml")
     add_ray_args(base)
@@ -38,7 +47,30 @@ def cmd_search(args: argparse.Namespace) -> int:
         final, root, calib = run_search(cfg, resume=args.resume, verbose=args.verbose)
     print_top(cfg, final, calib)
     print(f"leaderboard: {root}/leaderboard.parquet (one row per result under {root}/leaderboard/)")
+    if cfg.retrain.top:
+        _retrained(root, cfg.retrain.top, cfg.retrain.epochs, cfg.retrain.seeds, args)
     return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from cluster.retrain import plan
+
+    plan(args.experiment, args.top)  # bad input: one line before Ray starts
+    _retrained(args.experiment, args.top, args.epochs, args.seeds, args)
+    return 0
+
+
+def _retrained(root: str, top: int, epochs: float, seeds: int, args: argparse.Namespace) -> None:
+    from cluster.raysetup import ray_session
+    from cluster.retrain import run_retrain
+
+    with ray_session(args.address, num_cpus=args.num_cpus):
+        final = run_retrain(root, top=top, epochs=epochs, seeds=seeds)
+    cols = ["arch", "seeds", "val_acc", "val_acc_std", "test_acc", "test_acc_std", "params", "search_rank"]
+    print(f"\nRetrained {len(final)} cells for {epochs:g} epochs x {seeds} seed(s), best first:")
+    print(final[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
+    print(f"final table: {root}/final.parquet; best model: {root}/best_model.pt, exported {root}/best_model.pt2 "
+          f"(torch.export.load; input shape and normalisation in best_model.json)")
 
 
 def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:

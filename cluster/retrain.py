@@ -1,0 +1,149 @@
+"""Retrain and export what a search found: ``gtnnas retrain EXPERIMENT --top K --epochs E --seeds S``.
+
+The top-k distinct cells of the experiment's final table (one per equivalence class, by validation
+accuracy) are trained with a full schedule, one Tune trial per (cell, seed). Results land next to the
+leaderboard: ``final.parquet`` (one row per cell: seeds, mean and spread of validation and test
+accuracy, params, FLOPs, seconds), ``best_model.pt`` (the state dict of the best run, with its cell
+and config; loads with ``torch.load(weights_only=True)``) and ``best_model.pt2``, a ``torch.export``
+program (any batch size) that loads with ``torch.export.load`` and no trace of this package, with its
+input shape and normalisation in ``best_model.json`` and inside the archive (``extra_files``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from typing import Any
+
+from results.analysis import load
+from results.storage import exists, join, upload, write_parquet
+from search.config import ExperimentConfig, config_from_dict
+from search.errors import InputError
+
+RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
+
+
+def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
+    """(the experiment's config, its top ``top`` classes as final-table rows); one line if impossible."""
+    if top < 1:
+        raise InputError(f"--top must be >= 1, got {top}")
+    if not exists(join(root, "experiment.json")) or not exists(join(root, "leaderboard.parquet")):
+        raise InputError(f"{root}: no finished experiment here (needs experiment.json and leaderboard.parquet)")
+    from results.storage import fetch_to_local
+
+    with open(fetch_to_local(join(root, "experiment.json"))) as f:
+        cfg = config_from_dict(json.load(f)["config"], f"{root}/experiment.json")
+    if cfg.search.evaluator != "real":
+        raise InputError(f"{root}: a benchmark-mode experiment (its cells were looked up, not trained on "
+                         f"{cfg.data.dataset}); nothing to retrain")
+    table = load(root).dropna(subset=["val_acc"])
+    if len(table) < top:
+        raise InputError(f"--top {top}: the experiment has only {len(table)} cell(s) with a real-data score")
+    rows = table.sort_values("val_acc", ascending=False, kind="mergesort").head(top)
+    return cfg, rows.to_dict("records")
+
+
+def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], root: str) -> None:
+    """One (cell, seed): train the full schedule, store the weights, report the figures."""
+    import torch
+    from ray import tune
+
+    from cluster.device import granted_device
+    from cluster.trainable import cached_dataset
+    from search.nets import count_flops, count_params
+    from search.space import parse
+    from search.train import net_for, train
+
+    cfg = config_from_dict(experiment, "<retrain>")
+    d = cfg.data
+    torch.set_num_threads(max(1, int(cfg.search.cpus_per_trial)))
+    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset,
+                          granted_device(cfg.search.gpus_per_trial))
+    arch, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
+    model = net_for(arch, cfg.net, data, seed)
+    res = train(model, data.train, cfg.train, seed=seed, val=data.val, test=data.test)
+    target = join(root, RUNS, f"{arch.equiv_hash()}-s{seed}.pt")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "w.pt")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, local)
+        upload(local, target)
+    tune.report({"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": seed, "val_acc": res.val_acc,
+                 "test_acc": res.test_acc, "params": count_params(model), "flops": count_flops(model),
+                 "seconds": res.seconds, "steps": res.steps, "weights": target})
+
+
+def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
+    """Retrain the top ``top`` cells of the experiment at ``root``; returns the final table (pandas)."""
+    import pandas as pd
+    from ray import tune
+
+    if epochs <= 0 or seeds < 1:
+        raise InputError(f"--epochs must be > 0 and --seeds >= 1, got {epochs} and {seeds}")
+    cfg, rows = plan(root, top)
+    cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None))
+    jobs = [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)]
+    storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
+                            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial}),
+        param_space={"job": tune.grid_search(jobs)},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
+                                  failure_config=tune.FailureConfig(max_failures=2), verbose=0),
+    )
+    grid = tuner.fit()
+    errors = [r.error for r in grid if r.error is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} retraining trial(s) failed; first: {errors[0]}")
+    runs = pd.DataFrame([r.metrics for r in grid])
+    rank = {r["arch"]: i + 1 for i, r in enumerate(rows)}
+    final = runs.groupby(["arch", "arch_hash"], as_index=False).agg(
+        seeds=("seed", "nunique"), val_acc=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
+        test_acc=("test_acc", "mean"), test_acc_std=("test_acc", "std"), params=("params", "first"),
+        flops=("flops", "first"), seconds=("seconds", "sum"))
+    final["search_rank"] = final["arch"].map(rank)
+    final["epochs"] = float(epochs)
+    final = final.sort_values("val_acc", ascending=False, kind="mergesort").reset_index(drop=True)
+    best = runs.sort_values("val_acc", ascending=False, kind="mergesort").iloc[0]
+    export(cfg, root, best)
+    import pyarrow as pa
+
+    write_parquet(pa.Table.from_pandas(final, preserve_index=False), join(root, "final.parquet"),
+                  {"config": cfg.to_dict(), "best": {"arch": best["arch"], "seed": int(best["seed"])}})
+    return final
+
+
+def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
+    """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
+    import torch
+
+    from results.storage import fetch_to_local
+    from search.data import STATS
+    from search.nets import build_net
+    from search.space import parse
+
+    arch = parse(best["arch"])
+    channels, size = (3, 32) if cfg.data.dataset == "cifar10" else (1, 28)
+    net = build_net(arch, channels=cfg.net.channels, cells=cfg.net.cells, in_channels=channels, image_size=size,
+                    num_classes=10, norm=cfg.net.norm, seed=0)
+    net.load_state_dict(torch.load(fetch_to_local(best["weights"]), map_location="cpu", weights_only=True))
+    net.eval()
+    mean, std = STATS[cfg.data.dataset]
+    info = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": int(best["seed"]), "dataset": cfg.data.dataset,
+            "input_shape": [1, channels, size, size], "input_range": "pixels in [0, 1], then (x - mean) / std",
+            "mean": list(mean), "std": list(std), "num_classes": 10, "val_acc": float(best["val_acc"]),
+            "test_acc": float(best["test_acc"]), "channels": cfg.net.channels, "cells": cfg.net.cells,
+            "norm": cfg.net.norm, "config_hash": cfg.hash()}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save({"format": "gtnnas-model", "state_dict": net.state_dict(), **info},
+                   os.path.join(tmp, "best_model.pt"))
+        example = torch.zeros(2, *info["input_shape"][1:])
+        program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
+        torch.export.save(program, os.path.join(tmp, "best_model.pt2"), extra_files={"gtnnas.json": json.dumps(info)})
+        with open(os.path.join(tmp, "best_model.json"), "w") as f:
+            json.dump(info, f, indent=1)
+        for name in ("best_model.pt", "best_model.pt2", "best_model.json"):
+            upload(os.path.join(tmp, name), join(root, name))
