@@ -124,6 +124,10 @@ class GTNConfig:
     learner_cells: int = 1
     random_width: bool = False  # sample learner channels in [C/2, 2C] each outer step
     learners_per_step: int = 1  # learners unrolled per outer step; their meta-gradients are averaged
+    rank_weight: float = 0.0  # > 0: add a pairwise ranking term over the step's learners (search.rank; ours)
+    rank_pool: str | None = None  # cells with real-data targets the learners are drawn from (benchmarks/rank_pool.py)
+    rank_batch: int = 512  # real training images the learners are compared on
+    rank_tau: float = 0.05  # temperature of the pairwise logistic loss (in units of cross-entropy)
     validate_every: int = 20
     checkpoint_every: int = 25  # outer steps between resumable checkpoints (gtnnas gtn train, the teacher stage)
     validate_size: int = 2000  # validation images used for the periodic check
@@ -155,6 +159,13 @@ class GTNConfig:
         _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
         _check(self.learners_per_step >= 1, "learners_per_step", "must be >= 1")
+        _check(self.rank_weight >= 0, "rank_weight", "must be >= 0")
+        _check(self.rank_weight == 0 or self.rank_pool is not None, "rank_pool", "rank_weight > 0 needs a rank pool")
+        _check(self.rank_weight == 0 or self.learners_per_step >= 2, "learners_per_step",
+               "rank_weight > 0 needs >= 2 learners per step to compare")
+        _check(self.rank_weight == 0 or self.learner == "sampled", "learner", "rank_weight > 0 needs sampled learners")
+        _check(self.rank_batch >= 1, "rank_batch", "must be >= 1")
+        _check(self.rank_tau > 0, "rank_tau", "must be > 0")
         _check(self.validate_every >= 1, "validate_every", "must be >= 1")
         _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         _check(self.validate_size >= 1, "validate_size", "must be >= 1")

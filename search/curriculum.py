@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .data import Split
 from .gtn import Teacher, soft_cross_entropy
@@ -80,14 +80,9 @@ def materialize(teacher: Teacher, *, dataset: str, mean: tuple[float, ...], std:
     return _with_hash(c, c.compute_hash())
 
 
-def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
-          channels: int = 8, cells: int = 1, num_classes: int = 10, eval_batch: int = 1000) -> dict[str, float]:
-    """Train a fresh ``arch`` for ``steps`` (default T; cycling the curriculum) and evaluate it.
-
-    Returns ``gtn_score`` (validation accuracy), ``val_loss``, ``seconds``, ``steps``.
-    """
-    start = time.perf_counter()
-    device = val.x.device
+def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, seed: int = 0, channels: int = 8,
+             cells: int = 1, num_classes: int = 10, device: str | torch.device = "cpu") -> nn.Module:
+    """A fresh ``arch`` (weights from ``seed``) trained for ``steps`` (default T, cycling) on the curriculum."""
     c, h = curriculum.images.shape[2], curriculum.images.shape[3]
     net = build_net(arch, channels=channels, cells=cells, in_channels=c, image_size=h, num_classes=num_classes,
                     norm=curriculum.norm, seed=seed, device=device)
@@ -96,9 +91,8 @@ def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None =
     images = curriculum.images.to(device=device, dtype=torch.float32)
     targets = curriculum.targets.to(device=device, dtype=torch.float32)
     lrs, moms = curriculum.lr.tolist(), curriculum.momentum.tolist()
-    n = steps if steps is not None else curriculum.steps
     net.train()
-    for t in range(n):
+    for t in range(steps if steps is not None else curriculum.steps):
         i = t % curriculum.steps
         loss = soft_cross_entropy(net(images[i]), targets[i])
         grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -107,13 +101,49 @@ def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None =
                 if g is not None:
                     v.mul_(moms[i]).add_(g)
                 p.sub_(v, alpha=lrs[i])
-    net.train(curriculum.eval_bn == "batch")  # "batch": normalise with each validation batch's statistics
-    correct, total_loss = 0, 0.0
-    with torch.no_grad():
-        for j in range(0, len(val), eval_batch):
-            out = net(val.x[j : j + eval_batch])
-            total_loss += F.cross_entropy(out, val.y[j : j + eval_batch], reduction="sum").item()
-            correct += int((out.argmax(1) == val.y[j : j + eval_batch]).sum())
-    acc = correct / max(len(val), 1)
-    return {"gtn_score": acc, "val_loss": total_loss / max(len(val), 1),
-            "seconds": time.perf_counter() - start, "steps": n}
+    return net
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, val: Split, eval_bn: str, sizes: tuple[int, ...], eval_batch: int = 1000,
+             ) -> dict[int, tuple[float, float]]:
+    """(accuracy, mean cross-entropy) on the first n validation images, for each n in ``sizes``.
+
+    ``eval_bn="batch"`` normalises with each validation batch's statistics (batches of ``eval_batch``
+    images, so a prefix's numbers do not depend on how many more images follow).
+    """
+    net.train(eval_bn == "batch")
+    out, correct, total = {}, 0, 0.0
+    done = 0
+    for n in sorted(sizes):
+        while done < min(n, len(val)):
+            j = min(done + eval_batch, n, len(val))
+            logits = net(val.x[done:j])
+            total += F.cross_entropy(logits, val.y[done:j], reduction="sum").item()
+            correct += int((logits.argmax(1) == val.y[done:j]).sum())
+            done = j
+        out[n] = (correct / max(done, 1), total / max(done, 1))
+    return out
+
+
+def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
+          seeds: int = 1, val_size: int | None = None, channels: int = 8, cells: int = 1, num_classes: int = 10,
+          eval_batch: int = 1000) -> dict[str, float]:
+    """Train fresh ``arch`` networks on the curriculum and evaluate them on real validation data.
+
+    ``seeds`` networks (weights from ``seed``, ``seed + 1``, ...) are trained for ``steps`` (default T,
+    cycling the curriculum) and evaluated on the first ``val_size`` validation images (default all);
+    their metrics are averaged, since one network's score is mostly its initialisation's luck.
+    Returns ``gtn_score`` (validation accuracy), ``val_loss``, ``seconds``, ``steps``.
+    """
+    start = time.perf_counter()
+    n = len(val) if val_size is None else min(val_size, len(val))
+    accs, losses = [], []
+    for s in range(seed, seed + seeds):
+        net = train_on(arch, curriculum, steps=steps, seed=s, channels=channels, cells=cells,
+                       num_classes=num_classes, device=val.x.device)
+        acc, loss = evaluate(net, val, curriculum.eval_bn, (n,), eval_batch)[n]
+        accs.append(acc)
+        losses.append(loss)
+    return {"gtn_score": float(np.mean(accs)), "val_loss": float(np.mean(losses)),
+            "seconds": time.perf_counter() - start, "steps": steps if steps is not None else curriculum.steps}

@@ -25,6 +25,7 @@ correlation singular; those scores are -inf (worst), not NaN, so rankings stay t
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -232,14 +233,28 @@ class RealSteps(_Steps):
         return train(net, ctx.data.train, replace(ctx.train, steps=self.steps), seed=ctx.seed, val=ctx.data.val).val_acc
 
 
+@dataclass
 class GTNSteps(_Steps):
-    kind = "gtn"
+    """``gtn:K[:sS][:vN]``: K curriculum steps, the mean over S learner seeds, on the first N validation images."""
+
+    seeds: int = 1
+    val_size: int | None = None
+    kind: ClassVar[str] = "gtn"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"gtn:{self.steps}" + (f":s{self.seeds}" if self.seeds > 1 else "") + \
+            (f":v{self.val_size}" if self.val_size else "")
+
+    @property
+    def settings(self) -> dict:
+        return {"steps": self.steps, "seeds": self.seeds, "val_size": self.val_size}
 
     def score(self, arch: Arch, ctx: ProxyContext) -> float:
         if ctx.curriculum is None or ctx.data is None:
             raise ProxyError(f"proxy {self.name!r} needs a GTN curriculum and validation data")
-        return curriculum_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed,
-                                channels=ctx.net.channels, cells=ctx.net.cells,
+        return curriculum_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed, seeds=self.seeds,
+                                val_size=self.val_size, channels=ctx.net.channels, cells=ctx.net.cells,
                                 num_classes=ctx.num_classes)["gtn_score"]
 
 
@@ -282,11 +297,16 @@ def make_proxy(spec: str) -> Proxy:
     kind, _, arg = spec.partition(":")
     if kind == "ensemble" and arg:
         return Ensemble(tuple(make_proxy(p) for p in arg.split("+")))
-    if kind in ("real", "gtn"):
+    if kind == "real":
         if not arg.isdigit() or int(arg) < 1:
-            raise ProxyError(f"{kind}:k needs a positive step count, got {spec!r}")
-        return RealSteps(int(arg)) if kind == "real" else GTNSteps(int(arg))
-    known = ", ".join([*SIMPLE, "real:K", "gtn:K", "ensemble:A+B"])
+            raise ProxyError(f"real:k needs a positive step count, got {spec!r}")
+        return RealSteps(int(arg))
+    if kind == "gtn":
+        m = re.fullmatch(r"(\d+)(?::s(\d+))?(?::v(\d+))?", arg)
+        if not m or int(m[1]) < 1 or (m[2] and int(m[2]) < 1) or (m[3] and int(m[3]) < 1):
+            raise ProxyError(f"gtn:K[:sS][:vN] needs positive steps, seeds and validation images, got {spec!r}")
+        return GTNSteps(int(m[1]), seeds=int(m[2] or 1), val_size=int(m[3]) if m[3] else None)
+    known = ", ".join([*SIMPLE, "real:K", "gtn:K[:sS][:vN]", "ensemble:A+B"])
     raise ProxyError(f"unknown proxy {spec!r} (known: {known})")
 
 

@@ -26,9 +26,10 @@ import torch
 from .config import ExperimentConfig, config_from_dict
 from .curriculum import Curriculum, materialize, score
 from .data import Dataset
-from .errors import CheckpointError  # noqa: F401  (re-exported: search.teach.CheckpointError)
+from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
 from .gtn import Teacher
 from .meta import draw_meta_batches, make_learner, meta_batch_count, unroll
+from .rank import load_pool, ranking_gradient
 from .space import parse
 
 FORMAT = "gtnnas-teacher"
@@ -48,6 +49,7 @@ class OuterStep:
     seconds: float
     meta_lr: float  # of latents/pixels and the lr/momentum schedule (the generator's: gtn.generator_meta_lr)
     val_acc: float | None = None  # held-out architecture trained on the curriculum, when validated
+    rank_order: float | None = None  # share of the step's learner pairs ordered as their targets (rank_weight > 0)
 
 
 def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[OuterStep], None] | None = None,
@@ -85,9 +87,19 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         rng.bit_generator.state = json.loads(state["rng"])
         first = int(state["step"]) + 1
     val = data.val.head(g.validate_size)
+    pool = load_pool(g.rank_pool) if g.rank_weight > 0 else None
+    if pool is not None and len(pool.archs) < g.learners_per_step:
+        raise InputError(f"gtn.rank_pool: {len(pool.archs)} cells, fewer than learners_per_step")
     for it in range(first, g.outer_steps + 1):
         start = time.perf_counter()
-        loss, acc, name = meta_gradient(teacher, cfg, data, rng, gen, it)
+        order = None
+        if pool is not None:
+            try:
+                loss, acc, name, order = ranking_gradient(teacher, cfg, data, pool, rng, gen, it)
+            except ArithmeticError as e:
+                raise MetaTrainingError(f"{e}; try a lower gtn.meta_lr or gtn.rank_weight") from None
+        else:
+            loss, acc, name = meta_gradient(teacher, cfg, data, rng, gen, it)
         if g.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(teacher.parameters(), g.grad_clip)
         bad = [n for n, p in teacher.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
@@ -104,7 +116,7 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
         if callback is not None:
-            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc))
+            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order))
     return teacher
 
 
