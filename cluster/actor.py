@@ -29,7 +29,8 @@ RUNG1_FIELDS = ("rung1_score", "gtn_score", "gtn_val_loss", "score_seconds", "sy
 def score_key(cfg: Any, arch_hash: str, curriculum: str | None) -> str:
     """What a cached rung-1 score depends on: the class, the curriculum and the scorer's settings."""
     s, n = cfg.search, cfg.net
-    return f"{arch_hash}|{s.score}|{curriculum}|{s.score_steps}|{n.channels}|{n.cells}|{cfg.seed}"
+    return (f"{arch_hash}|{s.score}|{curriculum}|{s.score_steps}|{s.score_seeds}|{s.score_val}|"
+            f"{n.channels}|{n.cells}|{cfg.seed}")
 
 
 def curriculum_to_arrays(cur: Any) -> dict[str, Any]:

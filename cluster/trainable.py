@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cluster import faults
@@ -27,10 +28,21 @@ from search.space import EDGE_KEYS, Arch, parse
 @lru_cache(maxsize=2)
 def cached_dataset(name: str, root: str | None, split_seed: int, train_subset: int | None, val_subset: int | None,
                    device: str) -> Any:
-    """One copy of the data set per worker process, kept across reused trials."""
-    from search.data import load_dataset
+    """One copy of the data set per worker process, kept across reused trials.
 
-    return load_dataset(name, root, split_seed=split_seed, device=device, train_subset=train_subset,
+    On a cluster node that has no copy yet, the first worker fetches it (under a file lock in the data
+    directory, so the node fetches once) and the others wait and read it.
+    """
+    from filelock import FileLock
+
+    from search.data import default_roots, load_dataset
+    from search.fetch import fetch
+
+    folder = Path(root) if root is not None else default_roots()[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".gtnnas-fetch.lock")):
+        found = fetch(name, root)
+    return load_dataset(name, found, split_seed=split_seed, device=device, train_subset=train_subset,
                         val_subset=val_subset)
 
 
@@ -72,8 +84,8 @@ def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str,
     if s.score == "gtn":
         from search.curriculum import score
 
-        m = score(canonical, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, channels=cfg.net.channels,
-                  cells=cfg.net.cells, num_classes=data.num_classes)
+        m = score(canonical, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, seeds=s.score_seeds,
+                  val_size=s.score_val, channels=cfg.net.channels, cells=cfg.net.cells, num_classes=data.num_classes)
         out = {"rung1_score": m["gtn_score"], "gtn_score": m["gtn_score"], "gtn_val_loss": m["val_loss"]}
     elif s.evaluator == "nb201":
         from search import nb201

@@ -16,14 +16,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 from ray.tune import Callback
 
 from results.storage import join
-from results.truthtable import SCHEMA, parts_dir, read_rows, write_row, write_truth
+from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, write_row, write_truth
 from search.config import ExperimentConfig
 from search.errors import InputError, TruthError
-from search.space import all_archs
 
 
 def plan_jobs(n_archs: int, n_seeds: int, sample_seed: int = 0) -> list[tuple[str, int]]:
@@ -31,13 +29,9 @@ def plan_jobs(n_archs: int, n_seeds: int, sample_seed: int = 0) -> list[tuple[st
 
     A smaller ``n_archs`` gives a prefix of a larger one, so a table can grow in resumable chunks.
     """
-    everything = all_archs()
-    if not 1 <= n_archs <= len(everything):
-        raise InputError(f"--archs must be in 1..{len(everything)}, got {n_archs}")
     if n_seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {n_seeds}")
-    pick = np.random.default_rng(sample_seed).permutation(len(everything))[:n_archs]  # prefixes agree
-    return [(str(everything[i]), s) for i in pick for s in range(n_seeds)]
+    return [(a, s) for a in planned_cells(n_archs, sample_seed) for s in range(n_seeds)]
 
 
 def truth_config(cfg: ExperimentConfig, budget: float) -> ExperimentConfig:

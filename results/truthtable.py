@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from results.storage import exists, join, read_metadata, resolve, write_parquet
-from search.errors import TruthError
+from search.errors import InputError, TruthError
 from search.stats import spearman
 
 SCHEMA = pa.schema([
@@ -27,6 +27,23 @@ SCHEMA = pa.schema([
     ("versions", pa.string()), ("timestamp", pa.float64()),
 ])
 REQUIRED = ("arch", "seed", "val_acc", "test_acc")
+TUNING = 100  # cells 1-100 of the plan: every choice is made there; the rest is the evaluation split
+
+
+def planned_cells(n: int, sample_seed: int = 0) -> list[str]:
+    """The first ``n`` cells of the truth plan: uniform without replacement (seeded), so prefixes agree."""
+    from search.space import all_archs
+
+    everything = all_archs()
+    if not 1 <= n <= len(everything):
+        raise InputError(f"--archs must be in 1..{len(everything)}, got {n}")
+    return [str(everything[i]) for i in np.random.default_rng(sample_seed).permutation(len(everything))[:n]]
+
+
+def split_of(archs: list[str], sample_seed: int = 0, tuning: int = TUNING) -> dict[str, str]:
+    """cell -> ``"tuning"`` (plan positions 1..``tuning``) or ``"evaluation"`` (later positions)."""
+    first = set(planned_cells(tuning, sample_seed))
+    return {a: ("tuning" if a in first else "evaluation") for a in archs}
 
 
 def parts_dir(out: str) -> str:

@@ -206,6 +206,8 @@ class SearchConfig:
     seed_proxy: str | None = None  # evolution: the first population is the best cells by this proxy...
     seed_sample: int = 1000  # ...among this many uniformly sampled cells
     score_steps: int | None = None  # inner steps on the curriculum (None: its T)
+    score_seeds: int = 1  # learner initialisations averaged per GTN score
+    score_val: int | None = None  # validation images a GTN score is read on (None: all of data.val_subset)
     real_rungs: int = 2  # real-data rungs after the rung-1 score (benchmark mode: exactly 1, the table)
     real_steps: int = 100  # SGD steps of real-data training per rung
     reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
@@ -235,6 +237,8 @@ class SearchConfig:
         _check(self.population >= 2, "population", "must be >= 2")
         _check(1 <= self.tournament <= self.population, "tournament", "must be in [1, population]")
         _check(self.score_steps is None or self.score_steps >= 1, "score_steps", "must be >= 1")
+        _check(self.score_seeds >= 1, "score_seeds", "must be >= 1")
+        _check(self.score_val is None or self.score_val >= 1, "score_val", "must be >= 1")
         _check(self.real_rungs >= 0, "real_rungs", "must be >= 0")
         _check(self.real_rungs >= 1 or self.score != "none", "real_rungs", "must be >= 1 when score is none")
         _check(self.real_steps >= 1, "real_steps", "must be >= 1")
