@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from _common import table, write  # noqa: E402
-from cluster.analysis import load, top  # noqa: E402
+from results.analysis import load, top  # noqa: E402
 from search.space import all_archs  # noqa: E402
 
 

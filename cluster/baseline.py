@@ -6,12 +6,12 @@ thin Tune trainable.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cluster.callbacks import StatusCallback, tune_env
 from search import space
 from search.config import ExperimentConfig, config_from_dict
 
@@ -54,10 +54,11 @@ def run_baseline(cfg: ExperimentConfig) -> "Any":
                             {"cpu": cfg.baseline.cpus_per_trial}),
         param_space={"arch": tune.grid_search([str(a) for a in archs])},
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(name=cfg.name, storage_path=storage,
-                                  verbose=int(os.environ.get("GTNNAS_TUNE_VERBOSE", "1"))),
+        run_config=tune.RunConfig(name=cfg.name, storage_path=storage, verbose=0,
+                                  callbacks=[StatusCallback(len(archs), stage="baseline")]),
     )
-    grid = tuner.fit()
+    with tune_env():
+        grid = tuner.fit()
     errors = [r.error for r in grid if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")

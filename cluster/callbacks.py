@@ -8,7 +8,10 @@ saved every step, so every trial with rows on disk is one the saved experiment k
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ray.tune import Callback
@@ -97,3 +100,26 @@ class StatusCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.progress.done(self.line(trials))
+
+
+@contextlib.contextmanager
+def tune_env(verbose: bool = False, every_step: bool = False) -> Iterator[None]:
+    """Environment Tune reads while it runs, set for one ``fit`` and restored after.
+
+    ``every_step`` saves the experiment and searcher state every control-loop step instead of on
+    Tune's timer; without ``verbose`` Tune's console output is off (a status line replaces it).
+    """
+    want = {"TUNE_GLOBAL_CHECKPOINT_S": "0" if every_step else None,
+            "RAY_AIR_NEW_OUTPUT": None if verbose else "0"}
+    old = {k: os.environ.get(k) for k in want}
+    for k, v in want.items():
+        if v is not None:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from cluster.callbacks import StatusCallback, tune_env
 from results.analysis import load
 from results.storage import exists, join, upload, write_parquet
 from search.config import ExperimentConfig, config_from_dict
@@ -92,9 +93,11 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(reuse_actors=True),
         run_config=tune.RunConfig(name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
-                                  failure_config=tune.FailureConfig(max_failures=2), verbose=0),
+                                  failure_config=tune.FailureConfig(max_failures=2), verbose=0,
+                                  callbacks=[StatusCallback(len(jobs), stage="retrain")]),
     )
-    grid = tuner.fit()
+    with tune_env():
+        grid = tuner.fit()
     errors = [r.error for r in grid if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} retraining trial(s) failed; first: {errors[0]}")

@@ -10,15 +10,13 @@ actor rebuilds its memory from the leaderboard. See docs/reliability.md.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from cluster import faults
 from cluster.actor import start_teacher_actor
 from cluster.teacher_stage import ensure_teacher
-from cluster.callbacks import LeaderboardCallback, StatusCallback
+from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.trainable import nas_trainable, param_space
 from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
@@ -110,29 +108,6 @@ def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: 
     )
 
 
-@contextlib.contextmanager
-def tune_env(cfg: ExperimentConfig, verbose: bool) -> Iterator[None]:
-    """Environment Tune reads while it runs, set for one ``fit`` and restored after.
-
-    ``state_save: step`` saves the experiment and searcher state every control-loop step instead of
-    on Tune's timer; without ``--verbose`` Tune's console output is off (our status line replaces it).
-    """
-    want = {"TUNE_GLOBAL_CHECKPOINT_S": "0" if cfg.search.state_save == "step" else None,
-            "RAY_AIR_NEW_OUTPUT": None if verbose else "0"}
-    old = {k: os.environ.get(k) for k in want}
-    for k, v in want.items():
-        if v is not None:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str]]:
     """(trial_id, reported results the leaderboard lacks, status) for every trial Tune knows.
 
@@ -182,7 +157,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         save_curriculum_png(cfg, actor, root)
     if tuner is None:
         tuner = build_tuner(cfg, root, meta, verbose)
-    with tune_env(cfg, verbose):
+    with tune_env(verbose, every_step=cfg.search.state_save == "step"):
         grid = tuner.fit()
     faults.pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)

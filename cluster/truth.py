@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import replace
 from typing import Any
 
 from ray.tune import Callback
+
+from cluster.callbacks import StatusCallback, tune_env
 
 from results.storage import join
 from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, write_row, write_truth
@@ -110,10 +111,11 @@ def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, 
             trainable, param_space={"job": tune.grid_search(todo)},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(name=f"truth-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
-                                      callbacks=[TruthCallback(out)], failure_config=tune.FailureConfig(max_failures=2),
-                                      verbose=int(os.environ.get("GTNNAS_TUNE_VERBOSE", "1"))),
+                                      callbacks=[TruthCallback(out), StatusCallback(len(todo), stage="truth")],
+                                      failure_config=tune.FailureConfig(max_failures=2), verbose=0),
         )
-        tuner.fit()
+        with tune_env():
+            tuner.fit()
         rows = read_rows(out)
     wanted = set(jobs)
     planned = {a for a, _ in jobs}

@@ -113,6 +113,7 @@ class GTNConfig:
     meta_loss_every: int = 0  # k: add a real-data loss every k-th inner step; 0 = final step only
     first_order: bool = False
     checkpointing: bool = True
+    autocast: Literal["none", "bf16"] = "none"  # learner forwards in bfloat16 inside the unroll (GPU speed)
     grad_clip: float | None = None
     learner: Literal["sampled", "fixed"] = "sampled"
     learner_arch: str | None = None  # NB201 string for learner=fixed; None = the GTN paper's conv net

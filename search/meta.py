@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,14 +67,23 @@ def initial_state(learner: nn.Module) -> State:
     return params, buffers, velocity
 
 
+def amp(x: Tensor, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``x``'s device (None: full precision)."""
+    return torch.autocast(x.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
-               first_order: bool = False, create_graph: bool = True) -> State:
-    """One momentum-SGD step: v <- m_t v + g;  theta <- theta - lr_t v (as in the GTN code)."""
+               first_order: bool = False, create_graph: bool = True, autocast: torch.dtype | None = None) -> State:
+    """One momentum-SGD step: v <- m_t v + g;  theta <- theta - lr_t v (as in the GTN code).
+
+    With ``autocast`` the learner's forward runs in that precision (parameters and the update stay float32).
+    """
     params, buffers, velocity = state
     x, y = teacher.batch(step)
     at = {k: v.detach().requires_grad_() for k, v in params.items()} if first_order else params
-    logits, new_buffers = functional_forward(learner, at, buffers, x)
-    loss = soft_cross_entropy(logits, y)
+    with amp(x, autocast):
+        logits, new_buffers = functional_forward(learner, at, buffers, x)
+    loss = soft_cross_entropy(logits.float(), y)
     grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
     lr, mom = teacher.lr()[t], teacher.momentum()[t]
     new_v, new_p = {}, {}
@@ -146,11 +157,11 @@ class _CheckpointedStep(torch.autograd.Function):
 
 
 def checkpointed_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
-                      first_order: bool = False) -> State:
+                      first_order: bool = False, autocast: torch.dtype | None = None) -> State:
     keys = _flat(state)[:3]
 
     def body(tensors: list[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
-        new = inner_step(learner, teacher, step, t, _unflat(keys, tensors), first_order, create_graph)
+        new = inner_step(learner, teacher, step, t, _unflat(keys, tensors), first_order, create_graph, autocast)
         return tuple(_flat(new)[3])
 
     tensors = _flat(state)[3]
@@ -168,7 +179,7 @@ class UnrollResult:
 
 def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]],
            *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True,
-           eval_bn: str = "running") -> UnrollResult:
+           eval_bn: str = "running", autocast: torch.dtype | None = None) -> UnrollResult:
     """Train ``learner`` through ``plan`` and return the meta-loss on real data.
 
     ``meta_batches`` holds the real batches of the meta-loss: the last is used after the final step,
@@ -181,9 +192,9 @@ def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_bat
     extra = iter(meta_batches[:-1])
     for t, step in enumerate(plan):
         if checkpointing and torch.is_grad_enabled():
-            state = checkpointed_step(learner, teacher, step, t, state, first_order)
+            state = checkpointed_step(learner, teacher, step, t, state, first_order, autocast)
         else:
-            state = inner_step(learner, teacher, step, t, state, first_order)
+            state = inner_step(learner, teacher, step, t, state, first_order, autocast=autocast)
         if meta_loss_every and (t + 1) % meta_loss_every == 0 and t + 1 < len(plan):
             xb, yb = next(extra)
             losses.append(eval_loss(learner, state, xb, yb, eval_bn)[0])

@@ -67,7 +67,8 @@ def ranking_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, poo
                             in_channels=data.shape[0], image_size=data.shape[1], num_classes=data.num_classes,
                             norm=g.learner_norm, seed=cfg.seed * 1_000_003 + it + 7_919 * j, device=data.train.x.device)
         res = unroll(learner, teacher, teacher.plan(gen, data.train), batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn)
+                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
+                     autocast=torch.bfloat16 if g.autocast == "bf16" else None)
         losses.append(res.meta_loss)
         scores.append(-eval_loss(learner, res.state, rx, ry, g.eval_bn)[0])
         accs.append(res.final_acc)

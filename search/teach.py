@@ -180,7 +180,8 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
         plan = teacher.plan(gen, data.train)
         batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
         res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn)
+                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
+                     autocast=autocast_dtype(g))
         one = float(res.meta_loss.detach())
         if not math.isfinite(one):
             raise MetaTrainingError(f"meta-loss is {one} at outer step {it} (learner {name}); "
@@ -188,6 +189,10 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
         (res.meta_loss / g.learners_per_step).backward()
         loss, acc = loss + one / g.learners_per_step, acc + res.final_acc / g.learners_per_step
     return loss, acc, name
+
+
+def autocast_dtype(g: Any) -> torch.dtype | None:
+    return torch.bfloat16 if g.autocast == "bf16" else None
 
 
 def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = None) -> float:

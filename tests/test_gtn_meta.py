@@ -256,3 +256,24 @@ def test_train_teacher_runs_the_warm_start_and_steps_pixels_at_meta_lr(fashion, 
     after = train_teacher(cfg, data).state_dict()
     for k in ("pixels", "log_lr"):
         assert (after[k] - before[k]).abs().max().item() == pytest.approx(0.01, rel=1e-3), k
+
+
+def test_bf16_autocast_keeps_the_meta_gradient(fashion):
+    """gtn.autocast: bf16 runs the learner's forwards in bfloat16; the meta-gradient must stay the same one."""
+    cfg = GTNConfig(curriculum="pixels", inner_steps=6, inner_batch=32, learner_norm="gtn_bn")
+    arch = parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
+    batches = draw_meta_batches(fashion.train, 1, 128, torch.Generator().manual_seed(0))
+
+    def meta_grad(autocast):
+        teacher = Teacher(cfg, (1, 28, 28), 10, torch.Generator().manual_seed(0))
+        learner = build_net(arch, channels=8, cells=1, in_channels=1, image_size=28, norm="gtn_bn", seed=0)
+        res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches, checkpointing=True,
+                     eval_bn="batch", autocast=autocast)
+        res.meta_loss.backward()
+        return torch.cat([p.grad.flatten() for p in teacher.parameters()]), float(res.meta_loss.detach())
+
+    full, loss_full = meta_grad(None)
+    half, loss_half = meta_grad(torch.bfloat16)
+    assert abs(loss_half - loss_full) < 0.01 * loss_full
+    assert torch.nn.functional.cosine_similarity(full, half, dim=0) > 0.99
+    assert not torch.equal(full, half)  # bfloat16 really ran

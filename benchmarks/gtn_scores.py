@@ -1,0 +1,83 @@
+"""Per-seed GTN scores of truth cells, the raw material of the noise and ranking analyses (issue #13).
+
+For one teacher and one split of the truth table (tuning: cells 1-100; evaluation: 101-300), every cell
+is trained on the curriculum with learner seeds 0..S-1 and read on the first N validation images for
+each N in --sizes; one row per (cell, seed, N) with accuracy, loss and the seconds it took. Resumable
+(rows already in --out are kept). ``benchmarks/gtn_noise.py`` turns these rows into the figures.
+
+    python benchmarks/gtn_scores.py --teacher runs/t/teacher.pt --split tuning --seeds 4 \\
+        --sizes 1000,5000 --out runs/scores/default_s0.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from results.truthtable import load_truth, split_of  # noqa: E402
+from search.config import config_from_dict  # noqa: E402
+from search.curriculum import evaluate, train_on  # noqa: E402
+from search.data import load_dataset  # noqa: E402
+from search.space import parse  # noqa: E402
+from search.teach import load_teacher  # noqa: E402
+
+TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--truth", default=str(TRUTH))
+    ap.add_argument("--split", choices=("tuning", "evaluation", "all"), default="tuning")
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None, help="curriculum steps (default: its T)")
+    ap.add_argument("--sizes", default="1000,5000", help="validation prefixes to read each network on")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    df, meta = load_truth(args.truth)
+    cells = sorted(set(df["arch"]))
+    split = split_of(cells, meta.get("sample_seed", 0))
+    cells = [a for a in cells if args.split == "all" or split[a] == args.split]
+    cfg = config_from_dict(meta["config"], args.truth)
+    sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
+    data = load_dataset(cfg.data.dataset, None, split_seed=cfg.data.split_seed, val_subset=max(sizes))
+    loaded = load_teacher(args.teacher, expect_dataset=cfg.data.dataset)
+    cur = loaded.curriculum(real=data.train)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = pq.read_table(out).to_pylist() if out.exists() else []
+    done = {(r["arch"], r["seed"]) for r in rows}
+    start = time.perf_counter()
+    for i, a in enumerate(cells):
+        for seed in range(args.seeds):
+            if (a, seed) in done:
+                continue
+            t0 = time.perf_counter()
+            net = train_on(parse(a), cur, steps=args.steps, seed=seed, channels=cfg.net.channels, cells=cfg.net.cells,
+                           num_classes=data.num_classes)
+            train_s = time.perf_counter() - t0
+            for n in sizes:
+                t1 = time.perf_counter()
+                acc, loss = evaluate(net, data.val, cur.eval_bn, (n,))[n]
+                rows.append({"arch": a, "split": split[a], "seed": seed, "val_size": n, "acc": acc, "loss": loss,
+                             "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1,
+                             "steps": args.steps or cur.steps, "curriculum": cur.content_hash})
+        pq.write_table(pa.Table.from_pylist(rows), str(out) + ".tmp")
+        Path(str(out) + ".tmp").replace(out)
+        if (i + 1) % 10 == 0:
+            print(f"{i + 1}/{len(cells)} cells, {time.perf_counter() - start:.0f}s", flush=True)
+    print(f"wrote {out}: {len(rows)} rows")
+
+
+if __name__ == "__main__":
+    main()
