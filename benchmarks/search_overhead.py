@@ -2,8 +2,11 @@
 a core scores per minute. 200 trials of the small preset (GTN score only, random search, FIFO) on
 an embedded 2-CPU Ray, then the same on a simulated 2-worker cluster (ray.cluster_utils.Cluster:
 a head with no CPUs and two 1-CPU workers). Writes benchmarks/results/search_overhead.json.
+``--saving`` instead compares Tune saving its state every control-loop step (``search.state_save:
+step``, what crash-consistent resume needs) with its own timer, twice each, interleaved, and writes
+benchmarks/results/resume_overhead.json.
 
-    python benchmarks/search_overhead.py [--trials 200] [--skip-cluster]
+    python benchmarks/search_overhead.py [--trials 200] [--skip-cluster] [--saving]
 """
 
 from __future__ import annotations
@@ -41,14 +44,14 @@ def make_teacher(folder: Path) -> Path:
     return path
 
 
-def run(label: str, teacher: Path, storage: Path, trials: int, slots: int) -> dict:
+def run(label: str, teacher: Path, storage: Path, trials: int, slots: int, extra: tuple[str, ...] = ()) -> dict:
     from ray.tune import ExperimentAnalysis
 
     from cluster.search_run import run_search
     from search.config import load_config
 
     cfg = load_config(None, PRESET + [f"storage={storage}", f"name={label}", f"search.teacher={teacher}",
-                                      f"search.num_samples={trials}"])
+                                      f"search.num_samples={trials}", *extra])
     start = time.perf_counter()
     final, root, _ = run_search(cfg)
     wall = time.perf_counter() - start
@@ -72,8 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--skip-cluster", action="store_true")
+    ap.add_argument("--saving", action="store_true", help="compare search.state_save step (the default) with Tune's "
+                                                          "timer on the embedded Ray; writes resume_overhead.json")
     args = ap.parse_args()
     import ray
+
+    if args.saving:
+        return compare_saving(args.trials)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +109,30 @@ def main() -> None:
                                      "archs_per_core_minute": first["archs_per_core_minute"], "runs": rows})
     print(table(rows, ["setup", "trials", "wall_seconds", "overhead_fraction", "end_to_end_overhead_fraction",
                        "archs_per_core_minute", "score_seconds_mean", "fetch_seconds_mean", "cache_hits"]))
+    print(f"\nwrote {path}")
+
+
+def compare_saving(trials: int) -> None:
+    """The overhead of saving Tune's state every control-loop step (crash consistency) against its timer."""
+    import ray
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        teacher = make_teacher(tmp)
+        for policy in ("timer", "step", "timer", "step"):  # interleaved: the machine's drift hits both
+            ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+            try:
+                rows.append({"state_save": policy, **run(f"{policy}_{len(rows)}", teacher, tmp / "runs", trials, 2,
+                                                         (f"search.state_save={policy}",))})
+            finally:
+                ray.shutdown()
+    summary = {p: {k: statistics.mean(r[k] for r in rows if r["state_save"] == p)
+                   for k in ("overhead_fraction", "end_to_end_overhead_fraction", "wall_seconds")}
+               for p in ("timer", "step")}
+    path = write("resume_overhead", {"preset": PRESET, "trials": trials, "summary": summary, "runs": rows})
+    print(table(rows, ["state_save", "trials", "wall_seconds", "overhead_fraction", "end_to_end_overhead_fraction",
+                       "archs_per_core_minute"]))
     print(f"\nwrote {path}")
 
 

@@ -1,0 +1,196 @@
+"""Cheap scores judged on cells that played no part in choosing them (issue #13).
+
+Every choice (teacher, steps, learner seeds, validation images, ensemble members, calibration
+weights) is made on the truth table's tuning split (cells 1-100); the evaluation split (cells
+101-300) is scored once per candidate. The target is the mean val_acc of the truth's first two seeds.
+
+Inputs: per-seed GTN score rows of each teacher (``benchmarks/gtn_scores.py --split all``), zero-cost
+proxies and the real:k ladder (computed here, cached under --cache). Candidates:
+- every single proxy, ``real:k``, and ``gtn:16:sK:vN`` (the mean over K learner seeds read on N images);
+- rank ensembles (mean rank over the scored cells) of pairs;
+- ``calibrated:...``: standardised components combined with ridge weights fitted on the tuning split.
+Per candidate and split: Spearman, Kendall, top-half rho (best half by the candidate), top-20% rho
+(best 20% by the truth), seconds per cell, a bootstrap 95% interval of Spearman. The winner is the
+best GTN-based candidate on the tuning split within a quarter of real:128's cost.
+
+    python benchmarks/proxies_eval.py --gtn default=runs/scores/default_s0.parquet [--gtn rank=...] \\
+        --json benchmarks/results/proxies_fashion_mnist_eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from _common import machine, table  # noqa: E402
+
+from results.truthtable import load_truth, split_of  # noqa: E402
+from search.combine import Calibrator  # noqa: E402
+from search.config import config_from_dict  # noqa: E402
+from search.data import load_dataset  # noqa: E402
+from search.proxies import ProxyContext, make_proxy  # noqa: E402
+from search.space import parse  # noqa: E402
+from search.stats import kendall, ranks, spearman, top_half_spearman  # noqa: E402
+
+TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
+ZERO_COST = ("params", "flops", "synflow", "naswot", "jacob_cov")
+REAL = (16, 32, 64, 128)
+
+
+def cached(path: Path, compute) -> pd.DataFrame:
+    if path.exists():
+        return pd.read_parquet(path)
+    df = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+    return df
+
+
+def proxy_table(names: list[str], archs: list[str], ctx: ProxyContext) -> pd.DataFrame:
+    rows = {"arch": archs}
+    for n in names:
+        scores, secs = make_proxy(n).score_many([parse(a) for a in archs], ctx)
+        rows[n], rows[f"{n}__s"] = scores, secs
+        print(f"  {n}: {np.mean(secs):.3f}s per cell", flush=True)
+    return pd.DataFrame(rows)
+
+
+def gtn_candidates(name: str, rows: pd.DataFrame) -> dict[str, tuple[pd.Series, float]]:
+    """``gtn[name]:16:sK:vN`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1)."""
+    out = {}
+    steps = int(rows["steps"].iloc[0])
+    train_s = rows.groupby(["arch", "seed"])["train_seconds"].first().mean()
+    for n in sorted(rows["val_size"].unique()):
+        d = rows[rows["val_size"] == n]
+        eval_s = d["eval_seconds"].mean()
+        for k in sorted({1, 2, 4} & set(range(1, d["seed"].nunique() + 1))):
+            acc = d[d["seed"] < k].groupby("arch")["acc"].mean()
+            label = f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}"
+            out[label] = (acc, float(k * (train_s + eval_s)))
+    return out
+
+
+def metrics(score: np.ndarray, truth: np.ndarray, rng: np.random.Generator, boot: int) -> dict:
+    top20 = ranks(truth) >= 0.8 * (len(truth) - 1)
+    idx = [rng.integers(0, len(truth), len(truth)) for _ in range(boot)]
+    bs = np.array([spearman(score[i], truth[i]) for i in idx])
+    return {"spearman": spearman(score, truth), "kendall": kendall(score, truth),
+            "spearman_top_half": top_half_spearman(score, truth),
+            "spearman_top20_truth": spearman(score[top20], truth[top20]),
+            "spearman_ci95": [float(np.nanpercentile(bs, 2.5)), float(np.nanpercentile(bs, 97.5))]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--truth", default=str(TRUTH))
+    ap.add_argument("--gtn", action="append", default=[], metavar="NAME=ROWS.parquet")
+    ap.add_argument("--cache", default="runs/scores")
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-real", action="store_true", help="leave out the real:k ladder (slow)")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    df, meta = load_truth(args.truth)
+    truth = df[df["seed"].isin([0, 1])].groupby("arch")["val_acc"].mean()
+    split = split_of(list(truth.index), meta.get("sample_seed", 0))
+    cfg = config_from_dict(meta["config"], args.truth)
+    d = cfg.data
+    data = load_dataset(d.dataset, None, split_seed=d.split_seed, val_subset=5000)
+    ctx = ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data, train=cfg.train)
+    archs = list(truth.index)
+    cache = Path(args.cache)
+    zc = cached(cache / "zero_cost.parquet", lambda: proxy_table(list(ZERO_COST), archs, ctx)).set_index("arch")
+    cands: dict[str, tuple[pd.Series, float]] = {n: (zc[n], float(zc[f"{n}__s"].mean())) for n in ZERO_COST}
+    if not args.skip_real:
+        rl = cached(cache / "real_ladder.parquet", lambda: proxy_table([f"real:{k}" for k in REAL], archs, ctx))
+        rl = rl.set_index("arch")
+        cands.update({f"real:{k}": (rl[f"real:{k}"], float(rl[f"real:{k}__s"].mean())) for k in REAL})
+    for spec in args.gtn:
+        name, _, path = spec.partition("=")
+        cands.update(gtn_candidates(name, pd.read_parquet(path)))
+    gtn_names = [c for c in cands if c.startswith("gtn[")]
+
+    def frame(names: list[str], cells: list[str]) -> dict[str, np.ndarray]:
+        return {n: cands[n][0].reindex(cells).to_numpy(float) for n in names}
+
+    tuning = [a for a in archs if split[a] == "tuning"]
+    evaluation = [a for a in archs if split[a] == "evaluation"]
+    # rank ensembles and calibrated combinations of each GTN candidate with each zero-cost proxy, and of pairs
+    combos = [(a, b) for a, b in itertools.combinations(ZERO_COST[:1] + ZERO_COST[2:], 2)]
+    combos += [(g, z) for g in gtn_names for z in ("params", "naswot", "synflow")]
+    combos += [(g, "params", "naswot") for g in gtn_names]
+    results: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+    for cells, label in ((tuning, "tuning"), (evaluation, "evaluation")):
+        if not cells:
+            continue
+        t = truth.reindex(cells).to_numpy(float)
+        for n, (s, secs) in cands.items():
+            results.setdefault(n, {"seconds_per_arch": secs})[label] = metrics(s.reindex(cells).to_numpy(float), t,
+                                                                               rng, args.boot)
+        for parts in combos:
+            f = frame(list(parts), cells)
+            secs = sum(cands[p][1] for p in parts)
+            ens = np.mean([ranks(np.nan_to_num(f[p], nan=-np.inf)) for p in parts], axis=0)
+            results.setdefault("ensemble:" + "+".join(parts), {"seconds_per_arch": secs})[label] = \
+                metrics(ens, t, rng, args.boot)
+            comps = tuple("gtn" if p.startswith("gtn[") else p for p in parts)
+            fit = Calibrator.fit(comps, {c: frame([p], tuning)[p] for c, p in zip(comps, parts)},
+                                 truth.reindex(tuning).to_numpy(float))  # always fitted on the tuning split
+            cal = fit.score({c: f[p] for c, p in zip(comps, parts)})
+            r = results.setdefault("calibrated:" + "+".join(parts), {"seconds_per_arch": secs,
+                                                                     "weights_fit_on_tuning": list(fit.weights)})
+            r[label] = metrics(cal, t, rng, args.boot)
+    real128 = results.get("real:128", {}).get("seconds_per_arch")
+    budget = real128 / 4 if real128 else float("inf")
+    gtn_based = {n: r for n, r in results.items() if "gtn[" in n and r["seconds_per_arch"] <= budget}
+    winner = max(gtn_based, key=lambda n: gtn_based[n]["tuning"]["spearman"]) if gtn_based else None
+    no_gtn = {n: r for n, r in results.items() if "gtn[" not in n and not n.startswith("real:")}
+    best_no_gtn = max(no_gtn, key=lambda n: no_gtn[n]["tuning"]["spearman"])
+    seed_ceiling = {}
+    for cells, label in ((tuning, "tuning"), (evaluation, "evaluation")):
+        if cells:
+            piv = df[df["arch"].isin(cells) & df["seed"].isin([0, 1])].pivot(index="arch", columns="seed",
+                                                                              values="val_acc").dropna()
+            seed_ceiling[label] = spearman(piv[0], piv[1])
+    ladder = sorted((int(n.split(":")[1]), r["evaluation"]["spearman"]) for n, r in results.items()
+                    if n.startswith("real:") and "evaluation" in r)
+    eff = None
+    if winner and ladder and "evaluation" in results[winner]:
+        rho = results[winner]["evaluation"]["spearman"]
+        for (s0, r0), (s1, r1) in zip(ladder, ladder[1:]):
+            if min(r0, r1) <= rho <= max(r0, r1) and r0 != r1:
+                eff = float(np.exp(np.log(s0) + (rho - r0) / (r1 - r0) * (np.log(s1) - np.log(s0))))
+                break
+        eff = {"real_steps_same_rho": eff, "bound": None if eff else
+               ("above the ladder" if rho > ladder[-1][1] else "below the ladder")}
+    payload = {"benchmark": "proxies_fashion_mnist_eval", "truth": Path(args.truth).name,
+               "target": "mean val_acc of the truth's seeds 0 and 1",
+               "split": {"rule": "cells 1-100 of the truth plan (sample seed 0) are the tuning split, 101-300 "
+                                 "the evaluation split; every choice was made on the tuning split",
+                         "tuning": len(tuning), "evaluation": len(evaluation)},
+               "n_archs": len(evaluation), "ceiling_spearman": seed_ceiling,
+               "winner_chosen_on_tuning": winner, "best_without_gtn_chosen_on_tuning": best_no_gtn,
+               "real128_seconds_per_arch": real128, "winner_step_efficiency": eff,
+               "machine": machine(), "generated": time.strftime("%Y-%m-%d %H:%M"), "candidates": results}
+    Path(args.json).write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    rows = [{"candidate": n, "s/arch": r["seconds_per_arch"],
+             **{f"{sp}_rho": r.get(sp, {}).get("spearman") for sp in ("tuning", "evaluation")},
+             "eval_top20": r.get("evaluation", {}).get("spearman_top20_truth")} for n, r in results.items()]
+    print(table(sorted(rows, key=lambda r: -(r["tuning_rho"] or -9))[:40],
+                ["candidate", "tuning_rho", "evaluation_rho", "eval_top20", "s/arch"]))
+    print(f"winner (chosen on tuning): {winner}; best without GTN: {best_no_gtn}; wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
