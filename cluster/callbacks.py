@@ -96,7 +96,8 @@ class StatusCallback(Callback):
                 f"{duration(elapsed)} elapsed, ~{duration(left)} left")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self.progress.show(self.line(trials))
+        if self.progress.due():  # the line walks every trial: only when it will be shown
+            self.progress.show(self.line(trials), force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.progress.done(self.line(trials))

@@ -22,6 +22,10 @@ class Progress:
     def tty(self) -> bool:
         return bool(getattr(self.stream, "isatty", lambda: False)())
 
+    def due(self) -> bool:
+        """Whether a line shown now would appear (callers can skip building it otherwise)."""
+        return time.monotonic() - self.last >= (0.5 if self.tty else self.every)
+
     def show(self, text: str, *, force: bool = False) -> None:
         now = time.monotonic()
         if self.tty and (force or now - self.last >= 0.5):

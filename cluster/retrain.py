@@ -83,8 +83,9 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
 
     if epochs <= 0 or seeds < 1:
         raise InputError(f"--epochs must be > 0 and --seeds >= 1, got {epochs} and {seeds}")
-    cfg, rows = plan(root, top)
-    cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None))
+    cfg, rows = plan(root, top)  # the final training uses all of the data, whatever the search used
+    cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None),
+                  data=replace(cfg.data, train_subset=None, val_subset=None))
     jobs = [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)]
     storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
     tuner = tune.Tuner(

@@ -69,7 +69,8 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     return score
 
 
-def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False) -> Any:
+def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False,
+                budget_s: float | None = None) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -86,7 +87,7 @@ def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose:
         trainable_for(cfg),
         param_space=param_space() if tune_native else {},
         tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=s.num_samples, reuse_actors=True, time_budget_s=s.time_budget_s,
+                                    num_samples=s.num_samples, reuse_actors=True, time_budget_s=budget_s,
                                     max_concurrent_trials=s.max_concurrent or None),
         run_config=run_config(cfg, root, meta, storage, verbose),
     )
@@ -141,6 +142,9 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
     import ray
 
+    import time
+
+    started = time.monotonic()
     root = join(cfg.storage, cfg.name)
     if not exists(join(root, EXPERIMENT)):
         write_json(join(root, EXPERIMENT), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
@@ -155,8 +159,10 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     meta = metadata(cfg, teacher_uri, info)
     if teacher_uri is not None:
         save_curriculum_png(cfg, actor, root)
-    if tuner is None:
-        tuner = build_tuner(cfg, root, meta, verbose)
+    if tuner is None:  # the budget covers the teacher stage too; Tune stops what still runs when it is spent
+        budget = cfg.search.time_budget_s
+        left = None if budget is None else max(1.0, budget - (time.monotonic() - started))
+        tuner = build_tuner(cfg, root, meta, verbose, left)
     with tune_env(verbose, every_step=cfg.search.state_save == "step"):
         grid = tuner.fit()
     faults.pause("final")

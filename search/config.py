@@ -212,7 +212,7 @@ class SearchConfig:
     real_rungs: int = 2  # real-data rungs after the rung-1 score (benchmark mode: exactly 1, the table)
     real_steps: int = 100  # SGD steps of real-data training per rung
     reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
-    time_budget_s: float | None = None  # stop starting trials after this many seconds of search
+    time_budget_s: float | None = None  # wall-clock budget of the whole run, teacher stage included
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # 0, 1/n (n trials share a GPU) or whole GPUs
     teacher_gpus: float = 0.0

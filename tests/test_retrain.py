@@ -27,7 +27,7 @@ print(json.dumps(info))
 
 def test_retrain_writes_final_table_checkpoint_and_a_standalone_export(smoke_search, tmp_path, capsys):
     _, final, exp, _, _ = smoke_search
-    assert main(["retrain", str(exp), "--top", "2", "--epochs", "0.05", "--seeds", "2", "--num-cpus", "2"]) == 0
+    assert main(["retrain", str(exp), "--top", "2", "--epochs", "0.01", "--seeds", "2", "--num-cpus", "2"]) == 0
     table = pd.read_parquet(exp / "final.parquet")
     best_two = final.dropna(subset=["val_acc"]).head(2)
     assert set(table["arch"]) == set(best_two["arch"]) and (table["seeds"] == 2).all()
