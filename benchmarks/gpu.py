@@ -80,10 +80,18 @@ def packing(procs: int, seconds: float, smoke: bool) -> dict:
     workers = [ctx.Process(target=_scorer, args=(i, 1.0 / procs, seconds, smoke, queue)) for i in range(procs)]
     for w in workers:
         w.start()
-    rates = [queue.get() for _ in workers]
+    rates = []
+    for _ in workers:
+        try:
+            rates.append(queue.get(timeout=seconds + 300))  # start-up, then the measured window
+        except Exception:  # a worker died (out of memory, ...): report what came back
+            break
     for w in workers:
-        w.join()
-    return {"processes": procs, "candidates_per_gpu_minute": sum(rates)}
+        w.join(timeout=30)
+        if w.is_alive():
+            w.kill()
+    return {"processes": procs, "candidates_per_gpu_minute": sum(rates), "workers_reported": len(rates),
+            "exitcodes": [w.exitcode for w in workers]}
 
 
 def end_to_end(smoke: bool, storage: str) -> dict:
@@ -92,8 +100,13 @@ def end_to_end(smoke: bool, storage: str) -> dict:
              "retrain.top=0", "data.val_subset=500"] if smoke else \
         ["gtn.outer_steps=40", "search.num_samples=32", "retrain.top=1", "retrain.epochs=1"]
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "cluster.cli", "search", "--config", "configs/gpu.yaml",
-                          f"storage={storage}", "name=gpu_e2e", *extra], cwd=ROOT, capture_output=True, text=True)
+    try:
+        out = subprocess.run([sys.executable, "-m", "cluster.cli", "search", "--config", "configs/gpu.yaml",
+                              f"storage={storage}", "name=gpu_e2e", *extra], cwd=ROOT, capture_output=True, text=True,
+                             timeout=240)
+    except subprocess.TimeoutExpired as e:
+        return {"returncode": None, "wall_seconds": time.perf_counter() - start, "overrides": extra,
+                "tail": f"timed out after {e.timeout}s"}
     return {"returncode": out.returncode, "wall_seconds": time.perf_counter() - start, "overrides": extra,
             "tail": out.stdout[-1500:] + out.stderr[-800:]}
 

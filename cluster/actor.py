@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from results.leaderboard import LeaderboardError, calibration_pairs, read_parts
+from results.leaderboard import calibration_pairs, read_parts
+from search.errors import LeaderboardError
 from search.stats import spearman
 
 ACTOR_NAME = "gtn-teacher"
@@ -74,13 +75,14 @@ class TeacherServer:
     def _load(self, teacher_uri: str | None) -> None:
         import torch
 
-        from results.storage import fetch_to_local
+        from results.storage import local_copy
         from search.data import load_dataset
         from search.teach import load_teacher
 
         torch.set_num_threads(1)
         d = self.cfg.data
-        loaded = load_teacher(fetch_to_local(teacher_uri), expect_dataset=d.dataset)
+        with local_copy(teacher_uri) as path:
+            loaded = load_teacher(path, expect_dataset=d.dataset)
         data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
                             val_subset=d.val_subset)
         self.curriculum = loaded.curriculum(real=data.train)

@@ -6,12 +6,12 @@ thin Tune trainable.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cluster.callbacks import StatusCallback, tune_env
+from results.storage import storage_path
 from search import space
 from search.config import ExperimentConfig, config_from_dict
 
@@ -48,13 +48,12 @@ def run_baseline(cfg: ExperimentConfig) -> "Any":
     from ray import tune
 
     archs = sample_archs(cfg)
-    storage = str(Path(cfg.storage).absolute()) if "://" not in cfg.storage else cfg.storage
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()),
                             {"cpu": cfg.baseline.cpus_per_trial}),
         param_space={"arch": tune.grid_search([str(a) for a in archs])},
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(name=cfg.name, storage_path=storage, verbose=0,
+        run_config=tune.RunConfig(name=f"{cfg.name}-baseline", storage_path=storage_path(cfg.storage), verbose=0,
                                   callbacks=[StatusCallback(len(archs), stage="baseline")]),
     )
     with tune_env():

@@ -3,7 +3,8 @@
 Both run in the driver process, on Tune's control loop. The leaderboard writer buffers one row per
 reported result and one status per finished trial and writes them in :meth:`on_step_end`, which Tune
 calls after it has (maybe) saved the experiment state; with ``search.state_save: step`` the state is
-saved every step, so every trial with rows on disk is one the saved experiment knows.
+saved every step and its upload awaited before rows are written, so every trial with rows on disk is
+one the saved experiment knows.
 """
 
 from __future__ import annotations
@@ -59,10 +60,28 @@ class LeaderboardCallback(Callback):
             self.statuses = []
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.every_step and (self.rows or self.statuses):
+            state_on_storage(trials)
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush(force=True)
+
+
+def state_on_storage(trials: list) -> None:
+    """Wait until the experiment state Tune saved this step is on the storage, not only staged.
+
+    Tune writes its state to a local staging folder and uploads it in the background (skipping an
+    upload while another runs); rows written before the upload lands could name trials a restore
+    would not know. This is the same wait-upload-wait Ray uses for its own forced syncs.
+    """
+    storage = getattr(trials[0], "storage", None) if trials else None
+    syncer = getattr(storage, "syncer", None)
+    if syncer is None:
+        return
+    syncer.wait()
+    syncer.sync_up(storage.experiment_driver_staging_path, storage.experiment_fs_path)
+    syncer.wait()
 
 
 class StatusCallback(Callback):

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from search.errors import ClusterError
+from search.errors import ClusterError, first_line
 
 LOOPBACK = "127.0.0.1"
 OWNER_FILE = "gtnnas-owner.json"
@@ -61,9 +61,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
         return True
     try:
         ray.init(address=address, log_to_driver=True, logging_config=logging_config)
-    except Exception as e:  # Ray raises several types for "nothing there"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ClusterError(f"cannot connect to Ray at {address!r}: {first}") from None
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:  # Ray's several "nothing there"s
+        raise ClusterError(f"cannot connect to Ray at {address!r}: {first_line(e)}") from None
     return True
 
 

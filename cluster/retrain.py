@@ -20,9 +20,9 @@ from typing import Any
 
 from cluster.callbacks import StatusCallback, tune_env
 from results.analysis import load
-from results.storage import exists, join, upload, write_parquet
+from results.storage import exists, join, storage_path, upload, write_parquet
 from search.config import ExperimentConfig, config_from_dict
-from search.errors import InputError
+from search.errors import InputError, first_line
 
 RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
 
@@ -33,10 +33,13 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
         raise InputError(f"--top must be >= 1, got {top}")
     if not exists(join(root, "experiment.json")) or not exists(join(root, "leaderboard.parquet")):
         raise InputError(f"{root}: no finished experiment here (needs experiment.json and leaderboard.parquet)")
-    from results.storage import fetch_to_local
+    from results.storage import local_copy
 
-    with open(fetch_to_local(join(root, "experiment.json"))) as f:
-        cfg = config_from_dict(json.load(f)["config"], f"{root}/experiment.json")
+    try:
+        with local_copy(join(root, "experiment.json")) as path, open(path) as f:
+            cfg = config_from_dict(json.load(f)["config"], f"{root}/experiment.json")
+    except (ValueError, KeyError, TypeError) as e:  # not JSON, or not ours
+        raise InputError(f"{root}/experiment.json: not an experiment description ({first_line(e)})") from None
     if cfg.search.evaluator != "real":
         raise InputError(f"{root}: a benchmark-mode experiment (its cells were looked up, not trained on "
                          f"{cfg.data.dataset}); nothing to retrain")
@@ -45,6 +48,11 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
         raise InputError(f"--top {top}: the experiment has only {len(table)} cell(s) with a real-data score")
     rows = table.sort_values("val_acc", ascending=False, kind="mergesort").head(top)
     return cfg, rows.to_dict("records")
+
+
+def check_budget(epochs: float, seeds: int) -> None:
+    if epochs <= 0 or seeds < 1:
+        raise InputError(f"--epochs must be > 0 and --seeds >= 1, got {epochs} and {seeds}")
 
 
 def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], root: str) -> None:
@@ -81,19 +89,18 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
     import pandas as pd
     from ray import tune
 
-    if epochs <= 0 or seeds < 1:
-        raise InputError(f"--epochs must be > 0 and --seeds >= 1, got {epochs} and {seeds}")
+    check_budget(epochs, seeds)
     cfg, rows = plan(root, top)  # the final training uses all of the data, whatever the search used
     cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None),
                   data=replace(cfg.data, train_subset=None, val_subset=None))
     jobs = [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)]
-    storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
                             {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial}),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
+        run_config=tune.RunConfig(name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=storage_path(cfg.storage),
                                   failure_config=tune.FailureConfig(max_failures=2), verbose=0,
                                   callbacks=[StatusCallback(len(jobs), stage="retrain")]),
     )
@@ -124,16 +131,17 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
     import torch
 
-    from results.storage import fetch_to_local
-    from search.data import STATS
+    from results.storage import local_copy
+    from search.data import SHAPES, STATS
     from search.nets import build_net
     from search.space import parse
 
     arch = parse(best["arch"])
-    channels, size = (3, 32) if cfg.data.dataset == "cifar10" else (1, 28)
+    channels, size, _ = SHAPES[cfg.data.dataset]
     net = build_net(arch, channels=cfg.net.channels, cells=cfg.net.cells, in_channels=channels, image_size=size,
                     num_classes=10, norm=cfg.net.norm, seed=0)
-    net.load_state_dict(torch.load(fetch_to_local(best["weights"]), map_location="cpu", weights_only=True))
+    with local_copy(best["weights"]) as path:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()
     mean, std = STATS[cfg.data.dataset]
     info = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": int(best["seed"]), "dataset": cfg.data.dataset,

@@ -20,9 +20,13 @@ from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.trainable import nas_trainable, param_space
 from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
-from results.storage import exists, join, upload
+from results.storage import exists, join, storage_path, upload
 from search.config import ExperimentConfig
+from search.errors import LeaderboardError
 from search.stats import spearman
+
+
+EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed
 
 
 def namespace_for(cfg: ExperimentConfig) -> str:
@@ -62,8 +66,9 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
             return [nb201.proxy(a, name) for a in archs]
         from search.proxies import ProxyContext, make_proxy
 
-        shape = (3, 32, 32) if cfg.data.dataset == "cifar10" else (1, 28, 28)
-        ctx = ProxyContext(net=cfg.net, shape=shape, seed=cfg.seed)
+        from search.data import SHAPES
+
+        ctx = ProxyContext(net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed)
         return make_proxy(name).score_many(list(archs), ctx)[0]
 
     return score
@@ -82,14 +87,13 @@ def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose:
     else:
         scheduler = FIFOScheduler()
     tune_native = s.searcher not in ("random", "evolution")
-    storage = cfg.storage if "://" in cfg.storage else os.path.abspath(cfg.storage)
     return tune.Tuner(
         trainable_for(cfg),
         param_space=param_space() if tune_native else {},
         tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=searcher, scheduler=scheduler,
                                     num_samples=s.num_samples, reuse_actors=True, time_budget_s=budget_s,
                                     max_concurrent_trials=s.max_concurrent or None),
-        run_config=run_config(cfg, root, meta, storage, verbose),
+        run_config=run_config(cfg, root, meta, storage_path(cfg.storage), verbose),
     )
 
 
@@ -116,7 +120,7 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
     """
     try:
         have = set(map(tuple, read_parts(root, lost=True)[["trial_id", "iteration"]].itertuples(index=False)))
-    except Exception:  # no parts yet
+    except LeaderboardError:  # no parts yet
         have = set()
     out = []
     for trial, r in zip(grid._experiment_analysis.trials, grid):
@@ -173,9 +177,6 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     return write_final(root, meta), root, meta["calibration"]
 
 
-EXPERIMENT = "experiment.json"
-
-
 def write_json(uri: str, obj: dict[str, Any]) -> None:
     import json
     import tempfile
@@ -189,15 +190,17 @@ def write_json(uri: str, obj: dict[str, Any]) -> None:
 
 def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:
     """The interrupted experiment's Tuner, or None when Tune had not saved its state yet."""
+    import pyarrow.fs as pafs
     from ray import tune
 
-    if not exists(join(root, "tuner.pkl")):
-        return None
-    try:
-        tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True)
-        tuner.get_results()
-    except (RuntimeError, FileNotFoundError, ValueError):
-        return None
+    from results.storage import resolve
+
+    fs, path = resolve(root)
+    names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(path))] if exists(root) else []
+    if "tuner.pkl" not in names or not any(n.startswith("experiment_state-") for n in names):
+        return None  # the driver died before Tune saved anything: nothing to restore
+    tuner = tune.Tuner.restore(root, trainable=trainable_for(cfg), resume_unfinished=True, resume_errored=True)
+    tuner.get_results()  # raises if the saved state cannot be read: a real problem, not a fresh start
     return tuner
 
 

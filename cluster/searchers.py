@@ -1,8 +1,8 @@
 """Searchers over NB201 cells as Tune Searchers: random, regularised evolution, or any Tune searcher by name.
 
 Every searcher is wrapped in :class:`Deduplicated`, so no two trials evaluate cells that compute the
-same function (the equivalence hash); all of them are seeded and save/restore their whole state, so
-``Tuner.restore`` continues the same search.
+same function (the equivalence hash). Ours are seeded and save/restore their whole state, so
+``Tuner.restore`` continues the same search; Tune's get the seed where they take one.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ class Deduplicated(_Stateful):
         self.repeats = 0  # proposals answered from `seen`
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        ok = self.inner.set_search_properties(metric, mode, config, **spec)
+        # Tune passes the schedulers' metric ("score"); the inner searcher keeps the one it was made with
+        ok = self.inner.set_search_properties(self.inner.metric or metric, self.inner.mode or mode, config, **spec)
         self._metric, self._mode = self.inner.metric, self.inner.mode
         return ok
 
@@ -221,7 +222,7 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
     """
     from ray.tune.search import ConcurrencyLimiter, create_searcher
 
-    from search.errors import ConfigError
+    from search.errors import ConfigError, first_line
 
     if s.searcher == "random":
         inner: Any = RandomSearch(metric, mode, seed)
@@ -231,11 +232,11 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
         inner = RegularizedEvolution(metric, mode, s.population, s.tournament, seed,
                                      proxy if s.seed_proxy else None, s.seed_sample)
     else:
+        seeded = {"optuna": {"seed": seed}, "hyperopt": {"random_state_seed": seed}, "hebo": {"random_state_seed": seed},
+                  "bohb": {"seed": seed}, "nevergrad": {}, "zoopt": {}, "bayesopt": {"random_state": seed}}
         try:
-            inner = create_searcher(s.searcher, metric=metric, mode=mode, seed=seed) if s.searcher == "optuna" \
-                else create_searcher(s.searcher, metric=metric, mode=mode)
-        except (ImportError, AssertionError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"search.searcher: cannot create {s.searcher!r} ({first})") from None
+            inner = create_searcher(s.searcher, metric=metric, mode=mode, **seeded.get(s.searcher, {}))
+        except (ImportError, AssertionError, ValueError, TypeError) as e:
+            raise ConfigError(f"search.searcher: cannot create {s.searcher!r} ({first_line(e)})") from None
     searcher = Deduplicated(inner, seed)
     return ConcurrencyLimiter(searcher, s.max_concurrent) if s.max_concurrent else searcher

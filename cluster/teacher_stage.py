@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from results.storage import exists, fetch_to_local, join, remove, upload
+from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
 
 
@@ -46,7 +46,8 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> s
     with tempfile.TemporaryDirectory() as tmp:
         local_state = os.path.join(tmp, "teacher.state.pt")
         if exists(state_uri):
-            shutil.copyfile(fetch_to_local(state_uri), local_state)
+            with local_copy(state_uri) as path:
+                shutil.copyfile(path, local_state)
             print(f"teacher stage: continuing from {state_uri}", flush=True)
         teacher = train_teacher(cfg, data, callback=log, checkpoint=local_state,
                                 on_checkpoint=lambda p: upload(str(p), state_uri))
@@ -68,7 +69,8 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
     target = join(root, "teacher.pt")
     if exists(target):
         return target
-    cpus = int(max(1.0, min(ray.available_resources().get("CPU", 1.0), 8.0)))  # one node's worth at most
+    biggest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+    cpus = int(max(1.0, min(biggest, 8.0)))  # one task runs on one node: at most that node's CPUs
     task = ray.remote(num_cpus=cpus, num_gpus=cfg.search.teacher_gpus)(_meta_train_task)
     print(f"teacher stage: meta-training a teacher ({cfg.gtn.outer_steps} outer steps) -> {target}", flush=True)
     return ray.get(task.remote(cfg.to_dict(), target, cpus))

@@ -78,8 +78,9 @@ def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str,
         fetch = time.perf_counter() - t0
     key = score_key(cfg, arch.equiv_hash(), cur.content_hash if cur is not None else None)
     cached = ray.get(actor.lookup.remote(key))
+    curriculum = cur.content_hash if cur is not None else None
     if cached is not None:
-        return {**cached, "cached": True, "fetch_seconds": fetch, "curriculum": key.split("|")[2]}
+        return {**cached, "cached": True, "fetch_seconds": fetch, "curriculum": curriculum}
     start = time.perf_counter()
     if s.score == "gtn":
         from search.curriculum import score
@@ -100,7 +101,7 @@ def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str,
         out[s.score] = out["rung1_score"]
     out["score_seconds"] = time.perf_counter() - start
     actor.store.remote(key, out)
-    return {**out, "cached": False, "fetch_seconds": fetch, "curriculum": key.split("|")[2]}
+    return {**out, "cached": False, "fetch_seconds": fetch, "curriculum": curriculum}
 
 
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:

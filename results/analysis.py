@@ -222,13 +222,13 @@ def history(path: str) -> Any:
     if not frames:
         return pd.DataFrame()
     r = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="mergesort").reset_index(drop=True)
-    r = r[["experiment", "trial_id", "iteration", "timestamp", "val_acc", "gtn_score", "arch"]].copy()
+    r = r[["experiment", "trial_id", "iteration", "timestamp", "val_acc", "rung1_score", "arch"]].copy()
     by = r.groupby("experiment")
     r["evaluation"] = by.cumcount() + 1
     first = ~r.duplicated(["experiment", "trial_id"])
     r["trial"] = first.astype(int).groupby(r["experiment"]).cumsum()
     r["wall_s"] = r["timestamp"] - by["timestamp"].transform("min")
-    for col in ("val_acc", "gtn_score"):  # running best; results without that score carry it forward
+    for col in ("val_acc", "rung1_score"):  # running best; results without that score carry it forward
         r[f"best_{col}"] = r.groupby("experiment")[col].cummax()
         r[f"best_{col}"] = r.groupby("experiment")[f"best_{col}"].ffill()
     return r

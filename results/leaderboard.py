@@ -18,14 +18,13 @@ versions, the config and the calibration ride in each file's metadata.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from results.storage import join, resolve, write_parquet
+from results.storage import join, part_name, resolve, write_parquet
 from search.errors import LeaderboardError
 
 SCHEMA = pa.schema([
@@ -65,18 +64,14 @@ def status_row(experiment: str, trial_id: str, status: str) -> dict[str, Any]:
     return {"experiment": experiment, "trial_id": trial_id, "status": status, "timestamp": time.time()}
 
 
-def _part_name() -> str:
-    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-
-
 def write_part(root: str, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
     """One new result part under ``root/leaderboard/``; readers never see half of it."""
-    return write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), join(root, PARTS, _part_name()), metadata)
+    return write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), join(root, PARTS, part_name()), metadata)
 
 
 def write_statuses(root: str, rows: list[dict[str, Any]]) -> str:
     """One new status part under ``root/trials/``."""
-    return write_parquet(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA), join(root, STATUSES, _part_name()))
+    return write_parquet(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA), join(root, STATUSES, part_name()))
 
 
 def _read(folder: str, schema: pa.Schema) -> Any:

@@ -55,8 +55,8 @@ def plot_progress(hist: Any, out: str) -> list[str]:
         for exp, g in hist.groupby("experiment"):
             if g["best_val_acc"].notna().any():
                 ax.step(g[x], g["best_val_acc"], where="post", label=f"{exp}: real val_acc")
-            if g["best_gtn_score"].notna().any():
-                ax.step(g[x], g["best_gtn_score"], where="post", linestyle="--", label=f"{exp}: GTN score")
+            if g["best_rung1_score"].notna().any():
+                ax.step(g[x], g["best_rung1_score"], where="post", linestyle="--", label=f"{exp}: rung-1 score")
         ax.set_xlabel(label)
         ax.set_ylabel("best so far")
         ax.legend(fontsize=7)
@@ -159,22 +159,22 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     n_exp = df["experiment"].nunique() if "experiment" in df else 1
     best = top(df, top_k)
     sections.append(f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>"
-                    + _table(best, ["experiment", "arch", "val_acc", "test_acc", "gtn_score", "params", "flops",
+                    + _table(best, ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops",
                                     "trials"]))
     hist = history(path)
     if not hist.empty:
         a, b = plot_progress(hist, out)
         sections.append(f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
                         f"<img src='{b}' alt='best so far against wall time'>")
-    both = df.dropna(subset=["gtn_score", "val_acc"]) if "gtn_score" in df else df.iloc[:0]
+    both = df.dropna(subset=["rung1_score", "val_acc"]) if "rung1_score" in df else df.iloc[:0]
     if len(both) >= 2:
-        name, rho, tau = plot_scatter(both["gtn_score"], both["val_acc"], "GTN score (rung 1)",
+        name, rho, tau = plot_scatter(both["rung1_score"], both["val_acc"], "rung-1 score (GTN or proxy)",
                                       "real val_acc (best rung)", out, "proxy_vs_real.png")
-        sections.append(f"<h2>Is the proxy trustworthy?</h2><p>GTN score against real-data accuracy over "
+        sections.append(f"<h2>Is the proxy trustworthy?</h2><p>The rung-1 score against real-data accuracy over "
                         f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
                         f"</p><img src='{name}' alt='proxy against real score'>")
     else:
-        sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a GTN "
+        sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a rung-1 "
                         "score and a real-data score.</p>")
     if truth:
         sections.append(_truth_section(df, truth_df, truth, out))
@@ -209,7 +209,7 @@ def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:
     mean = t.groupby("arch_hash")["val_acc"].mean().rename("truth_val_acc")
     joined = df.merge(mean, left_on="arch_hash", right_index=True)
     parts = [f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in {html.escape(truth)}."]
-    for col, fname in (("gtn_score", "truth_gtn.png"), ("val_acc", "truth_real.png")):
+    for col, fname in (("rung1_score", "truth_rung1.png"), ("val_acc", "truth_real.png")):
         d = joined.dropna(subset=[col])
         if len(d) >= 2:
             name, rho, tau = plot_scatter(d[col], d["truth_val_acc"], col, "truth val_acc", out, fname)

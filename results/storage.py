@@ -6,10 +6,13 @@ Every file the project writes goes through a temporary name and a move (:func:`w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,27 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from search.errors import InputError, first_line
+
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path inside it) for a local path or any URI pyarrow understands."""
     if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
+        try:
+            return pafs.FileSystem.from_uri(uri)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise InputError(f"{uri}: not a storage URI pyarrow can open ({first_line(e)})") from None
     return pafs.LocalFileSystem(), str(Path(uri).absolute())
+
+
+def storage_path(uri: str) -> str:
+    """What Tune takes as ``storage_path``: a URI as it is, a local path made absolute."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def part_name() -> str:
+    """A part file's name: sortable by time, unique across writers."""
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 def join(uri: str, *parts: str) -> str:
@@ -62,16 +80,22 @@ def write_parquet(table: pa.Table, uri: str, metadata: dict[str, Any] | None = N
     return path
 
 
-def fetch_to_local(uri: str) -> str:
-    """A local path with the file's bytes: the path itself when local, else a downloaded temp copy."""
+@contextlib.contextmanager
+def local_copy(uri: str) -> Iterator[str]:
+    """A local path with the file's bytes for the ``with`` block: the path itself when local, else a
+    downloaded temporary copy that is deleted afterwards."""
     fs, path = resolve(uri)
     if isinstance(fs, pafs.LocalFileSystem):
-        return path
+        yield path
+        return
     fd, local = tempfile.mkstemp(suffix=os.path.basename(path))
-    with fs.open_input_stream(path) as src, os.fdopen(fd, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-    return local
+    try:
+        with fs.open_input_stream(path) as src, os.fdopen(fd, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        yield local
+    finally:
+        os.remove(local)
 
 
 def upload(local: str, uri: str) -> None:

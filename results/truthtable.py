@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from results.storage import exists, join, read_metadata, resolve, write_parquet
-from search.errors import InputError, TruthError
+from results.storage import exists, join, part_name, read_metadata, resolve, write_parquet
+from search.errors import InputError, TruthError, first_line
 from search.stats import spearman
 
 SCHEMA = pa.schema([
@@ -70,11 +70,7 @@ def read_rows(out: str) -> list[dict[str, Any]]:
 
 
 def write_row(out: str, row: dict[str, Any]) -> None:
-    import time
-    import uuid
-
-    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-    write_parquet(pa.Table.from_pylist([row], schema=SCHEMA), join(parts_dir(out), name))
+    write_parquet(pa.Table.from_pylist([row], schema=SCHEMA), join(parts_dir(out), part_name()))
 
 
 def write_truth(out: str, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> None:
@@ -89,8 +85,8 @@ def load_truth(path: str) -> tuple[Any, dict[str, Any]]:
     fs, p = resolve(path)
     try:
         table = pq.read_table(p, filesystem=fs)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise TruthError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
+    except (OSError, pa.ArrowException) as e:  # pyarrow raises several types for a bad file
+        raise TruthError(f"{path}: not a readable Parquet file ({first_line(e, 120)})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise TruthError(f"{path}: not a truth table (missing columns: {', '.join(missing)})")

@@ -84,7 +84,7 @@ class BaselineConfig:
     cpus_per_trial: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.num_archs >= 1, "num_archs", "must be >= 1")
+        _check(1 <= self.num_archs <= 8765, "num_archs", "must be in 1..8765 (the space's equivalence classes)")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
 
 
@@ -228,7 +228,7 @@ class SearchConfig:
         _check(self.seed_proxy is None or self.seed_proxy in SCORES_DATA_FREE, "seed_proxy",
                f"must be a data-free proxy ({', '.join(SCORES_DATA_FREE)})")
         _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
-        _check(self.seed_sample >= self.population, "seed_sample", "must be >= population")
+        _check(self.seed_proxy is None or self.seed_sample >= self.population, "seed_sample", "must be >= population")
         if self.evaluator == "nb201":
             _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
             _check(self.score in ("none", *SCORES_DATA_FREE), "score",
@@ -359,11 +359,6 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ValueError(f"{prefix}{e}") from None
 
 
-def _parse_scalar(text: str) -> Any:
-    value = yaml.safe_load(text) if text.strip() else ""
-    return value
-
-
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` strings (YAML scalars) onto a nested dict, returning a new dict."""
     out = json.loads(json.dumps(data))
@@ -377,7 +372,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a section")
-        node[parts[-1]] = _parse_scalar(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: not a YAML value ({str(e).splitlines()[0]})") from None
     return out
 
 

@@ -33,6 +33,7 @@ STATS = {  # per-channel mean and std of the training images in [0, 1]
     "fashion_mnist": ((0.2860,), (0.3530,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
+SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # C, H, W
 VAL_SIZE = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 5_000}
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 _IDX = {

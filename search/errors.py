@@ -8,6 +8,12 @@ keeps its traceback. Free of torch and Ray so every command can import it cheapl
 from __future__ import annotations
 
 
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's first line (or its type's name), short enough for a one-line message."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]
+
+
 class InputError(ValueError):
     """Bad input from the user; the message names what is wrong and where."""
 

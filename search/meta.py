@@ -12,10 +12,9 @@ detached parameters) but keeps the path from the synthetic data to the update.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import contextlib
 
 import numpy as np
 import torch
@@ -65,6 +64,11 @@ def initial_state(learner: nn.Module) -> State:
     buffers = {k: v.detach().clone() for k, v in learner.named_buffers()}
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}
     return params, buffers, velocity
+
+
+def autocast_dtype(cfg: GTNConfig) -> torch.dtype | None:
+    """``gtn.autocast`` as a dtype (None: full precision)."""
+    return torch.bfloat16 if cfg.autocast == "bf16" else None
 
 
 def amp(x: Tensor, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

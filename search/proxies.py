@@ -47,8 +47,6 @@ from .stats import ranks
 from .train import train
 
 
-
-
 @dataclass(frozen=True)
 class ProxyContext:
     """What proxies may use. ``data`` is needed by data-dependent proxies, ``curriculum`` by ``gtn:k``."""

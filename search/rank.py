@@ -23,9 +23,9 @@ from torch import Tensor
 
 from .config import ExperimentConfig
 from .data import Dataset, Split
-from .errors import InputError
+from .errors import InputError, first_line
 from .gtn import Teacher
-from .meta import draw_meta_batches, eval_loss, meta_batch_count, unroll
+from .meta import autocast_dtype, draw_meta_batches, eval_loss, meta_batch_count, unroll
 from .nets import build_net
 from .space import Arch, parse, sample
 from .train import net_for, train
@@ -68,7 +68,7 @@ def ranking_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, poo
                             norm=g.learner_norm, seed=cfg.seed * 1_000_003 + it + 7_919 * j, device=data.train.x.device)
         res = unroll(learner, teacher, teacher.plan(gen, data.train), batches, meta_loss_every=g.meta_loss_every,
                      first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
-                     autocast=torch.bfloat16 if g.autocast == "bf16" else None)
+                     autocast=autocast_dtype(g))
         losses.append(res.meta_loss)
         scores.append(-eval_loss(learner, res.state, rx, ry, g.eval_bn)[0])
         accs.append(res.final_acc)
@@ -122,10 +122,12 @@ def load_pool(path: str | Path) -> Pool:
     """A rank pool written by ``benchmarks/rank_pool.py`` (columns arch, target)."""
     import pyarrow.parquet as pq
 
+    import pyarrow as pa
+
     try:
         t = pq.read_table(path, columns=["arch", "target"]).to_pydict()
-    except Exception as e:  # missing, unreadable, wrong columns
-        raise InputError(f"gtn.rank_pool: cannot read {path} ({str(e).splitlines()[0][:120]})") from None
+    except (OSError, pa.ArrowException, KeyError) as e:  # missing, unreadable, wrong columns
+        raise InputError(f"gtn.rank_pool: cannot read {path} ({first_line(e, 120)})") from None
     if len(t["arch"]) < 2:
         raise InputError(f"gtn.rank_pool: {path} holds fewer than 2 cells")
     return Pool(tuple(parse(a) for a in t["arch"]), np.asarray(t["target"], float))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import platform
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from .curriculum import Curriculum, materialize, score
 from .data import Dataset
 from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
 from .gtn import Teacher
-from .meta import draw_meta_batches, make_learner, meta_batch_count, unroll
+from .meta import autocast_dtype, draw_meta_batches, make_learner, meta_batch_count, unroll
 from .rank import load_pool, ranking_gradient
 from .space import parse
 
@@ -148,7 +149,7 @@ def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
     """A resumable state written by :func:`save_state` for this configuration; one line if not."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:  # truncated, foreign, not a zip
         raise CheckpointError(f"{path}: not a readable meta-training state ({type(e).__name__}); "
                               "delete it to start over") from None
     if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
@@ -189,10 +190,6 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
         (res.meta_loss / g.learners_per_step).backward()
         loss, acc = loss + one / g.learners_per_step, acc + res.final_acc / g.learners_per_step
     return loss, acc, name
-
-
-def autocast_dtype(g: Any) -> torch.dtype | None:
-    return torch.bfloat16 if g.autocast == "bf16" else None
 
 
 def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = None) -> float:

@@ -56,7 +56,7 @@ def test_history_credits_each_score_to_when_it_arrived(tmp_path):
     from results.leaderboard import row_from_result, write_part
 
     def res(it, v=None, g=None):
-        return {"training_iteration": it, "arch": A, "val_acc": v, "gtn_score": g}
+        return {"training_iteration": it, "arch": A, "val_acc": v, "rung1_score": g}
 
     root = str(tmp_path / "exp")
     rows = [row_from_result("exp", "t0", res(1, g=0.3)), row_from_result("exp", "t1", res(1, v=0.5)),

@@ -90,3 +90,29 @@ def _repo():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+def test_seeded_evolution_passes_the_door_check():
+    from cluster.cli.search import check_searcher
+    from search.config import load_config
+
+    cfg = load_config(_repo() / "configs" / "nb201_bench.yaml", ["search.seed_proxy=synflow", "search.score=none"])
+    check_searcher(cfg)  # the proxy that scores the first population is only needed once the search runs
+
+
+def test_resume_with_another_configuration_is_refused(capsys, tmp_path):
+    import json
+
+    smoke = str(_repo() / "configs" / "smoke.yaml")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "experiment.json").write_text(json.dumps({"config": {}, "config_hash": "0123456789ab"}))
+    assert main(["search", "--config", smoke, f"storage={tmp_path}", "name=x", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "started with another configuration" in err and len(err.splitlines()) == 1
+
+
+def test_an_override_that_is_not_yaml_is_one_line(capsys, tmp_path):
+    assert main(["search", "--config", str(_repo() / "configs" / "smoke.yaml"), "search.num_samples=[",
+                 f"storage={tmp_path}/s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a YAML value" in err and len(err.splitlines()) == 1

@@ -52,3 +52,13 @@ def test_import_rules_hold_in_the_source():
         assert not _imports(path) & {"torch", "ray", "torchvision", "cluster"}, path
     for path in (ROOT / "search").glob("*.py"):
         assert not _imports(path) & {"ray", "cluster", "results"}, path
+
+
+def test_only_entry_points_import_the_cli():
+    for path in (ROOT / "cluster").glob("*.py"):  # cluster/cli/ itself is the CLI; submit.py is an entry point
+        if path.name == "submit.py":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(m == "cluster.cli" or m.startswith("cluster.cli.") for m in names), path

@@ -51,7 +51,7 @@ def test_report_against_a_truth_table(report, tmp_path):
     assert main(["report", str(exp), "--out", str(out), "--truth", str(truth)]) == 0
     page = (out / "index.html").read_text()
     assert f"{len(board)} of {len(board)} architectures are in" in page
-    assert (out / "truth_gtn.png").is_file()
+    assert (out / "truth_rung1.png").is_file()
 
 
 def test_compare_two_runs(smoke_search, capsys):

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "and write a truth Parquet")
     t.add_argument("--config", default="configs/default.yaml", help="net, training and data settings (default: %(default)s)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=0.05")
-    t.add_argument("--dataset", default=None, help="data set (default: the config's)")
+    t.add_argument("--dataset", default=None, choices=["mnist", "fashion_mnist", "cifar10"],
+                   help="data set (default: the config's)")
     t.add_argument("--archs", type=int, required=True, help="how many distinct cells to sample uniformly")
     t.add_argument("--seeds", type=int, default=2,
                    help="training seeds per cell; 2k seeds also measure how k-seed means agree (default: %(default)s)")
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", required=True, help="truth Parquet written by `gtnnas truth`")
     p.add_argument("--proxies", default="params,flops,synflow,naswot,jacob_cov,snip,grad_norm",
                    help="comma-separated: params, flops, synflow, naswot, jacob_cov, snip, grad_norm, real:K, "
-                        "gtn:K, ensemble:A+B (default: %(default)s)")
+                        "gtn:K[:sS][:vN] (K steps, mean of S learner seeds, N validation images), ensemble:A+B "
+                        "(default: %(default)s)")
     p.add_argument("--out", required=True, help="folder for proxies.json and scatter_<proxy>.png")
     p.add_argument("--json", default=None, help="write the JSON here instead of OUT/proxies.json")
     p.add_argument("--config", default=None, help="net/data settings (default: the ones the truth was built with)")
@@ -67,6 +69,8 @@ def cmd_truth(args: argparse.Namespace) -> int:
         cfg = replace(cfg, data=replace(cfg.data, dataset=args.dataset))
     if args.budget <= 0:
         raise InputError(f"--budget must be > 0 epochs, got {args.budget}")
+    if args.cpus_per_trial < 1:
+        raise InputError(f"--cpus-per-trial must be >= 1, got {args.cpus_per_trial}")
     cfg = truth_config(cfg, args.budget)
     ensure_data(cfg)
     jobs = plan_jobs(args.archs, args.seeds, args.sample_seed)  # validates the counts before Ray starts
@@ -102,6 +106,8 @@ def _context(args: argparse.Namespace, meta: dict) -> "object":
         raise InputError(f"{args.truth} carries no config; pass --config")
     d = cfg.data
     if args.val_subset is not None:
+        if args.val_subset < 1:
+            raise InputError(f"--val-subset must be >= 1, got {args.val_subset}")
         d = replace(d, val_subset=args.val_subset)
     data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
                         val_subset=d.val_subset)
@@ -143,17 +149,32 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_search(args: argparse.Namespace) -> int:
+def write_json(path: str, results: dict) -> None:
     import json
     import os
-    import time
 
-    from cluster.bench_search import PROTOCOL, STRATEGY_NOTE, plot, run_repeat, strategy_config, summarise
+    from cluster.bench_search import PROTOCOL
+    from search import nb201
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    payload = {"benchmark": "search_nb201", "table": "NAS-Bench-201 12-epoch (vendored)",
+               "best_test": nb201.best_test(), "protocol": PROTOCOL, "strategies": results}
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    from cluster.bench_search import STRATEGY_NOTE, plot, run_repeat, strategy_config, summarise
+
+    if args.repeats < 1 or args.evaluations < 1:
+        raise InputError("--repeats and --evaluations must be >= 1")
+    from cluster.searchers import make_searcher, searcher_metric
 
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
     configs = {n: strategy_config(n, args.evaluations) for n in names}  # unknown names fail before any work
-    if args.repeats < 1 or args.evaluations < 1:
-        raise InputError("--repeats and --evaluations must be >= 1")
+    for s in configs.values():  # a searcher whose package is missing fails now, not after hours
+        make_searcher(s, metric=searcher_metric(s), mode="max", seed=0, proxy=lambda archs: [0.0] * len(archs))
     results: dict[str, dict] = {}
     for name, s in configs.items():
         start = time.perf_counter()
@@ -166,15 +187,8 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
               f"percentile {at.get('percentile_mean', float('nan')):.2f}; top 1% within {args.evaluations}: "
               f"{r['evals_to_top1pct']['share_within']:.0%} (median {r['evals_to_top1pct']['median']:.0f} evals); "
               f"{r['seconds']:.0f}s", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    payload = {"benchmark": "search_nb201", "table": "NAS-Bench-201 12-epoch (vendored)", "best_test": None,
-               "protocol": PROTOCOL, "strategies": results}
-    from search import nb201
-
-    payload["best_test"] = nb201.best_test()
-    with open(args.out, "w") as f:
-        json.dump(payload, f, indent=1)
-    png = os.path.splitext(args.out)[0] + ".png"
+        write_json(args.out, results)  # after every strategy: an interruption keeps what is done
+    png = args.out.rsplit(".", 1)[0] + ".png"
     plot(results, png)
     print(f"wrote {args.out} and {png}")
     return 0

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cluster.progress import Progress, bar, duration  # noqa: F401  (re-exported for the commands)
+from cluster.progress import Progress, bar  # noqa: F401  (re-exported for the commands)
 from search.config import ExperimentConfig, load_config
-from search.errors import CheckpointError, InputError
+from search.errors import CheckpointError, InputError, first_line
 
 
 def add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -50,17 +50,27 @@ def ensure_data(cfg: ExperimentConfig) -> None:
     fetch(name, cfg.data.root, log=say)
 
 
+def check_rank_pool(cfg: ExperimentConfig) -> None:
+    """A ranking teacher's pool must be readable here, not first inside a Ray task."""
+    if cfg.gtn.rank_weight > 0:
+        from search.rank import load_pool
+
+        if len(load_pool(cfg.gtn.rank_pool).archs) < cfg.gtn.learners_per_step:
+            raise InputError(f"gtn.rank_pool: fewer cells than gtn.learners_per_step ({cfg.gtn.learners_per_step})")
+
+
 def check_teacher(cfg: ExperimentConfig) -> None:
     """A configured teacher must exist and be a valid checkpoint for this data set."""
     if not cfg.search.teacher:
         return
-    from results.storage import exists, fetch_to_local
+    from results.storage import exists, local_copy
     from search.teach import load_teacher
 
     try:
         present = exists(cfg.search.teacher)
     except OSError as e:
-        raise InputError(f"search.teacher: cannot reach {cfg.search.teacher} ({str(e).splitlines()[0][:160]})") from None
+        raise InputError(f"search.teacher: cannot reach {cfg.search.teacher} ({first_line(e)})") from None
     if not present:
         raise CheckpointError(f"search.teacher: {cfg.search.teacher}: no such teacher checkpoint")
-    load_teacher(fetch_to_local(cfg.search.teacher), expect_dataset=cfg.data.dataset)
+    with local_copy(cfg.search.teacher) as path:
+        load_teacher(path, expect_dataset=cfg.data.dataset)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cluster.cli.common import Progress, bar, config, ensure_data
+from cluster.cli.common import Progress, bar, check_rank_pool, config, ensure_data
 from search.config import ExperimentConfig
 from search.errors import InputError
 
@@ -46,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not state.is_file():
         raise InputError(f"--resume: no meta-training checkpoint at {state}")
     ensure_data(cfg)
+    check_rank_pool(cfg)
     if args.threads:
         torch.set_num_threads(args.threads)
     d = cfg.data
@@ -89,12 +90,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             teacher = train_teacher(cfg, data, callback=log, checkpoint=state)
         except MetaTrainingError as e:
+            print(f"\ngtnnas: meta-training stopped: {e}", file=sys.stderr)
+            return 1
+        finally:
             progress.done()
             writer.close()
-            print(f"gtnnas: meta-training stopped: {e}", file=sys.stderr)
-            return 1
-    progress.done()
-    writer.close()
     save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
     state.unlink(missing_ok=True)
     from search.teach import load_teacher
@@ -128,6 +128,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from search.teach import load_teacher
     from search.viz import save_grid
 
+    if args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
     loaded = load_teacher(args.checkpoint)
     real = None
     if loaded.config.gtn.curriculum == "real":

@@ -13,7 +13,7 @@ from typing import Any
 from search.errors import InputError
 
 FORMATS = ("table", "csv", "json", "parquet")
-SHOWN = ["experiment", "arch", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials"]
+SHOWN = ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

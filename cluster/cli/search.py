@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.cli.common import add_config_args, add_ray_args, check_teacher, config, ensure_data
+from cluster.cli.common import add_config_args, add_ray_args, check_rank_pool, check_teacher, config, ensure_data
 from search.config import ExperimentConfig
 from search.errors import InputError
 
@@ -38,6 +38,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if cfg.search.evaluator == "real":
         ensure_data(cfg)
     check_teacher(cfg)
+    if cfg.search.score == "gtn" and not cfg.search.teacher:
+        check_rank_pool(cfg)
     check_searcher(cfg)
     check_experiment(cfg, args.resume)
     from cluster.raysetup import ray_session
@@ -53,9 +55,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from cluster.retrain import plan
+    from cluster.retrain import check_budget, plan
 
-    plan(args.experiment, args.top)  # bad input: one line before Ray starts
+    check_budget(args.epochs, args.seeds)  # bad input: one line before Ray starts
+    plan(args.experiment, args.top)
     _retrained(args.experiment, args.top, args.epochs, args.seeds, args)
     return 0
 
@@ -75,7 +78,8 @@ def _retrained(root: str, top: int, epochs: float, seeds: int, args: argparse.Na
 
 def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
     top = final.head(cfg.search.top_k)
-    cols = [c for c in ("arch", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials") if c in top]
+    cols = [c for c in ("arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials")
+            if c in top and top[c].notna().any()]
     what = "NB201 CIFAR-10 (table lookups)" if cfg.search.evaluator == "nb201" else \
         f"{cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}"
     print(f"\nTop {len(top)} of {len(final)} architectures, one per equivalence class ({what}):")
@@ -95,13 +99,24 @@ def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
         raise InputError(f"--resume: no experiment at {root}")
     if not resume and exists(root):
         raise InputError(f"experiment {root} exists; pass --resume to continue it or choose another name=")
+    if resume and exists(join(root, "experiment.json")):
+        import json
+
+        from results.storage import local_copy
+
+        with local_copy(join(root, "experiment.json")) as path, open(path) as f:
+            stored = json.load(f).get("config_hash")
+        if stored != cfg.hash():
+            raise InputError(f"--resume: {root} was started with another configuration (hash {stored}, now "
+                             f"{cfg.hash()}); resume it with the same --config and overrides")
 
 
 def check_searcher(cfg: ExperimentConfig) -> None:
     """Build the searcher once before Ray starts, so a missing optional package is an exit-2 line."""
     from cluster.searchers import make_searcher
 
-    make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed)
+    stub = (lambda archs: [0.0] * len(archs)) if cfg.search.seed_proxy else None  # the real one runs at search time
+    make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed, proxy=stub)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
