@@ -24,7 +24,8 @@ from search.errors import LeaderboardError
 from search.stats import spearman
 
 ACTOR_NAME = "gtn-teacher"
-RUNG1_FIELDS = ("rung1_score", "gtn_score", "gtn_val_loss", "score_seconds", "synflow", "naswot")
+RUNG1_FIELDS = ("gtn_score", "gtn_val_loss", "score_seconds", "params", "flops", "synflow", "naswot", "jacob_cov")
+PART_COLUMN = {"gtn": "gtn_score"}  # where each component of a calibrated score is stored
 
 
 def score_key(cfg: Any, arch_hash: str, curriculum: str | None) -> str:
@@ -64,12 +65,14 @@ class TeacherServer:
         self.curriculum: Any = None
         self._arrays: dict[str, Any] | None = None
         self._val: dict[str, Any] | None = None
-        if self.cfg.search.score == "gtn":
+        if self.cfg.search.uses_gtn:
             self._load(teacher_uri)
         self._refs: dict[str, Any] | None = None
         self.cache: dict[str, dict[str, float]] = {}
         self.first: dict[str, dict[str, Any]] = {}
         self.pairs: dict[str, tuple[float, float]] = {}
+        self.parts: dict[str, dict[str, float]] = {}  # calibrated score: class -> its components
+        self.reals: dict[str, float] = {}  # class -> its newest real accuracy
         self.rebuilt = self.rebuild(root) if root else 0
 
     def _load(self, teacher_uri: str | None) -> None:
@@ -109,6 +112,14 @@ class TeacherServer:
                 self.first[row["arch_hash"]] = {"val_acc": row["val_acc"], "test_acc": row["test_acc"],
                                                 "sim_epochs": row["sim_epochs"]}
         self.pairs = {h: p for h, p in calibration_pairs(df, "rung1_score").items()}
+        self.reals = {h: v for h, (_, v) in self.pairs.items()}
+        if self.cfg.search.score.startswith("calibrated:"):
+            from search.combine import parse_components
+
+            cols = [PART_COLUMN.get(c, c) for c in parse_components(self.cfg.search.score)]
+            for row in first.drop_duplicates("arch_hash").to_dict("records"):
+                self.parts[row["arch_hash"]] = {c: row[col] for c, col in zip(parse_components(self.cfg.search.score),
+                                                                               cols)}
         return len(df)
 
     def _ensure_refs(self) -> dict[str, Any]:
@@ -147,7 +158,25 @@ class TeacherServer:
     def record(self, arch_hash: str, score: float, val_acc: float) -> dict[str, float]:
         """Keep the latest real-data accuracy per class; return the live calibration."""
         self.pairs[arch_hash] = (score, val_acc)
+        self.reals[arch_hash] = val_acc
         return self.calibration()
+
+    def combine(self, arch_hash: str, parts: dict[str, float]) -> float:
+        """A calibrated rung-1 score: the components weighted by a ridge fit on this search's real results
+        (once MIN_PAIRS classes have one), else equally after standardising over the classes seen so far."""
+        from search.combine import MIN_PAIRS, Calibrator, transform
+
+        self.parts[arch_hash] = parts
+        names = tuple(parts)
+        known = [(self.parts[h], v) for h, v in self.reals.items() if h in self.parts]
+        if len(known) >= MIN_PAIRS:
+            cal = Calibrator.fit(names, {c: [p[c] for p, _ in known] for c in names}, [v for _, v in known])
+        else:
+            seen = {c: transform(c, [p[c] for p in self.parts.values()]) for c in names}
+            scales = {c: (float(np.nanmean(v)), float(np.nanstd(v)) or 1.0) if np.isfinite(v).sum() > 1 else (0.0, 1.0)
+                      for c, v in seen.items()}
+            cal = Calibrator.fallback(names, scales)
+        return float(cal.score({c: [parts[c]] for c in names})[0])
 
     def calibration(self) -> dict[str, float]:
         n = len(self.pairs)

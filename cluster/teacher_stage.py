@@ -62,7 +62,7 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
     """The configured teacher, else the experiment's own (meta-trained now, or continued, if not there yet)."""
     import ray
 
-    if cfg.search.score != "gtn":
+    if not cfg.search.uses_gtn:
         return None
     if cfg.search.teacher:
         return cfg.search.teacher

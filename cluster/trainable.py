@@ -65,43 +65,69 @@ def _curriculum(actor: Any) -> tuple[Any, Any]:
     raise RuntimeError("unreachable")
 
 
+def components_of(score: str) -> tuple[str, ...]:
+    """The cheap scores a rung-1 setting needs: itself, or a calibrated combination's parts."""
+    if score.startswith("calibrated:"):
+        from search.combine import parse_components
+
+        return parse_components(score)
+    return (score,)
+
+
 def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str, Any]:
-    """The rung-1 score of ``arch``'s class, from the actor's cache or computed now (then cached)."""
+    """The rung-1 score of ``arch``'s class: each component from the actor's cache or computed now.
+
+    A calibrated score (``calibrated:gtn+params``) is combined by the actor with the weights it has
+    fitted so far on the search's own real results.
+    """
     import ray
 
     s = cfg.search
     canonical = parse(arch.canonical())
+    parts = components_of(s.score)
     cur, val, fetch = None, None, 0.0
-    if s.score == "gtn":
+    if "gtn" in parts:
         t0 = time.perf_counter()
         cur, val = _curriculum(actor)
         fetch = time.perf_counter() - t0
-    key = score_key(cfg, arch.equiv_hash(), cur.content_hash if cur is not None else None)
-    cached = ray.get(actor.lookup.remote(key))
     curriculum = cur.content_hash if cur is not None else None
-    if cached is not None:
-        return {**cached, "cached": True, "fetch_seconds": fetch, "curriculum": curriculum}
-    start = time.perf_counter()
-    if s.score == "gtn":
+    key = score_key(cfg, arch.equiv_hash(), curriculum)
+    cached = ray.get(actor.lookup.remote(key))
+    hit = cached is not None
+    if not hit:
+        start = time.perf_counter()
+        cached = {}
+        for part in parts:
+            cached.update(component(part, cfg, canonical, cur, val, data, device))
+        cached["score_seconds"] = time.perf_counter() - start
+        actor.store.remote(key, cached)
+    value = cached[COLUMN.get(parts[0], parts[0])] if len(parts) == 1 else \
+        ray.get(actor.combine.remote(arch.equiv_hash(), {p: cached[COLUMN.get(p, p)] for p in parts}))
+    return {**cached, "rung1_score": value, "cached": hit, "fetch_seconds": fetch, "curriculum": curriculum}
+
+
+COLUMN = {"gtn": "gtn_score"}  # the leaderboard column a component is stored in
+
+
+def component(name: str, cfg: Any, canonical: Arch, cur: Any, val: Any, data: Any, device: str) -> dict[str, float]:
+    """One cheap score of the canonical cell: the GTN score, or a zero-cost proxy (benchmark mode: NB201's net)."""
+    s = cfg.search
+    if name == "gtn":
         from search.curriculum import score
 
         m = score(canonical, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, seeds=s.score_seeds,
                   val_size=s.score_val, channels=cfg.net.channels, cells=cfg.net.cells, num_classes=data.num_classes)
-        out = {"rung1_score": m["gtn_score"], "gtn_score": m["gtn_score"], "gtn_val_loss": m["val_loss"]}
-    elif s.evaluator == "nb201":
+        return {"gtn_score": m["gtn_score"], "gtn_val_loss": m["val_loss"]}
+    if s.evaluator == "nb201":
         from search import nb201
 
-        out = {"rung1_score": nb201.proxy(canonical, s.score)}
-    else:
-        from search.proxies import ProxyContext, make_proxy
+        value = nb201.proxy(canonical, name)
+        return {name: int(value) if name in ("params", "flops") else value}
+    from search.proxies import ProxyContext, make_proxy
 
-        ctx = ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data, seed=cfg.seed)
-        out = {"rung1_score": make_proxy(s.score).score_many([canonical], ctx)[0][0]}
-    if s.score in ("synflow", "naswot"):
-        out[s.score] = out["rung1_score"]
-    out["score_seconds"] = time.perf_counter() - start
-    actor.store.remote(key, out)
-    return {**out, "cached": False, "fetch_seconds": fetch, "curriculum": curriculum}
+    ctx = ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data, seed=cfg.seed)
+    value = make_proxy(name).score_many([canonical], ctx)[0][0]
+    return {name: int(value) if name in ("params", "flops") else value}
 
 
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
@@ -136,15 +162,16 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
     data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device) \
-        if real or s.score in ("gtn", "naswot", "jacob_cov") else None
+        if real or {"gtn", "naswot", "jacob_cov"} & set(components_of(s.score)) else None
     model = None
     if real:
         from search.nets import count_flops, count_params
         from search.train import net_for
 
         model = net_for(arch, cfg.net, data, cfg.seed)
-        state["extra"].setdefault("params", count_params(model))
-        state["extra"].setdefault("flops", count_flops(model))
+        if "params" not in state["extra"]:  # the size of the class's canonical cell, as rung-1 proxies see it
+            canonical = net_for(parse(arch.canonical()), cfg.net, data, cfg.seed)
+            state["extra"].update(params=count_params(canonical), flops=count_flops(canonical))
     checkpoint = real and s.real_rungs > 0
 
     if s.score != "none" and state["rung"] < 1:

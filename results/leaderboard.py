@@ -35,7 +35,7 @@ SCHEMA = pa.schema([
     # what the schedulers compare (rung-1 score at rung 1, real validation accuracy after) and its parts
     ("score", pa.float64()), ("rung1_score", pa.float64()), ("gtn_score", pa.float64()),
     ("gtn_val_loss", pa.float64()), ("score_seconds", pa.float64()), ("synflow", pa.float64()),
-    ("naswot", pa.float64()),
+    ("naswot", pa.float64()), ("jacob_cov", pa.float64()),
     # real rungs (or NAS-Bench-201 lookups) and the cell's size
     ("val_acc", pa.float64()), ("val_loss", pa.float64()), ("test_acc", pa.float64()), ("params", pa.int64()),
     ("flops", pa.int64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()),

@@ -197,7 +197,8 @@ class SearchConfig:
 
     teacher: str | None = None  # teacher.pt path or URI (s3://, gs://, file://); None: meta-train one first
     evaluator: Literal["real", "nb201"] = "real"  # real-data rungs, or NAS-Bench-201 table lookups (benchmark mode)
-    score: str = "gtn"  # rung 1: gtn, a zero-cost proxy (params, flops, synflow, naswot, jacob_cov), or none
+    score: str = "gtn"  # rung 1: gtn, a zero-cost proxy (params, flops, synflow, naswot, jacob_cov), none, or
+    # calibrated:A+B (their combination, weights refitted on the search's own real results)
     searcher: str = "evolution"  # random | evolution | any Tune searcher by name (e.g. optuna)
     scheduler: Literal["fifo", "asha"] = "asha"
     num_samples: int = 40
@@ -224,7 +225,15 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.searcher), "searcher", "must name a searcher")
-        _check(self.score in SCORES, "score", f"must be one of {', '.join(SCORES)}, got {self.score!r}")
+        _check(self.score in SCORES or self.score.startswith("calibrated:"), "score",
+               f"must be one of {', '.join(SCORES)} or calibrated:A+B, got {self.score!r}")
+        if self.score.startswith("calibrated:"):
+            from .combine import parse_components
+
+            try:
+                parse_components(self.score)
+            except ValueError as e:
+                raise ValueError(f"score: {e}") from None
         _check(self.seed_proxy is None or self.seed_proxy in SCORES_DATA_FREE, "seed_proxy",
                f"must be a data-free proxy ({', '.join(SCORES_DATA_FREE)})")
         _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
@@ -253,6 +262,11 @@ class SearchConfig:
         _check(self.flush_rows >= 1, "flush_rows", "must be >= 1")
         _check(self.flush_seconds > 0, "flush_seconds", "must be > 0")
         _check(self.top_k >= 1, "top_k", "must be >= 1")
+
+    @property
+    def uses_gtn(self) -> bool:
+        """Whether the rung-1 score needs a teacher (``gtn``, or a calibrated score with a gtn part)."""
+        return self.score == "gtn" or (self.score.startswith("calibrated:") and "gtn" in self.score[11:].split("+"))
 
     @property
     def rungs(self) -> int:

@@ -73,3 +73,27 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
     assert server.lookup(score_key(server.cfg, "x", cur)) is None  # a LOST trial's score is forgotten
     assert server.lookup(score_key(server.cfg, "y", cur)) is None  # another configuration's row is not ours
     assert server.pairs == {ha: (0.4, 0.7)} and server.rebuilt == 3
+
+
+def test_calibrated_scores_start_equal_weighted_then_follow_the_searchs_own_real_results(tiny_teacher):
+    import numpy as np
+
+    from search.combine import MIN_PAIRS
+
+    from dataclasses import replace
+
+    path, cfg = tiny_teacher
+    cfg = replace(cfg, search=replace(cfg.search, score="calibrated:gtn+params"))
+    server = TeacherServer(cfg.to_dict(), str(path))
+    rng = np.random.default_rng(0)
+    # before any real result: equal weights on standardised parts, so the bigger-and-better cell wins
+    server.combine("a", {"gtn": 0.3, "params": 1e4})
+    assert server.combine("b", {"gtn": 0.6, "params": 1e5}) > server.combine("c", {"gtn": 0.1, "params": 1e3})
+    # a search whose real accuracies follow params only: the refit learns to trust params, not gtn
+    for i in range(MIN_PAIRS + 10):
+        p, g = float(np.exp(rng.uniform(7, 12))), float(rng.uniform(0.1, 0.6))
+        server.combine(f"h{i}", {"gtn": g, "params": p})
+        server.record(f"h{i}", 0.0, 0.5 + 0.05 * np.log(p))
+    big_low_gtn = server.combine("x", {"gtn": 0.1, "params": 1e6})
+    small_high_gtn = server.combine("y", {"gtn": 0.6, "params": 1e3})
+    assert big_low_gtn > small_high_gtn

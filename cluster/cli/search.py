@@ -38,7 +38,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if cfg.search.evaluator == "real":
         ensure_data(cfg)
     check_teacher(cfg)
-    if cfg.search.score == "gtn" and not cfg.search.teacher:
+    if cfg.search.uses_gtn and not cfg.search.teacher:
         check_rank_pool(cfg)
     check_searcher(cfg)
     check_experiment(cfg, args.resume)
