@@ -15,16 +15,15 @@ from typing import Any
 
 from cluster import faults
 from cluster.actor import start_teacher_actor
-from cluster.teacher_stage import ensure_teacher
 from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
 from cluster.searchers import make_searcher, searcher_metric
+from cluster.teacher_stage import ensure_teacher
 from cluster.trainable import nas_trainable, param_space
 from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
 from results.storage import exists, join, storage_path, upload
 from search.config import ExperimentConfig
 from search.errors import LeaderboardError
 from search.stats import spearman
-
 
 EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed
 
@@ -64,9 +63,8 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
             from search import nb201
 
             return [nb201.proxy(a, name) for a in archs]
-        from search.proxies import ProxyContext, make_proxy
-
         from search.data import SHAPES
+        from search.proxies import ProxyContext, make_proxy
 
         ctx = ProxyContext(net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed)
         return make_proxy(name).score_many(list(archs), ctx)[0]
@@ -123,7 +121,7 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
     except LeaderboardError:  # no parts yet
         have = set()
     out = []
-    for trial, r in zip(grid._experiment_analysis.trials, grid):
+    for trial, r in zip(grid._experiment_analysis.trials, grid):  # Tune keeps each trial's status only there
         last = int((r.metrics or {}).get("training_iteration", 0))
         hist: list[dict[str, Any]] = []
         if any((trial.trial_id, i) not in have for i in range(1, last + 1)):

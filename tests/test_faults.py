@@ -217,6 +217,10 @@ def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(t
         straight = subprocess.run(_search_cmd(tmp_path, "straight"), cwd=ROOT, env=env, capture_output=True,
                                   text=True, timeout=300)
         assert straight.returncode == 0, straight.stderr[-2000:]
+        # a quiet, clean console: a status line instead of Tune's tables, the top table, no traceback
+        assert "Traceback" not in straight.stderr + straight.stdout
+        assert "search [" in straight.stderr and "Trial status" not in straight.stdout + straight.stderr
+        assert "Top 8 of 8 architectures, one per equivalence class" in straight.stdout
     finally:
         for pid in _alive(leftovers):  # only what our own killed drivers started
             os.kill(pid, signal.SIGKILL)
