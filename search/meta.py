@@ -87,7 +87,7 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
     at = {k: v.detach().requires_grad_() for k, v in params.items()} if first_order else params
     with amp(x, autocast):
         logits, new_buffers = functional_forward(learner, at, buffers, x)
-    loss = soft_cross_entropy(logits.float(), y)
+    loss = soft_cross_entropy(logits.float() if autocast is not None else logits, y)
     grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
     lr, mom = teacher.lr()[t], teacher.momentum()[t]
     new_v, new_p = {}, {}

@@ -67,7 +67,7 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
                       row_from_result("e", "t3", res(1, B, "y", 0.5, extra={"config_hash": "other"}))], {})
     write_statuses(root, [status_row("e", "t9", "LOST")])
     server = TeacherServer(cfg.to_dict(), str(path), root)
-    assert server.lookup(score_key(server.cfg, ha, cur)) == {"rung1_score": 0.4, "gtn_score": 0.4, "gtn_val_loss": 1.5,
+    assert server.lookup(score_key(server.cfg, ha, cur)) == {"gtn_score": 0.4, "gtn_val_loss": 1.5,
                                                                "score_seconds": 0.2}
     assert server.lookup(score_key(server.cfg, hb, cur))["gtn_score"] == 0.1
     assert server.lookup(score_key(server.cfg, "x", cur)) is None  # a LOST trial's score is forgotten
