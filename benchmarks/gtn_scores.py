@@ -22,7 +22,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
-from results.truthtable import load_truth, split_of  # noqa: E402
+from results.truthtable import load_truth, planned_cells, split_of  # noqa: E402
 from search.config import config_from_dict  # noqa: E402
 from search.curriculum import evaluate, train_on  # noqa: E402
 from search.data import load_dataset  # noqa: E402
@@ -41,11 +41,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="curriculum steps (default: its T)")
     ap.add_argument("--sizes", default="1000,5000", help="validation prefixes to read each network on")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--planned", type=int, default=None,
+                    help="score the first N cells of the truth's plan (its cells need not be trained yet)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     df, meta = load_truth(args.truth)
-    cells = sorted(set(df["arch"]))
+    planned = planned_cells(args.planned, meta.get("sample_seed", 0)) if args.planned else []
+    cells = sorted(set(df["arch"]) | set(planned))
     split = split_of(cells, meta.get("sample_seed", 0))
     cells = [a for a in cells if args.split == "all" or split[a] == args.split]
     cfg = config_from_dict(meta["config"], args.truth)

@@ -169,6 +169,9 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
 
     if args.repeats < 1 or args.evaluations < 1:
         raise InputError("--repeats and --evaluations must be >= 1")
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # one "study created" line per repeat otherwise
     from cluster.searchers import make_searcher, searcher_metric
 
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
