@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 PRESET = ["data.val_subset=2000", "net.channels=8", "net.cells=1", "gtn.inner_steps=16", "gtn.inner_batch=64",
           "gtn.outer_steps=2", "gtn.validate_every=1000", "search.searcher=random", "search.scheduler=fifo",
