@@ -26,8 +26,8 @@ import psutil  # noqa: E402
 from _common import table, write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ["search.score=none", "search.searcher=random", "search.scheduler=fifo", "search.cpus_per_trial=0.5",
-            "search.state_save=timer", "search.flush_rows=500", "search.flush_seconds=30"]
+SETTINGS = ["search.score=none", "search.searcher=random", "search.seed_proxy=null", "search.scheduler=fifo",
+            "search.cpus_per_trial=0.5", "search.state_save=timer", "search.flush_rows=500", "search.flush_seconds=30"]
 
 
 def run(trials: int, storage: Path) -> dict:

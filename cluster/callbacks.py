@@ -2,9 +2,9 @@
 
 Both run in the driver process, on Tune's control loop. The leaderboard writer buffers one row per
 reported result and one status per finished trial and writes them in :meth:`on_step_end`, which Tune
-calls after it has (maybe) saved the experiment state; with ``search.state_save: step`` the state is
-saved every step and its upload awaited before rows are written, so every trial with rows on disk is
-one the saved experiment knows.
+calls after it has (maybe) saved the experiment state; with ``search.state_save: step`` rows are
+written only in a step in which Tune saved its state (at most every ``STEP_SAVE_S`` seconds), after
+that state's upload, so every trial with rows on disk is one the saved experiment knows.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -21,11 +22,15 @@ from cluster.progress import Progress, bar, duration
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 
 
+STEP_SAVE_S = 1.0  # search.state_save: step saves Tune's state at most this often
+
+
 class LeaderboardCallback(Callback):
     """Buffer result rows and trial statuses; flush them at the end of a control-loop step.
 
-    ``every_step``: whatever arrived in the step (Tune has just saved the state that knows those
-    trials); otherwise every N rows, S seconds, or when a trial ends.
+    ``every_step``: whatever arrived, in the first step in which Tune saved its state (that state
+    knows every trial created so far, so every trial with rows); otherwise every N rows, S seconds,
+    or when a trial ends.
     """
 
     def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
@@ -36,6 +41,7 @@ class LeaderboardCallback(Callback):
         self.statuses: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.parts_written = 0
+        self._saved: int | None = None  # mtime of Tune's staged state when last looked at
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "training_iteration" in result and "arch" in result:
@@ -60,12 +66,25 @@ class LeaderboardCallback(Callback):
             self.statuses = []
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.every_step and (self.rows or self.statuses):
+        if self.every_step:
+            saved = staged_state_mtime(trials)
+            fresh, self._saved = saved != self._saved, saved
+            if not fresh or not (self.rows or self.statuses):
+                return  # no save this step: what arrived waits for the next one
             state_on_storage(trials)
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush(force=True)
+
+
+def staged_state_mtime(trials: list) -> int | None:
+    """When Tune last wrote its experiment state to the driver's staging folder (ns), or None."""
+    storage = getattr(trials[0], "storage", None) if trials else None
+    if storage is None:
+        return None
+    files = list(Path(storage.experiment_driver_staging_path).glob("experiment_state-*.json"))
+    return max((f.stat().st_mtime_ns for f in files), default=None)
 
 
 def state_on_storage(trials: list) -> None:
@@ -126,10 +145,11 @@ class StatusCallback(Callback):
 def tune_env(verbose: bool = False, every_step: bool = False) -> Iterator[None]:
     """Environment Tune reads while it runs, set for one ``fit`` and restored after.
 
-    ``every_step`` saves the experiment and searcher state every control-loop step instead of on
-    Tune's timer; without ``verbose`` Tune's console output is off (a status line replaces it).
+    ``every_step`` saves the experiment and searcher state at the end of a control-loop step at
+    most every ``STEP_SAVE_S`` seconds (saving every step serialises every trial ten times a second);
+    without ``verbose`` Tune's console output is off (a status line replaces it).
     """
-    want = {"TUNE_GLOBAL_CHECKPOINT_S": "0" if every_step else None,
+    want = {"TUNE_GLOBAL_CHECKPOINT_S": str(STEP_SAVE_S) if every_step else None,
             "RAY_AIR_NEW_OUTPUT": None if verbose else "0"}
     old = {k: os.environ.get(k) for k in want}
     for k, v in want.items():

@@ -41,7 +41,8 @@ def test_quarter_gpu_trials_run_four_at_a_time_per_gpu_and_the_actor_takes_none(
 
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
                       [f"storage={tmp_path}", "name=pack", "search.num_samples=8", "search.gpus_per_trial=0.25",
-                       "search.cpus_per_trial=1", "search.scheduler=fifo", "search.searcher=random", "search.score=none"])
+                       "search.cpus_per_trial=1", "search.scheduler=fifo", "search.searcher=random", "search.score=none",
+                       "search.seed_proxy=null"])
     final, root, _ = run_search(cfg)
     rows = read_parts(root)
     assert len(rows) == 8 and len(final) == 8
