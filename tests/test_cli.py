@@ -44,6 +44,7 @@ def test_bad_input_exits_2_with_one_line(argv, needle, capsys, tmp_path, monkeyp
 
 def test_missing_dataset_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("GTNNAS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a user's fetched copy is not "missing"
     assert main(["baseline", "--config", str(_repo() / "configs" / "smoke.yaml"), f"storage={tmp_path}/s"]) == 2
     err = capsys.readouterr().err.strip()
     assert "could not get fashion_mnist" in err and len(err.splitlines()) == 1

@@ -85,10 +85,12 @@ def test_debian_folder_works_as_the_root(data_dir, monkeypatch):
 
 def test_missing_data_names_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("GTNNAS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nor in the user's cache
     with pytest.raises(data.DataNotFoundError) as e:
         data.load_dataset("fashion_mnist")
     msg = str(e.value)
     assert str(tmp_path / "nowhere" / "FashionMNIST" / "raw") in msg
+    assert str(tmp_path / "cache" / "gtnnas" / "data" / "FashionMNIST" / "raw") in msg
     assert "/usr/share/datasets/fashion-mnist" in msg and "gtnnas data fetch fashion_mnist" in msg
     assert "package registries" in msg
     assert "\n" not in msg
