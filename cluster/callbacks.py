@@ -78,11 +78,18 @@ class LeaderboardCallback(Callback):
         self.flush(force=True)
 
 
+def _storage(trials: list) -> Any:
+    """The experiment's storage context (every trial of one experiment shares it), or None."""
+    return getattr(trials[0], "storage", None) if trials else None
+
+
 def staged_state_mtime(trials: list) -> int | None:
-    """When Tune last wrote its experiment state to the driver's staging folder (ns), or None."""
-    storage = getattr(trials[0], "storage", None) if trials else None
-    if storage is None:
+    """When Tune last wrote its experiment state to the driver's staging folder (ns), or None (no trials)."""
+    if not trials:
         return None
+    storage = _storage(trials)
+    if storage is None:  # never in Tune 2.60; without it step mode could not know when state was saved
+        raise RuntimeError("state_save: step needs Tune trials with a storage context; use state_save: timer")
     files = list(Path(storage.experiment_driver_staging_path).glob("experiment_state-*.json"))
     return max((f.stat().st_mtime_ns for f in files), default=None)
 
@@ -94,11 +101,11 @@ def state_on_storage(trials: list) -> None:
     upload while another runs); rows written before the upload lands could name trials a restore
     would not know. This is the same wait-upload-wait Ray uses for its own forced syncs.
     """
-    storage = getattr(trials[0], "storage", None) if trials else None
-    syncer = getattr(storage, "syncer", None)
+    syncer = getattr(_storage(trials), "syncer", None)
     if syncer is None:
         return
     syncer.wait()
+    storage = _storage(trials)
     syncer.sync_up(storage.experiment_driver_staging_path, storage.experiment_fs_path)
     syncer.wait()
 

@@ -106,3 +106,19 @@ def test_spearman_against_hand_computed_values():
     assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
     # ties get average ranks: x ranks (1.5,1.5,3), y ranks (1,2,3) -> Pearson of ranks
     assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(0.8660254)
+
+
+def test_step_saves_read_tunes_staged_state_and_refuse_trials_without_storage(tmp_path):
+    """state_save: step flushes rows only after a save; it must see the save, or say why it cannot."""
+    from types import SimpleNamespace
+
+    from cluster.callbacks import staged_state_mtime
+
+    trial = SimpleNamespace(storage=SimpleNamespace(experiment_driver_staging_path=str(tmp_path)))
+    assert staged_state_mtime([]) is None
+    assert staged_state_mtime([trial]) is None  # nothing saved yet
+    (tmp_path / "experiment_state-2026.json").write_text("{}")
+    first = staged_state_mtime([trial])
+    assert first == (tmp_path / "experiment_state-2026.json").stat().st_mtime_ns
+    with pytest.raises(RuntimeError, match="state_save: timer"):
+        staged_state_mtime([SimpleNamespace(storage=None)])
