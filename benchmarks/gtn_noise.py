@@ -47,9 +47,9 @@ def per_seed(scores: pd.DataFrame, n: int, metric: str) -> pd.DataFrame:
 
 def analyse(scores: pd.DataFrame, truth: pd.Series, other: pd.DataFrame | None) -> list[dict]:
     rows = []
-    train_s = scores.groupby(["arch", "seed"])["train_seconds"].first().mean()
+    train_s = scores.groupby(["arch", "seed"])["train_seconds"].first().median()  # medians: robust to shared cores
     for n in sorted(scores["val_size"].unique()):
-        eval_s = scores[scores["val_size"] == n]["eval_seconds"].mean()
+        eval_s = scores[scores["val_size"] == n]["eval_seconds"].median()
         for metric in ("acc", "neg_loss"):
             m = per_seed(scores, n, "acc" if metric == "acc" else "loss")
             cells = m.index.intersection(truth.index)
@@ -81,7 +81,7 @@ def main() -> None:
     other = pd.read_parquet(args.other) if args.other else None
     rows = analyse(scores, truth_means(args.truth), other)
     print(table(rows, ["val_size", "metric", "seeds", "spearman", "spearman_sd", "seed_to_seed", "meta_seed_to_seed",
-                       "seconds_per_cell"]))
+                       "seconds_per_cell", "cells"]))
     split = sorted(set(scores["split"]))
     Path(args.json).write_text(json.dumps({"benchmark": "gtn_noise", "scores": Path(args.scores).name,
                                            "other": Path(args.other).name if args.other else None, "split": split,

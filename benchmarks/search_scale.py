@@ -57,7 +57,7 @@ def run(trials: int, storage: Path) -> dict:
     from ray.tune import ExperimentAnalysis
 
     results = sum(len(df) for df in ExperimentAnalysis(str(exp)).trial_dataframes.values())
-    return {"trials": int(raw["trial_id"].nunique()), "results": int(results), "rows": len(raw),
+    return {"requested": trials, "trials": int(raw["trial_id"].nunique()), "results": int(results), "rows": len(raw),
             "duplicates": int(raw.duplicated(["trial_id", "iteration"]).sum()),
             "lost": trials - int(raw["trial_id"].nunique()), "wall_seconds": wall,
             "seconds_per_trial": wall / trials, "driver_peak_rss_mb": peak[0] / 2**20,
@@ -73,7 +73,7 @@ def main() -> None:
         for n in (int(x) for x in args.trials.split(",")):
             rows.append(run(n, Path(tmp)))
             print(rows[-1], flush=True)
-    by = {r["trials"]: r for r in rows}
+    by = {r["requested"]: r for r in rows}
     payload = {"settings": SETTINGS, "runs": rows,
                "trials": max(by), "results": by[max(by)]["results"], "rows": by[max(by)]["rows"],
                "duplicates": by[max(by)]["duplicates"], "wall_seconds": by[max(by)]["wall_seconds"],

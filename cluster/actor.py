@@ -163,8 +163,8 @@ class TeacherServer:
 
     def combine(self, arch_hash: str, parts: dict[str, float]) -> float:
         """A calibrated rung-1 score: the components weighted by a ridge fit on this search's real results
-        (once MIN_PAIRS classes have one), else equally after standardising over the classes seen so far."""
-        from search.combine import MIN_PAIRS, Calibrator, transform
+        (once MIN_PAIRS classes have one), else equally, as ranks among the classes seen so far."""
+        from search.combine import MIN_PAIRS, Calibrator
 
         self.parts[arch_hash] = parts
         names = tuple(parts)
@@ -172,10 +172,7 @@ class TeacherServer:
         if len(known) >= MIN_PAIRS:
             cal = Calibrator.fit(names, {c: [p[c] for p, _ in known] for c in names}, [v for _, v in known])
         else:
-            seen = {c: transform(c, [p[c] for p in self.parts.values()]) for c in names}
-            scales = {c: (float(np.nanmean(v)), float(np.nanstd(v)) or 1.0) if np.isfinite(v).sum() > 1 else (0.0, 1.0)
-                      for c, v in seen.items()}
-            cal = Calibrator.fallback(names, scales)
+            cal = Calibrator.fallback(names, {c: [p[c] for p in self.parts.values()] for c in names})
         return float(cal.score({c: [parts[c]] for c in names})[0])
 
     def calibration(self) -> dict[str, float]:

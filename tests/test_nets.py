@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 from torch.func import functional_call
 
 from search.nets import Norm2d, build_net, count_flops, count_params, functional_forward
@@ -81,3 +82,19 @@ def test_mean_only_norm_tracks_last_batch():
     assert torch.allclose(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(n.running_mean, x.mean(dim=(0, 2, 3)))
     assert n.weight is None and torch.allclose(y.std(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)), atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(28, 28), (7, 5), (2, 2), (1, 1), (1, 4)])
+def test_avg_pool_as_depthwise_conv_equals_torchs_avg_pool(hw):
+    """The fast 3x3 average pool gives nn.AvgPool2d's values and gradients (padding not counted)."""
+    from search.nets import AvgPool3x3
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, *hw, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)
+    out = AvgPool3x3()(x)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    (gr,) = torch.autograd.grad((ref * w).sum(), x)
+    (go,) = torch.autograd.grad((out * w).sum(), x)
+    torch.testing.assert_close(go, gr)
