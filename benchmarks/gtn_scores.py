@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--planned", type=int, default=None,
                     help="score the first N cells of the truth's plan (its cells need not be trained yet)")
+    ap.add_argument("--shard", metavar="K/N", default=None, help="only every N-th cell from the K-th (run N at once)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -51,6 +52,9 @@ def main() -> None:
     cells = sorted(set(df["arch"]) | set(planned))
     split = split_of(cells, meta.get("sample_seed", 0))
     cells = [a for a in cells if args.split == "all" or split[a] == args.split]
+    if args.shard:
+        k, n = map(int, args.shard.split("/"))
+        cells = cells[k - 1::n]
     cfg = config_from_dict(meta["config"], args.truth)
     sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
     data = load_dataset(cfg.data.dataset, None, split_seed=cfg.data.split_seed, val_subset=max(sizes))

@@ -64,21 +64,27 @@ def proxy_table(names: list[str], archs: list[str], ctx: ProxyContext) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def gtn_candidates(name: str, rows: pd.DataFrame) -> dict[str, tuple[pd.Series, float]]:
-    """``gtn[name]:16:sK:vN`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1)."""
+def gtn_candidates(name: str, rows: pd.DataFrame, cost: pd.DataFrame | None = None,
+                   ) -> dict[str, tuple[pd.Series, float]]:
+    """``gtn[name]:16:sK:vN[:loss]`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1).
+
+    Seconds are medians (robust to shared cores) over ``cost`` rows if given, else over ``rows``.
+    """
     out = {}
     steps = int(rows["steps"].iloc[0])
-    train_s = rows.groupby(["arch", "seed"])["train_seconds"].first().median()  # medians: robust to shared cores
+    cost = rows if cost is None else cost
+    train_s = cost.groupby(["arch", "seed"])["train_seconds"].first().median()
     for n in sorted(rows["val_size"].unique()):
         d = rows[rows["val_size"] == n]
         if d["arch"].nunique() < rows["arch"].nunique():
             continue  # read on this many images for only some cells
-        eval_s = d["eval_seconds"].median()
+        eval_s = cost[cost["val_size"] == n]["eval_seconds"].median()
         for k in sorted({1, 2, 4} & set(range(1, d["seed"].nunique() + 1))):  # the mean of seeds 0..k-1
-            sub = d[d["seed"] < k].groupby("arch")["acc"]
-            acc = sub.mean().where(sub.count() == k)  # cells scored with fewer seeds: not scored by this one
-            label = f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}"
-            out[label] = (acc, float(k * (train_s + eval_s)))
+            for metric in ("acc", "loss"):  # accuracy, or minus the mean cross-entropy (less seed noise)
+                sub = d[d["seed"] < k].groupby("arch")[metric]
+                value = sub.mean().where(sub.count() == k)  # cells scored with fewer seeds: not scored by this
+                label = f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}" + (":loss" * (metric == "loss"))
+                out[label] = (value if metric == "acc" else -value, float(k * (train_s + eval_s)))
     return out
 
 
@@ -96,6 +102,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truth", default=str(TRUTH))
     ap.add_argument("--gtn", action="append", default=[], metavar="NAME=ROWS.parquet[,MORE.parquet]")
+    ap.add_argument("--cost-rows", default=None, metavar="ROWS.parquet[,MORE]",
+                    help="score rows whose timings give every GTN candidate's seconds (default: each teacher's own)")
     ap.add_argument("--cache", default="runs/scores")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
@@ -134,9 +142,10 @@ def main() -> None:
                     if shards else proxy_table(ladder, ladder_cells, ctx))
         rl = rl.set_index("arch")
         cands.update({f"real:{k}": (rl[f"real:{k}"], float(rl[f"real:{k}__s"].mean())) for k in REAL})
+    cost = pd.concat([pd.read_parquet(p) for p in args.cost_rows.split(",")]) if args.cost_rows else None
     for spec in args.gtn:
         name, _, path = spec.partition("=")
-        cands.update(gtn_candidates(name, pd.concat([pd.read_parquet(p) for p in path.split(",")])))
+        cands.update(gtn_candidates(name, pd.concat([pd.read_parquet(p) for p in path.split(",")]), cost))
     gtn_names = [c for c in cands if c.startswith("gtn[")]
 
     def frame(names: list[str], cells: list[str]) -> dict[str, np.ndarray]:
@@ -161,6 +170,8 @@ def main() -> None:
             results.setdefault(n, {"seconds_per_arch": secs})[label] = metrics(v, t, rng, args.boot)
         for parts in combos:
             f = frame(list(parts), cells)
+            if any(np.isnan(v).all() for v in f.values()):
+                continue  # a part not scored on this split (e.g. a teacher scored on the tuning split only)
             secs = sum(cands[p][1] for p in parts)
             ens = np.mean([ranks(np.nan_to_num(f[p], nan=-np.inf)) for p in parts], axis=0)
             results.setdefault("ensemble:" + "+".join(parts), {"seconds_per_arch": secs})[label] = \
@@ -187,15 +198,23 @@ def main() -> None:
             seed_ceiling[label] = spearman(piv[0], piv[1])
     ladder = sorted((int(n.split(":")[1]), r["evaluation"]["spearman"]) for n, r in results.items()
                     if n.startswith("real:") and "evaluation" in r)
-    eff = None
-    if winner and ladder and "evaluation" in results[winner]:
-        rho = results[winner]["evaluation"]["spearman"]
+
+    def step_efficiency(name: str | None) -> dict | None:
+        """Real SGD steps (log-interpolated on the real:k ladder) that rank as well as ``name`` does."""
+        if not (name and ladder and "evaluation" in results[name]):
+            return None
+        rho = results[name]["evaluation"]["spearman"]
         for (s0, r0), (s1, r1) in zip(ladder, ladder[1:]):
             if min(r0, r1) <= rho <= max(r0, r1) and r0 != r1:
-                eff = float(np.exp(np.log(s0) + (rho - r0) / (r1 - r0) * (np.log(s1) - np.log(s0))))
-                break
-        eff = {"real_steps_same_rho": eff, "bound": None if eff else
-               ("above the ladder" if rho > ladder[-1][1] else "below the ladder")}
+                steps = float(np.exp(np.log(s0) + (rho - r0) / (r1 - r0) * (np.log(s1) - np.log(s0))))
+                return {"candidate": name, "real_steps_same_rho": steps, "bound": None}
+        return {"candidate": name, "real_steps_same_rho": None,
+                "bound": "above the ladder" if rho > ladder[-1][1] else "below the ladder"}
+
+    alone = {n: r for n, r in gtn_based.items() if n.startswith("gtn[")}
+    best_alone = max(alone, key=lambda n: alone[n]["tuning"]["spearman"]) if alone else None
+    eff = step_efficiency(winner)
+    eff_alone = step_efficiency(best_alone)
     payload = {"benchmark": "proxies_fashion_mnist_eval", "truth": Path(args.truth).name,
                "target": "mean val_acc of the truth's seeds 0 and 1",
                "split": {"rule": "cells 1-100 of the truth plan (sample seed 0) are the tuning split, 101-300 "
@@ -204,6 +223,7 @@ def main() -> None:
                "n_archs": len(evaluation), "ceiling_spearman": seed_ceiling,
                "winner_chosen_on_tuning": winner, "best_without_gtn_chosen_on_tuning": best_no_gtn,
                "real128_seconds_per_arch": real128, "winner_step_efficiency": eff,
+               "best_gtn_alone_chosen_on_tuning": best_alone, "gtn_alone_step_efficiency": eff_alone,
                "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
                "machine": machine(), "generated": time.strftime("%Y-%m-%d %H:%M"), "candidates": results}
     Path(args.json).write_text(json.dumps(payload, indent=1, default=float) + "\n")

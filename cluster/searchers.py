@@ -165,11 +165,20 @@ class Deduplicated(_Stateful):
             known = self.seen[h]
             self.inner.on_trial_complete(tid, {self.inner.metric: known} if known is not None else None,
                                          error=known is None)
-        for _ in range(10_000):
+        arch = self._unseen_cell()
+        if arch is None:  # the space is exhausted: a duplicate gets through, answered from its class's result
             arch = space.sample(self.rng)
-            if arch.equiv_hash() not in self.seen:
-                return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())
-        return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())  # the space is exhausted
+        return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())
+
+    def _unseen_cell(self) -> space.Arch | None:
+        """A cell drawn uniformly among those whose class is unseen, or None when there are none.
+
+        One pass over the 15,625 cells (memoised hashes, a few milliseconds), so its cost does not
+        grow as unseen classes run out, as rejection sampling's did (tenfold over a 10,000-trial
+        random search), and the draw depends only on the RNG and ``seen``, which a restore brings back.
+        """
+        unseen = [a for a in space.cells() if a.equiv_hash() not in self.seen]
+        return unseen[int(self.rng.integers(len(unseen)))] if unseen else None
 
     def _hand_out(self, trial_id: str, tid: str | None, h: str, config: dict[str, Any]) -> dict[str, Any]:
         self.seen.setdefault(h, None)

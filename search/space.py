@@ -8,6 +8,7 @@ takes an explicit ``numpy.random.Generator``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from dataclasses import dataclass
@@ -75,8 +76,9 @@ class Arch:
         return min(str(Arch(tuple(v[e] for e in EDGES))) for v in variants)
 
     def equiv_hash(self) -> str:
-        """Short hash of :meth:`canonical`: the key for de-duplicating scores."""
-        return hashlib.sha1(self.canonical().encode()).hexdigest()[:16]
+        """Short hash of :meth:`canonical`: the key for de-duplicating scores (memoised: searches
+        and caches ask for it on every proposal, and there are only 15,625 cells)."""
+        return _equiv_hash(self.ops)
 
     def mutate(self, rng: np.random.Generator) -> "Arch":
         """Change the operation on one uniformly chosen edge to a different one."""
@@ -94,6 +96,11 @@ class Arch:
                 if o != self.ops[k]:
                     out.append(Arch(self.ops[:k] + (o,) + self.ops[k + 1 :]))
         return out
+
+
+@functools.lru_cache(maxsize=None)
+def _equiv_hash(ops: tuple[str, ...]) -> str:
+    return hashlib.sha1(Arch(ops).canonical().encode()).hexdigest()[:16]
 
 
 def _prune(arch: Arch) -> tuple[str, ...]:
@@ -148,7 +155,13 @@ def sample(rng: np.random.Generator) -> Arch:
 
 def all_archs() -> list[Arch]:
     """Every cell of the space, in a fixed order (15,625)."""
-    return list(iter_archs())
+    return list(cells())
+
+
+@functools.lru_cache(maxsize=1)
+def cells() -> tuple[Arch, ...]:
+    """Every cell of the space, in a fixed order, built once (immutable, so safe to share)."""
+    return tuple(iter_archs())
 
 
 def iter_archs() -> Iterator[Arch]:
