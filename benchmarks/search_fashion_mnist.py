@@ -10,7 +10,7 @@ one after another on an embedded 2-CPU Ray:
 Each run's top cell (by validation accuracy) is retrained with the truth protocol (1 epoch, 2 seeds)
 and placed among the truth table's cells. Writes benchmarks/results/search_fashion_mnist.json.
 
-    python benchmarks/search_fashion_mnist.py [--minutes 8] [--seeds 3] [--strategies gtn,real_asha,...]
+    python benchmarks/search_fashion_mnist.py [--minutes 8] [--seeds 3] [--strategies gtn,real_asha,...] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def run(strategy: str, seed: int, minutes: float, storage: Path) -> dict:
         raise RuntimeError(f"{name} failed: {out.stderr[-2000:]}")
     final = pd.read_parquet(storage / name / "leaderboard.parquet")
     parts = pd.read_parquet(storage / name / "leaderboard")
-    top = final.dropna(subset=["val_acc"]).iloc[0]
+    real = final.dropna(subset=["val_acc"])
+    top = real.iloc[0] if len(real) else final.iloc[0]  # no cell reached real data: the best rung-1 score
     rt = subprocess.run([sys.executable, "-m", "cluster.cli", "retrain", str(storage / name), "--top", "1",
                          "--epochs", "1", "--seeds", "2", "--num-cpus", "2"], cwd=ROOT, capture_output=True, text=True)
     if rt.returncode != 0:
@@ -59,8 +60,15 @@ def run(strategy: str, seed: int, minutes: float, storage: Path) -> dict:
     retrained = pd.read_parquet(storage / name / "final.parquet").iloc[0]
     return {"strategy": strategy, "seed": seed, "wall_seconds": wall, "trials": int(parts["trial_id"].nunique()),
             "real_evaluations": int(parts.dropna(subset=["val_acc"])["arch_hash"].nunique()),
-            "top_arch": top["arch"], "search_val_acc": float(top["val_acc"]),
+            "top_arch": top["arch"], "search_val_acc": float(top["val_acc"]) if len(real) else None,
+            "teacher_seconds": teacher_seconds(storage / name),
             "retrained_val_acc": float(retrained["val_acc"]), "retrained_test_acc": float(retrained["test_acc"])}
+
+
+def teacher_seconds(exp: Path) -> float | None:
+    """Seconds from the experiment's start to its teacher on disk (the GTN search's teacher stage)."""
+    teacher = exp / "teacher.pt"
+    return teacher.stat().st_mtime - (exp / "experiment.json").stat().st_mtime if teacher.exists() else None
 
 
 def truth_rank(val_acc: float) -> tuple[int, int]:
@@ -74,16 +82,20 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--keep", type=Path, help="keep the experiments here (default: a temporary folder)")
     args = ap.parse_args()
     names = [s for s in args.strategies.split(",") if s]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.keep or tmp
         for seed in range(args.seeds):  # interleaved: drift of the machine hits every strategy alike
             for s in names:
                 r = run(s, seed, args.minutes, Path(tmp))
                 r["truth_rank"], r["truth_cells"] = truth_rank(r["retrained_val_acc"])
                 runs.append(r)
-                print(f"{s} seed {seed}: {r['trials']} trials, top {r['search_val_acc']:.4f} -> retrained "
+                with open(Path(tmp) / "runs.jsonl", "a") as f:  # survives a crash in a later run
+                    f.write(json.dumps(r) + "\n")
+                print(f"{s} seed {seed}: {r['trials']} trials, top {r['search_val_acc']} -> retrained "
                       f"{r['retrained_val_acc']:.4f} val / {r['retrained_test_acc']:.4f} test, rank "
                       f"{r['truth_rank']}/{r['truth_cells']} ({r['wall_seconds']:.0f}s)", flush=True)
     summary = []

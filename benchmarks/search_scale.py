@@ -3,7 +3,8 @@
 Each run is `gtnnas search --config configs/nb201_bench.yaml` (table lookups, no proxy rung, random
 search, FIFO, four trials at a time) in its own process, so the driver's peak memory is its own. Reports
 wall time, wall seconds per trial, the driver's peak RSS, and checks the leaderboard: one row per
-result Tune reported, no (trial_id, iteration) twice, no trial lost. Writes
+result Tune recorded (counted per trial folder), no (trial_id, iteration) twice, no trial lost, and
+every trial under its own id. Writes
 benchmarks/results/search_scale.json.
 
     python benchmarks/search_scale.py [--trials 1000,10000]
@@ -12,6 +13,7 @@ benchmarks/results/search_scale.json.
 from __future__ import annotations
 
 import argparse
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -54,10 +56,15 @@ def run(trials: int, storage: Path) -> dict:
         raise RuntimeError(f"{trials} trials failed: {err[-2000:]}")
     exp = storage / f"scale{trials}"
     raw = pd.read_parquet(exp / "leaderboard")  # the parts as any reader sees them, no dedupe
-    from ray.tune import ExperimentAnalysis
-
-    results = sum(len(df) for df in ExperimentAnalysis(str(exp)).trial_dataframes.values())
-    return {"requested": trials, "trials": int(raw["trial_id"].nunique()), "results": int(results), "rows": len(raw),
+    # What Tune itself recorded, counted per trial folder (Tune's analysis keys trials by id, so two
+    # trials sharing an id would count as one there): one result.json line per reported result.
+    folders = [d for d in exp.iterdir() if d.is_dir() and (d / "result.json").exists()]
+    results = sum(sum(1 for line in open(d / "result.json") if line.strip()) for d in folders)
+    tune_ids = [d.name.split("_")[2] for d in folders]  # nas_trainable_<id>_<n>_<config>_<time>
+    states = sorted(exp.glob("searcher-state-*.pkl"))  # our Deduplicated searcher's saved state
+    refused = pickle.loads(states[-1].read_bytes()).get("refused") if states else None
+    return {"requested": trials, "trials": int(raw["trial_id"].nunique()), "trial_folders": len(folders),
+            "distinct_tune_ids": len(set(tune_ids)), "ids_refused": refused, "results": int(results), "rows": len(raw),
             "duplicates": int(raw.duplicated(["trial_id", "iteration"]).sum()),
             "lost": trials - int(raw["trial_id"].nunique()), "wall_seconds": wall,
             "seconds_per_trial": wall / trials, "driver_peak_rss_mb": peak[0] / 2**20,
@@ -81,7 +88,7 @@ def main() -> None:
                "seconds_per_trial_1k": by.get(1000, {}).get("seconds_per_trial"),
                "seconds_per_trial_10k": by.get(10000, {}).get("seconds_per_trial")}
     path = write("search_scale", payload)
-    print(table(rows, ["trials", "results", "rows", "duplicates", "lost", "wall_seconds", "seconds_per_trial",
+    print(table(rows, ["trials", "distinct_tune_ids", "ids_refused", "results", "rows", "duplicates", "lost", "wall_seconds", "seconds_per_trial",
                        "driver_peak_rss_mb"]))
     print(f"wrote {path}")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from search import space
 
@@ -135,6 +135,11 @@ class Deduplicated(_Stateful):
     as failed while it is still running) and the inner searcher asked again, up to ``tries`` times;
     then a uniformly drawn unseen class is suggested instead. Only when the space is exhausted does a
     duplicate get through (the trainable then reuses the class's result instead of evaluating it).
+
+    It also refuses a trial id Tune has already used. Tune draws ids as 8 random hex digits, so about
+    one 10,000-trial run in a hundred draws one twice (one did: two trials shared ``e77602e8``), and the
+    leaderboard, Tune's own analysis and every searcher key trials by id. Returning None creates no
+    trial; Tune asks again next step with a fresh id.
     """
 
     def __init__(self, inner: Searcher, seed: int = 0, tries: int = 50):
@@ -145,6 +150,8 @@ class Deduplicated(_Stateful):
         self.alias: dict[str, str | None] = {}  # our trial id -> the inner searcher's (None: a fallback draw)
         self.classes: dict[str, str] = {}  # our trial id -> class
         self.repeats = 0  # proposals answered from `seen`
+        self.ids: set[str] = set()  # every trial id handed a config
+        self.refused = 0  # suggestions refused because Tune reused a trial id
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # Tune passes the schedulers' metric ("score"); the inner searcher keeps the one it was made with
@@ -153,6 +160,9 @@ class Deduplicated(_Stateful):
         return ok
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self.ids:
+            self.refused += 1
+            return None  # a second trial with this id would overwrite the first one's results
         for attempt in range(self.tries):
             tid = trial_id if attempt == 0 else f"{trial_id}~{attempt}"
             config = self.inner.suggest(tid)
@@ -182,6 +192,7 @@ class Deduplicated(_Stateful):
 
     def _hand_out(self, trial_id: str, tid: str | None, h: str, config: dict[str, Any]) -> dict[str, Any]:
         self.seen.setdefault(h, None)
+        self.ids.add(trial_id)
         self.alias[trial_id], self.classes[trial_id] = tid, h
         return config
 
@@ -205,7 +216,8 @@ class Deduplicated(_Stateful):
             with open(path, "rb") as f:
                 inner = f.read()
         return {"inner": inner, "seen": dict(self.seen), "alias": dict(self.alias), "classes": dict(self.classes),
-                "rng": self.rng.bit_generator.state, "repeats": self.repeats}
+                "rng": self.rng.bit_generator.state, "repeats": self.repeats, "ids": sorted(self.ids),
+                "refused": self.refused}
 
     def set_state(self, state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -216,6 +228,7 @@ class Deduplicated(_Stateful):
         self.seen, self.alias, self.classes = dict(state["seen"]), dict(state["alias"]), dict(state["classes"])
         self.rng.bit_generator.state = state["rng"]
         self.repeats = state["repeats"]
+        self.ids, self.refused = set(state.get("ids", ())), state.get("refused", 0)  # absent before ids were kept
 
 
 def searcher_metric(s: Any) -> str:
@@ -229,7 +242,7 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
     ``random`` and ``evolution`` are ours; any other name is a Tune searcher (``optuna``,
     ``hyperopt``, ...) when its package is installed, else one clear error.
     """
-    from ray.tune.search import ConcurrencyLimiter, create_searcher
+    from ray.tune.search import create_searcher
 
     from search.errors import ConfigError, first_line
 
@@ -248,4 +261,12 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
         except (ImportError, AssertionError, ValueError, TypeError) as e:
             raise ConfigError(f"search.searcher: cannot create {s.searcher!r} ({first_line(e)})") from None
     searcher = Deduplicated(inner, seed)
-    return ConcurrencyLimiter(searcher, s.max_concurrent) if s.max_concurrent else searcher
+    return Limiter(searcher, s.max_concurrent) if s.max_concurrent else searcher
+
+
+class Limiter(ConcurrencyLimiter):
+    """Tune's limiter asserts on a trial id drawn twice while the first trial runs: refuse it instead
+    (Tune asks again with a fresh id; :class:`Deduplicated` refuses ids of finished trials)."""
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return None if trial_id in self.live_trials else super().suggest(trial_id)

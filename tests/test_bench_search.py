@@ -69,3 +69,28 @@ def test_vendored_proxy_table_covers_every_cell_and_recomputes():
             assert nb201.compute_proxy(arch, name) == pytest.approx(row[name], rel=1e-9)
         assert nb201.compute_proxy(arch, "synflow") == pytest.approx(row["synflow"], rel=1e-4)
     assert nb201.proxy(sample["arch"].iloc[0], "synflow") == sample["synflow"].iloc[0]  # read, not recomputed
+
+
+@pytest.mark.parametrize("limit", [[], ["search.max_concurrent=1"]], ids=["dedup", "limiter"])
+def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(ray_session, tmp_path, monkeypatch,
+                                                                                limit):
+    """Tune's trial ids are 8 random hex digits: a 10,000-trial run drew one twice, and the leaderboard,
+    keyed by (trial_id, iteration), kept one of the two trials' results (and Tune's concurrency limiter
+    asserts on it). Forced here: the second id repeats the first."""
+    import itertools
+
+    from ray.tune.experiment.trial import Trial
+
+    from cluster.search_run import run_search
+    from results.leaderboard import read_parts
+
+    ids = itertools.chain(["dup00000", "dup00000"], (f"id{i:06d}" for i in itertools.count()))
+    monkeypatch.setattr(Trial, "generate_id", classmethod(lambda cls: next(ids)))
+    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
+                      [f"storage={tmp_path}", "name=ids", "search.searcher=random", "search.seed_proxy=null",
+                       "search.num_samples=6", *limit])
+    run_search(cfg)
+    rows = read_parts(str(tmp_path / "ids"))
+    assert len(rows) == 6 and rows["trial_id"].is_unique  # six trials, six rows, none overwritten
+    assert "dup00000" in set(rows["trial_id"])
+    assert [nb201.lookup(a)["val_acc"] for a in rows["arch"]] == list(rows["val_acc"])

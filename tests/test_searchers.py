@@ -114,3 +114,15 @@ def test_dedup_finds_the_last_unseen_classes_then_lets_duplicates_through():
     assert sorted(got) == left
     assert time.perf_counter() - start < 2.0  # three draws, not a walk through thousands of samples
     assert Arch.from_dict(s.suggest("t3")).equiv_hash() in classes  # exhausted: a known class again
+
+
+def test_dedup_refuses_a_trial_id_it_has_handed_out_and_remembers_ids_across_restore(tmp_path):
+    s = Deduplicated(RandomSearch("rung1_score", "max", seed=1), seed=1)
+    first = s.suggest("a")
+    assert isinstance(first, dict)
+    assert s.suggest("a") is None and s.refused == 1  # Tune drew the id again: no second trial under it
+    assert isinstance(s.suggest("b"), dict)
+    s.save(str(tmp_path / "s.pkl"))
+    r = Deduplicated(RandomSearch("rung1_score", "max", seed=1), seed=1)
+    r.restore(str(tmp_path / "s.pkl"))
+    assert r.suggest("b") is None and isinstance(r.suggest("c"), dict)
