@@ -1,8 +1,9 @@
 """End to end on real data: four search strategies at an equal wall-clock budget on 2 cores (issue #14).
 
 On Fashion-MNIST at the CPU job's network (C=8, N=1), each strategy runs `gtnnas search` with
-``search.time_budget_s`` (the teacher stage counts against the GTN search's budget), for several seeds,
-one after another on an embedded 2-CPU Ray:
+``search.time_budget_s`` (the teacher stage counts against the GTN search's budget; with
+``--shared-teacher`` one teacher is meta-trained first and each GTN run's budget is cut by its share
+of that time), for several seeds, one after another on an embedded 2-CPU Ray:
 - ``gtn``: the default job (configs/default.yaml): the GTN score at rung 1, ASHA, evolution;
 - ``real_asha``: real-data-only ASHA: 100 real SGD steps as rung 1, then two more rungs of 100;
 - ``zero_cost``: ``search.score`` = a zero-cost proxy at rung 1 (no teacher), then the real rungs;
@@ -10,7 +11,7 @@ one after another on an embedded 2-CPU Ray:
 Each run's top cell (by validation accuracy) is retrained with the truth protocol (1 epoch, 2 seeds)
 and placed among the truth table's cells. Writes benchmarks/results/search_fashion_mnist.json.
 
-    python benchmarks/search_fashion_mnist.py [--minutes 8] [--seeds 3] [--strategies gtn,real_asha,...] [--keep DIR]
+    python benchmarks/search_fashion_mnist.py [--minutes 8] [--seeds 3] [--strategies gtn,real_asha,...] [--keep DIR] [--shared-teacher]
 """
 
 from __future__ import annotations
@@ -39,11 +40,30 @@ STRATEGIES = {
 }
 
 
-def run(strategy: str, seed: int, minutes: float, storage: Path) -> dict:
+def meta_train(storage: Path) -> tuple[str, float]:
+    """One teacher of the default config (seed 0), for the GTN runs to share; returns (path, seconds)."""
+    out = storage / "teacher"
+    start = time.perf_counter()
+    tr = subprocess.run([sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", "configs/default.yaml",
+                         "--threads", "2", f"out={out}", "seed=0"], cwd=ROOT, capture_output=True, text=True)
+    if tr.returncode != 0:
+        raise RuntimeError(f"meta-training the shared teacher failed: {tr.stderr[-2000:]}")
+    return str(out / "teacher.pt"), time.perf_counter() - start
+
+
+def run(strategy: str, seed: int, minutes: float, storage: Path, teacher: tuple[str, float] | None = None,
+        share: int = 1) -> dict:
+    """One search and the retraining of its top cell; a GTN run given ``teacher`` reuses it and its
+    budget is cut by the teacher's seconds / ``share`` (the runs sharing it)."""
     name = f"{strategy}_s{seed}"
+    budget = minutes * 60
+    extra = []
+    if strategy == "gtn" and teacher is not None:
+        budget -= teacher[1] / share
+        extra = [f"search.teacher={teacher[0]}"]
     cmd = [sys.executable, "-m", "cluster.cli", "search", "--config", "configs/default.yaml", "--num-cpus", "2",
            f"storage={storage}", f"name={name}", f"seed={seed}", "search.num_samples=100000",
-           f"search.time_budget_s={minutes * 60}", *STRATEGIES[strategy]]
+           f"search.time_budget_s={budget}", *STRATEGIES[strategy], *extra]
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -61,7 +81,8 @@ def run(strategy: str, seed: int, minutes: float, storage: Path) -> dict:
     return {"strategy": strategy, "seed": seed, "wall_seconds": wall, "trials": int(parts["trial_id"].nunique()),
             "real_evaluations": int(parts.dropna(subset=["val_acc"])["arch_hash"].nunique()),
             "top_arch": top["arch"], "search_val_acc": float(top["val_acc"]) if len(real) else None,
-            "teacher_seconds": teacher_seconds(storage / name),
+            "search_budget_seconds": budget,
+            "teacher_seconds": teacher[1] / share if extra else teacher_seconds(storage / name),
             "retrained_val_acc": float(retrained["val_acc"]), "retrained_test_acc": float(retrained["test_acc"])}
 
 
@@ -83,14 +104,21 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--keep", type=Path, help="keep the experiments here (default: a temporary folder)")
+    ap.add_argument("--shared-teacher", action="store_true",
+                    help="meta-train one teacher first and let the GTN runs share it, each charged 1/seeds of "
+                         "its time (default: each GTN run meta-trains its own inside its budget)")
     args = ap.parse_args()
     names = [s for s in args.strategies.split(",") if s]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep or tmp
+        teacher = meta_train(Path(tmp)) if args.shared_teacher and "gtn" in names else None
+        if teacher:
+            print(f"shared teacher: {teacher[1]:.0f} s, {teacher[1] / args.seeds:.0f} s charged to each GTN run",
+                  flush=True)
         for seed in range(args.seeds):  # interleaved: drift of the machine hits every strategy alike
             for s in names:
-                r = run(s, seed, args.minutes, Path(tmp))
+                r = run(s, seed, args.minutes, Path(tmp), teacher, args.seeds)
                 r["truth_rank"], r["truth_cells"] = truth_rank(r["retrained_val_acc"])
                 runs.append(r)
                 with open(Path(tmp) / "runs.jsonl", "a") as f:  # survives a crash in a later run
@@ -107,6 +135,7 @@ def main() -> None:
                         **{f"{k}_std": float(np.std([r[k] for r in rs], ddof=1)) if len(rs) > 1 else 0.0 for k in
                            ("retrained_val_acc", "retrained_test_acc")}})
     path = write("search_fashion_mnist", {"minutes": args.minutes, "seeds": args.seeds, "strategies": STRATEGIES,
+                                          "shared_teacher_seconds": teacher[1] if teacher else None,
                                           "protocol": "retrain: 1 epoch x 2 seeds, the truth table's protocol; rank "
                                                       "among the truth's cells by mean val_acc of seeds 0 and 1",
                                           "summary": summary, "runs": runs})

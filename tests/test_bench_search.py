@@ -94,3 +94,7 @@ def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(ra
     assert len(rows) == 6 and rows["trial_id"].is_unique  # six trials, six rows, none overwritten
     assert "dup00000" in set(rows["trial_id"])
     assert [nb201.lookup(a)["val_acc"] for a in rows["arch"]] == list(rows["val_acc"])
+    import pickle
+
+    state = pickle.loads(sorted((tmp_path / "ids").glob("searcher-state-*.pkl"))[-1].read_bytes())
+    assert state["refused"] == (0 if limit else 1)  # the limiter refuses a live id before Deduplicated sees it
