@@ -88,3 +88,28 @@ def top_half_spearman(proxy: Sequence[float], truth: Sequence[float]) -> float:
         return float("nan")
     keep = ranks(p) >= (len(p) - 1) / 2.0
     return spearman(p[keep], t[keep])
+
+
+# Two-sided 97.5% quantiles of Student's t for 1-30 degrees of freedom (beyond: the normal's 1.960).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """95% t interval of the mean of a few runs (seeds); None under two values."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return None
+    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.960
+    h = t * float(v.std(ddof=1)) / np.sqrt(len(v))
+    return float(v.mean() - h), float(v.mean() + h)
+
+
+def rho_interval(rho: float, n: int) -> tuple[float, float] | None:
+    """Approximate 95% interval of a Spearman rho over ``n`` pairs (Fisher z with Bonett and Wright's
+    variance, (1 + rho^2 / 2) / (n - 3)); None under 4 pairs or for a NaN rho."""
+    if n < 4 or rho != rho:
+        return None
+    r = float(np.clip(rho, -0.9999, 0.9999))
+    half = 1.960 * np.sqrt((1 + r * r / 2) / (n - 3))
+    return float(np.tanh(np.arctanh(r) - half)), float(np.tanh(np.arctanh(r) + half))
