@@ -199,7 +199,11 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of each search's embedded Ray (and retraining threads)")
     ap.add_argument("--keep", type=Path, default=ROOT / "runs" / "e2e", help="where experiments are kept")
     ap.add_argument("--summarise", action="store_true", help="only write search_fashion_mnist.json from the runs")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where the JSON lines go (another checkout's "
+                    "benchmarks/results when this one runs from a frozen worktree)")
     args = ap.parse_args()
+    global RUNS, RETRAINS
+    RUNS, RETRAINS = args.results / RUNS.name, args.results / RETRAINS.name
     strategies = dict(STRATEGIES)
     for v in args.variant:
         name, _, rest = v.partition("=")
