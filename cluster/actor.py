@@ -15,10 +15,12 @@ restarted forever.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from cluster.entry import node_dataset
 from results.leaderboard import calibration_pairs, read_parts
 from search.errors import LeaderboardError
 from search.stats import spearman
@@ -58,15 +60,18 @@ def curriculum_from_arrays(d: dict[str, Any]) -> Any:
 class TeacherServer:
     """Curriculum and validation refs (GTN score only), rung-1 cache, first table results, calibration."""
 
-    def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None):
+    def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None,
+                 data: Callable[[], Any] | None = None):
+        """``data``: how to get the data set (default: found or fetched here, on the CPU)."""
         from search.config import config_from_dict
 
         self.cfg = config_from_dict(experiment, "<actor>")
         self.curriculum: Any = None
         self._arrays: dict[str, Any] | None = None
         self._val: dict[str, Any] | None = None
+        self.where: dict[str, str] = {}
         if self.cfg.search.uses_gtn:
-            self._load(teacher_uri)
+            self._load(teacher_uri, data or (lambda: node_dataset(self.cfg.data, "cpu")[0]))
         self._refs: dict[str, Any] | None = None
         self.cache: dict[str, dict[str, float]] = {}
         self.first: dict[str, dict[str, Any]] = {}
@@ -75,19 +80,13 @@ class TeacherServer:
         self.reals: dict[str, float] = {}  # class -> its newest real accuracy
         self.rebuilt = self.rebuild(root) if root else 0
 
-    def _load(self, teacher_uri: str | None) -> None:
-        import torch
-
+    def _load(self, teacher_uri: str | None, get_data: Callable[[], Any]) -> None:
         from results.storage import local_copy
-        from search.data import load_dataset
         from search.teach import load_teacher
 
-        torch.set_num_threads(1)
-        d = self.cfg.data
         with local_copy(teacher_uri) as path:
-            loaded = load_teacher(path, expect_dataset=d.dataset)
-        data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
-                            val_subset=d.val_subset)
+            loaded = load_teacher(path, expect_dataset=self.cfg.data.dataset)
+        data = get_data()
         self.curriculum = loaded.curriculum(real=data.train)
         self._arrays = curriculum_to_arrays(self.curriculum)
         self._val = {"x": data.val.x.numpy(), "y": data.val.y.numpy()}
@@ -135,7 +134,7 @@ class TeacherServer:
         if c is None:
             return {**base, "content_hash": None}
         return {**base, "content_hash": c.content_hash, "steps": c.steps, "batch": int(c.images.shape[1]),
-                "dataset": c.dataset, "norm": c.norm}
+                "dataset": c.dataset, "norm": c.norm, **self.where}
 
     def refs(self) -> tuple[Any, Any]:
         """[curriculum ref], [validation ref], wrapped in lists so Ray hands back the refs themselves."""
@@ -195,9 +194,23 @@ def start_teacher_actor(experiment: dict[str, Any], teacher_uri: str | None, nam
     """
     import ray
 
-    remote_cls = ray.remote(num_cpus=0, num_gpus=0, max_restarts=-1, max_task_retries=-1)(TeacherServer)
+    remote_cls = ray.remote(num_cpus=0, num_gpus=0, max_restarts=-1, max_task_retries=-1)(_ActorServer)
     return remote_cls.options(name=ACTOR_NAME, namespace=namespace, get_if_exists=True,
                               lifetime=None).remote(experiment, teacher_uri, root)
+
+
+class _ActorServer(TeacherServer):
+    """:class:`TeacherServer` inside Ray: it comes in through :func:`cluster.entry.enter` like every Ray process."""
+
+    def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None):
+        from cluster.entry import enter, naming_the_node
+
+        with naming_the_node("the shared actor"):
+            me = enter(experiment, "actor", threads=1)
+            super().__init__(experiment, teacher_uri, root, data=me.data)
+        if self.curriculum is not None:
+            self.where = {"node": me.node, "data": me.data_origin()}
+            print(f"shared actor: on node {me.node}, {me.cfg.data.dataset} {me.data_origin()}", flush=True)
 
 
 def get_teacher_actor(namespace: str) -> Any:

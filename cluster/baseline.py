@@ -28,17 +28,14 @@ def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:
 
 def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> None:
     """One Tune trial: parse the cell, train it on real data, report the metrics once."""
-    import torch
     from ray import tune
 
-    from cluster.device import granted_device
-    from cluster.trainable import cached_dataset
+    from cluster.entry import enter, naming_the_node
     from search.train import train_arch
 
-    cfg = config_from_dict(experiment, "<trial>")
-    torch.set_num_threads(max(1, int(cfg.baseline.cpus_per_trial)))
-    d = cfg.data
-    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, granted_device())
+    with naming_the_node("a baseline trial"):
+        me = enter(experiment, "baseline", threads=experiment["baseline"]["cpus_per_trial"])
+        cfg, data = me.cfg, me.data()
     result = train_arch(space.parse(trial["arch"]), data, cfg.net, cfg.train, seed=cfg.seed)
     tune.report({k: v for k, v in result.items() if v is not None})
 

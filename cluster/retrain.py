@@ -60,17 +60,15 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
     import torch
     from ray import tune
 
-    from cluster.device import granted_device
-    from cluster.trainable import cached_dataset
+    from cluster.entry import enter, naming_the_node
     from search.nets import count_flops, count_params
     from search.space import parse
     from search.train import net_for, train
 
-    cfg = config_from_dict(experiment, "<retrain>")
-    d = cfg.data
-    torch.set_num_threads(max(1, int(cfg.search.cpus_per_trial)))
-    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset,
-                          granted_device(cfg.search.gpus_per_trial))
+    s = experiment["search"]
+    with naming_the_node("a retraining trial"):
+        me = enter(experiment, "retrain", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"])
+        cfg, data = me.cfg, me.data()
     arch, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
     model = net_for(arch, cfg.net, data, seed)
     res = train(model, data.train, cfg.train, seed=seed, val=data.val, test=data.test)

@@ -22,7 +22,7 @@ from cluster.trainable import nas_trainable, param_space
 from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
 from results.storage import exists, join, storage_path, upload
 from search.config import ExperimentConfig
-from search.errors import LeaderboardError
+from search.errors import LeaderboardError, first_line
 from search.stats import spearman
 
 EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed
@@ -167,12 +167,31 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         tuner = build_tuner(cfg, root, meta, verbose, left)
     with tune_env(verbose, every_step=cfg.search.state_save == "step"):
         grid = tuner.fit()
+    report_failures(grid)
     faults.pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)
     pairs = calibration_pairs(read_parts(root))
     meta["calibration"] = calibration(pairs)
     meta["calibration"]["actor_agrees"] = ray.get(actor.state.remote())["pairs"] == pairs
     return write_final(root, meta), root, meta["calibration"]
+
+
+def report_failures(grid: Any) -> None:
+    """Trials that failed on bad input, as one line each (node and cause); every trial failing is an error.
+
+    A failure that is not an input error is a bug: Tune has logged its traceback, and the search goes on.
+    """
+    import sys
+
+    from cluster.entry import one_line
+    from search.errors import InputError
+
+    errors = [r.error for r in grid if r.error is not None]
+    lines = sorted({str(one_line(e) or first_line(e)) for e in errors})
+    if errors and len(errors) == len(grid):
+        raise InputError(f"every trial failed ({len(errors)}); {lines[0]}")
+    for line in lines:
+        print(f"gtnnas: warning: trial(s) failed: {line}", file=sys.stderr, flush=True)
 
 
 def write_json(uri: str, obj: dict[str, Any]) -> None:

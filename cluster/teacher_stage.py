@@ -1,38 +1,78 @@
-"""The search's first stage: meta-train the experiment's teacher as one Ray task, resumably.
+"""The search's first stage: find the experiment's teacher in a teacher store, or meta-train one.
 
-The task checkpoints every ``gtn.checkpoint_every`` outer steps to ``<experiment>/teacher.pt.state``
-(any pyarrow.fs URI), so a crashed or resumed search continues meta-training where it stopped; the
-finished teacher is ``<experiment>/teacher.pt`` and the state file is removed.
+A teacher depends on its data set and teacher settings only (:func:`search.teach.teacher_key`), not on
+the search, so it is trained once and reused: a search looks for ``<key>.pt`` among the teachers
+shipped with the package (``search/teachers/``), then in the teacher store (``search.teacher_store``;
+by default ``<storage>/teachers`` when the storage is remote, else ``~/.cache/gtnnas/teachers``). Only
+when none matches is one meta-trained, as one Ray task that checkpoints every
+``gtn.checkpoint_every`` outer steps to ``<experiment>/teacher.pt.state`` (so a crashed or resumed
+search continues where it stopped), and then filed in the store for the next search.
+``search.teacher: fresh`` meta-trains even when one matches (a new data set's first search).
+The experiment keeps its own copy as ``<experiment>/teacher.pt``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
+from cluster.entry import enter, naming_the_node
 from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
+from search.errors import CheckpointError
+from search.teach import teacher_key
+
+SHIPPED = Path(__file__).resolve().parents[1] / "search" / "teachers"
 
 
-def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> str:
+def store_uri(cfg: ExperimentConfig) -> str:
+    """Where teachers are filed: ``search.teacher_store``, else beside remote storage, else the user's cache."""
+    if cfg.search.teacher_store:
+        return cfg.search.teacher_store
+    if "://" in cfg.storage:
+        return join(cfg.storage, "teachers")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(cache / "gtnnas" / "teachers")
+
+
+def find_teacher(cfg: ExperimentConfig) -> str | None:
+    """The shipped or stored teacher meta-trained with ``cfg``'s settings, checked; None when there is none.
+
+    A file under the right name that is corrupt or holds another key is refused with one line
+    (:class:`CheckpointError`): it is not silently replaced.
+    """
+    key = teacher_key(cfg)
+    for uri in (str(SHIPPED / f"{key}.pt"), join(store_uri(cfg), f"{key}.pt")):
+        if exists(uri):
+            check_stored(uri, key, cfg.data.dataset)
+            return uri
+    return None
+
+
+def check_stored(uri: str, key: str, dataset: str) -> None:
+    """A stored teacher must load and carry the key it is filed under."""
+    from search.teach import load_teacher
+
+    with local_copy(uri) as path:
+        loaded = load_teacher(path, expect_dataset=dataset)
+    if loaded.key != key:
+        raise CheckpointError(f"{uri}: filed as teacher {key} but meta-trained with other settings "
+                              f"({loaded.key or 'no key recorded'}); delete it or set search.teacher")
+
+
+def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> dict[str, Any]:
     """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``."""
-    import shutil
-    import tempfile
-    import time
-
-    import torch
-
-    from cluster.device import granted_device
-    from search.config import config_from_dict
-    from search.data import load_dataset
     from search.teach import save_teacher, train_teacher
 
-    cfg = config_from_dict(experiment, "<teacher stage>")
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    d = cfg.data
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
-                        val_subset=d.val_subset, device=granted_device())
+    with naming_the_node("the teacher stage"):
+        me = enter(experiment, "teacher stage", threads=threads,
+                   gpu_share=experiment["search"]["teacher_gpus"])
+        cfg, data = me.cfg, me.data()
+    print(f"teacher stage: on node {me.node} ({me.device}), {cfg.data.dataset} {me.data_origin()}", flush=True)
     last = [0.0]
 
     def log(s: Any) -> None:
@@ -49,28 +89,47 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> s
             with local_copy(state_uri) as path:
                 shutil.copyfile(path, local_state)
             print(f"teacher stage: continuing from {state_uri}", flush=True)
-        teacher = train_teacher(cfg, data, callback=log, checkpoint=local_state,
-                                on_checkpoint=lambda p: upload(str(p), state_uri))
+        with naming_the_node("the teacher stage"):  # a state file of other settings is an input error
+            teacher = train_teacher(cfg, data, callback=log, checkpoint=local_state,
+                                    on_checkpoint=lambda p: upload(str(p), state_uri))
         local = os.path.join(tmp, "teacher.pt")
         save_teacher(local, teacher, cfg, data, cfg.gtn.outer_steps)
         upload(local, target)
     remove(state_uri)
-    return target
+    return {"teacher": target, "node": me.node, "data": me.data_origin(), "device": me.device}
 
 
 def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
-    """The configured teacher, else the experiment's own (meta-trained now, or continued, if not there yet)."""
+    """The experiment's teacher: configured, already its own, found in a store, or meta-trained now."""
     import ray
 
-    if not cfg.search.uses_gtn:
+    from cluster.entry import one_line
+
+    s = cfg.search
+    if not s.uses_gtn:
         return None
-    if cfg.search.teacher:
-        return cfg.search.teacher
+    if s.teacher not in (None, "fresh"):
+        return s.teacher
     target = join(root, "teacher.pt")
     if exists(target):
         return target
+    found = find_teacher(cfg) if s.teacher is None else None
+    if found is not None:
+        with local_copy(found) as path:
+            upload(path, target)
+        print(f"teacher stage: reusing teacher {teacher_key(cfg)} from {found}", flush=True)
+        return target
     biggest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
     cpus = int(max(1.0, min(biggest, 8.0)))  # one task runs on one node: at most that node's CPUs
-    task = ray.remote(num_cpus=cpus, num_gpus=cfg.search.teacher_gpus)(_meta_train_task)
-    print(f"teacher stage: meta-training a teacher ({cfg.gtn.outer_steps} outer steps) -> {target}", flush=True)
-    return ray.get(task.remote(cfg.to_dict(), target, cpus))
+    task = ray.remote(num_cpus=cpus, num_gpus=s.teacher_gpus)(_meta_train_task)
+    print(f"teacher stage: no stored teacher {teacher_key(cfg)}; meta-training one ({cfg.gtn.outer_steps} "
+          f"outer steps) -> {target}", flush=True)
+    try:
+        done = ray.get(task.remote(cfg.to_dict(), target, cpus))
+    except ray.exceptions.RayTaskError as e:
+        raise (one_line(e) or e) from None
+    filed = join(store_uri(cfg), f"{teacher_key(cfg)}.pt")
+    with local_copy(target) as path:
+        upload(path, filed)
+    print(f"teacher stage: filed as {filed} (node {done['node']} meta-trained it, data {done['data']})", flush=True)
+    return target

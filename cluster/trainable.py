@@ -16,34 +16,12 @@ import os
 import tempfile
 import time
 from dataclasses import replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cluster import faults
 from cluster.actor import curriculum_from_arrays, get_teacher_actor, score_key
+from cluster.entry import enter, naming_the_node
 from search.space import EDGE_KEYS, Arch, parse
-
-
-@lru_cache(maxsize=2)
-def cached_dataset(name: str, root: str | None, split_seed: int, train_subset: int | None, val_subset: int | None,
-                   device: str) -> Any:
-    """One copy of the data set per worker process, kept across reused trials.
-
-    On a cluster node that has no copy yet, the first worker fetches it (under a file lock in the data
-    directory, so the node fetches once) and the others wait and read it.
-    """
-    from filelock import FileLock
-
-    from search.data import default_roots, load_dataset
-    from search.fetch import fetch
-
-    folder = Path(root) if root is not None else default_roots()[0]
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / ".gtnnas-fetch.lock")):
-        found = fetch(name, root)
-    return load_dataset(name, found, split_seed=split_seed, device=device, train_subset=train_subset,
-                        val_subset=val_subset)
 
 
 def _curriculum(actor: Any) -> tuple[Any, Any]:
@@ -131,38 +109,38 @@ def component(name: str, cfg: Any, canonical: Arch, cur: Any, val: Any, data: An
 
 
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
+    """One trial: its cell's rung-1 score, then its real rungs (see the module docstring)."""
+    with naming_the_node("a trial"):
+        _trial(config, experiment, namespace)
+
+
+def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -> None:
     import ray
     from ray import tune
 
-    from cluster.device import granted_device, release
-    from search.config import config_from_dict
-
     started = time.time()
-    cfg = config_from_dict(experiment, "<trial>")
-    s, d = cfg.search, cfg.data
-    real = s.evaluator == "real"
-    device = "cpu"
-    if real or s.score != "none":  # benchmark mode with table lookups only never needs torch
-        import torch
-
-        torch.set_num_threads(max(1, int(s.cpus_per_trial)))
-        torch.set_flush_denormal(True)
-        device = granted_device(s.gpus_per_trial)
-        release(device)
+    s = experiment["search"]
+    real = s["evaluator"] == "real"
+    me = enter(experiment, "trial", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"],
+               uses_torch=real or s["score"] != "none")  # benchmark mode with table lookups never needs torch
+    cfg, device = me.cfg, me.device
+    s = cfg.search
     faults.pause("trial")
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
     base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
-            "node_ip": ray.util.get_node_ip_address(), "device": device, "started": started,
+            "node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()[:8],
+            "device": device, "started": started,
             "gpus": ",".join(map(str, ray.get_gpu_ids()))}
 
     ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
     state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0}
     if ckpt is not None:
+        import torch
+
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset, device) \
-        if real or {"gtn", "naswot", "jacob_cov"} & set(components_of(s.score)) else None
+    data = me.data() if real or {"gtn", "naswot", "jacob_cov"} & set(components_of(s.score)) else None
     model = None
     if real:
         from search.nets import count_flops, count_params

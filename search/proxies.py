@@ -49,7 +49,10 @@ from .train import train
 
 @dataclass(frozen=True)
 class ProxyContext:
-    """What proxies may use. ``data`` is needed by data-dependent proxies, ``curriculum`` by ``gtn:k``."""
+    """What proxies may use. ``data`` is needed by data-dependent proxies, ``curriculum`` by ``gtn:k``.
+
+    Networks are built on the data's device (the CPU without data): a proxy never mixes devices.
+    """
 
     net: NetConfig = field(default_factory=NetConfig)
     shape: tuple[int, int, int] = (1, 28, 28)
@@ -60,10 +63,14 @@ class ProxyContext:
     batch_size: int = 64  # the real batch for naswot / jacob_cov / snip / grad_norm
     seed: int = 0
 
+    @property
+    def device(self) -> torch.device:
+        return self.data.train.x.device if self.data is not None else torch.device("cpu")
+
     def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> nn.Module:
         c, h, _ = self.shape
         net = build_net(arch, channels=self.net.channels, cells=self.net.cells, in_channels=c, image_size=h,
-                        num_classes=self.num_classes, norm=self.net.norm, seed=self.seed)
+                        num_classes=self.num_classes, norm=self.net.norm, seed=self.seed, device=self.device)
         return net.to(dtype)
 
     def real_batch(self, name: str) -> tuple[Tensor, Tensor]:
@@ -72,6 +79,7 @@ class ProxyContext:
             raise ProxyError(f"proxy {name!r} needs real data, but none was given")
         n = len(self.data.train)
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))[: self.batch_size]
+        idx = idx.to(self.device)
         return self.data.train.x[idx], self.data.train.y[idx]
 
 
@@ -132,7 +140,7 @@ class Synflow(_Single):
         with torch.no_grad():
             for p in net.parameters():
                 p.abs_()
-        x = torch.ones((1, *ctx.shape), dtype=torch.float64)
+        x = torch.ones((1, *ctx.shape), dtype=torch.float64, device=ctx.device)
         net(x).sum().backward()
         with torch.no_grad():
             return float(sum((w * w.grad).abs().sum() for w in _weights(net) if w.grad is not None))
@@ -146,7 +154,7 @@ class Naswot(_Single):
         if len(x) < ctx.batch_size or len(x) < 2:
             raise ProxyError(f"naswot needs a batch of at least {max(ctx.batch_size, 2)} images, got {len(x)}")
         net = ctx.build(arch).train()
-        k = torch.zeros(len(x), len(x), dtype=torch.float64)
+        k = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
 
         def hook(_m: nn.Module, inp: tuple[Tensor, ...], _out: Tensor) -> None:
             c = (inp[0].detach().flatten(1) > 0).double()
@@ -174,7 +182,7 @@ class JacobCov(_Single):
         (jac,) = torch.autograd.grad(out, x, torch.ones_like(out), allow_unused=True)
         if jac is None:  # the output does not depend on the input (no path through the cell)
             return -math.inf
-        j = jac.flatten(1).double().numpy()
+        j = jac.flatten(1).double().cpu().numpy()
         if not np.isfinite(j).all() or (j.std(axis=1) == 0).any():
             return -math.inf
         v = np.linalg.eigvalsh(np.corrcoef(j))

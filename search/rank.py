@@ -25,7 +25,7 @@ from .config import ExperimentConfig
 from .data import Dataset, Split
 from .errors import InputError, first_line
 from .gtn import Teacher
-from .meta import autocast_dtype, draw_meta_batches, eval_loss, meta_batch_count, unroll
+from .meta import autocast_dtype, draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll
 from .nets import build_net
 from .space import Arch, parse, sample
 from .train import net_for, train
@@ -65,7 +65,7 @@ def ranking_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, poo
     for j, k in enumerate(picks):
         learner = build_net(pool.archs[k], channels=g.learner_channels, cells=g.learner_cells,
                             in_channels=data.shape[0], image_size=data.shape[1], num_classes=data.num_classes,
-                            norm=g.learner_norm, seed=cfg.seed * 1_000_003 + it + 7_919 * j, device=data.train.x.device)
+                            norm=g.learner_norm, seed=learner_seed(g.seed, it, j), device=data.train.x.device)
         res = unroll(learner, teacher, teacher.plan(gen, data.train), batches, meta_loss_every=g.meta_loss_every,
                      first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
                      autocast=autocast_dtype(g))

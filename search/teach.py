@@ -17,7 +17,7 @@ import pickle
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from .curriculum import Curriculum, materialize, score
 from .data import Dataset
 from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
 from .gtn import Teacher
-from .meta import autocast_dtype, draw_meta_batches, make_learner, meta_batch_count, unroll
+from .meta import autocast_dtype, draw_meta_batches, learner_seed, make_learner, meta_batch_count, unroll
 from .rank import load_pool, ranking_gradient
 from .space import parse
 
@@ -65,8 +65,8 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
     teacher stage uploads it to the experiment's storage).
     """
     g = cfg.gtn
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(g.seed)
+    rng = np.random.default_rng(g.seed)
     device = data.train.x.device
     teacher = Teacher(g, data.shape, data.num_classes, gen).to(device)
     state = load_state(checkpoint, cfg) if checkpoint is not None and Path(checkpoint).is_file() else None
@@ -124,11 +124,16 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
 STATE_FORMAT = "gtnnas-teacher-state"
 
 
-def teacher_hash(cfg: ExperimentConfig) -> str:
-    """What meta-training depends on (seed, data, gtn), so a resumed run refuses another's state."""
-    d = cfg.to_dict()
-    data = {k: v for k, v in d["data"].items() if k not in ("root", "device")}
-    return hashlib.sha256(json.dumps([d["seed"], data, d["gtn"]], sort_keys=True, default=str).encode()).hexdigest()[:12]
+CURRICULUM_VERSION = 2  # bump when a code change alters what a stored teacher's curriculum would be
+NOT_TEACHER = {"data": ("val_subset",), "gtn": ("validate_every", "validate_size", "validate_arch", "checkpoint_every")}
+"""Settings that only report on or save meta-training; they do not shape the teacher."""
+
+
+def teacher_key(cfg: ExperimentConfig) -> str:
+    """What a teacher depends on: the data set and its training split, the gtn settings (its own seed
+    included) and the curriculum code's version; not the search, the network searched or the storage.
+    Teacher stores file teachers under it, and a resumed meta-training refuses another key's state."""
+    return f"{cfg.data.dataset}-{cfg.hash(('data', 'gtn'), NOT_TEACHER)}-v{CURRICULUM_VERSION}"
 
 
 def save_state(path: str | Path, cfg: ExperimentConfig, step: int, teacher: Teacher, opt: Any, sched: Any,
@@ -136,7 +141,7 @@ def save_state(path: str | Path, cfg: ExperimentConfig, step: int, teacher: Teac
     """The resumable state after outer step ``step``, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "teacher_hash": teacher_hash(cfg), "step": step,
+    blob = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "teacher_key": teacher_key(cfg), "step": step,
             "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "gen": gen.get_state(),
             "rng": json.dumps(rng.bit_generator.state)}
@@ -154,7 +159,7 @@ def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
                               "delete it to start over") from None
     if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a gtn-nas meta-training state")
-    if blob.get("teacher_hash") != teacher_hash(cfg):
+    if blob.get("teacher_key") != teacher_key(cfg):
         raise CheckpointError(f"{path}: written by a run with other seed, data or gtn settings; "
                               "delete it to start over")
     return blob
@@ -176,7 +181,7 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
     teacher.zero_grad(set_to_none=True)
     loss, acc, name = 0.0, 0.0, ""
     for j in range(g.learners_per_step):
-        learner, name = make_learner(g, data.shape, data.num_classes, rng, seed=cfg.seed * 1_000_003 + it + 7_919 * j)
+        learner, name = make_learner(g, data.shape, data.num_classes, rng, seed=learner_seed(g.seed, it, j))
         learner.to(data.train.x.device)
         plan = teacher.plan(gen, data.train)
         batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
@@ -194,9 +199,9 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
 
 def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = None) -> float:
     """Accuracy of the held-out architecture trained for T steps on the current curriculum."""
-    cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
+    cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.gtn.seed)
     arch = parse(cfg.gtn.validate_arch)
-    res = score(arch, cur, val if val is not None else data.val, seed=cfg.seed, channels=cfg.net.channels,
+    res = score(arch, cur, val if val is not None else data.val, seed=cfg.gtn.seed, channels=cfg.net.channels,
                 cells=cfg.net.cells, num_classes=data.num_classes)
     return res["gtn_score"]
 
@@ -215,15 +220,22 @@ def versions() -> dict[str, str]:
 
 
 def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data: Dataset,
-                 outer_steps: int) -> None:
-    """Write atomically (temporary name, then rename) so a crash never leaves half a checkpoint."""
+                 outer_steps: int, provenance: dict[str, Any] | None = None, compact: bool = False) -> None:
+    """Write atomically (temporary name, then rename) so a crash never leaves half a checkpoint.
+
+    ``compact`` stores learned images in float16, which is what the curriculum holds anyway (half the
+    file, the same curriculum; meta-training cannot continue from it exactly): for shipped teachers.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in teacher.state_dict().items()}
+    if compact and "pixels" in state:
+        state["pixels"] = state["pixels"].half()
     blob = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": cfg.hash(),
-        "dataset": data.name, "shape": list(data.shape), "num_classes": data.num_classes,
-        "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps, "versions": versions(),
-        "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
+        "teacher_key": teacher_key(cfg), "dataset": data.name, "shape": list(data.shape),
+        "num_classes": data.num_classes, "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps,
+        "versions": versions(), "provenance": provenance or {}, "teacher": state,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
@@ -239,10 +251,12 @@ class LoadedTeacher:
     std: tuple[float, ...]
     outer_steps: int
     versions: dict[str, str]
+    key: str | None = None  # teacher_key of the settings it was meta-trained with (None: written before keys)
+    provenance: dict[str, Any] = field(default_factory=dict)  # how a shipped teacher was made
 
     def curriculum(self, real: Any = None) -> Curriculum:
         return materialize(self.teacher, dataset=self.dataset, mean=self.mean, std=self.std, real=real,
-                           seed=self.config.seed)
+                           seed=self.config.gtn.seed)
 
 
 def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> LoadedTeacher:
@@ -272,4 +286,5 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     if expect_dataset is not None and blob["dataset"] != expect_dataset:
         raise CheckpointError(f"{path}: teacher was trained on {blob['dataset']}, not {expect_dataset}")
     return LoadedTeacher(teacher, cfg, blob["dataset"], tuple(blob["mean"]), tuple(blob["std"]),
-                         int(blob["outer_steps"]), dict(blob["versions"]))
+                         int(blob["outer_steps"]), dict(blob["versions"]), blob.get("teacher_key"),
+                         dict(blob.get("provenance") or {}))

@@ -20,8 +20,11 @@ os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
 # Tests never download: data is found where `make test` (gtnnas data fetch) or the user put it. A
 # `../shared/data` folder beside the checkout (this project's CI machines) is used when nothing is set.
 os.environ["GTNNAS_DATA_SOURCES"] = "data_dir,debian"
-if "GTNNAS_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
-    os.environ["GTNNAS_DATA_DIR"] = str(SHARED_DATA)
+if "GTNNAS_DATA_DIR" not in os.environ:
+    _cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ["GTNNAS_DATA_DIR"] = str(SHARED_DATA if SHARED_DATA.is_dir() else _cache / "gtnnas" / "data")
+# The user's cache is not the tests' to write: teacher stores and the like go to a folder of this session's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gtnnas-test-cache-")
 
 
 def _raw_folder(name: str) -> Path:

@@ -47,7 +47,7 @@ def ensure_data(cfg: ExperimentConfig) -> None:
         if not set(configured_sources()) - set(LOCAL):
             raise
     say(f"{name} is not on disk: fetching it")
-    fetch(name, cfg.data.root, log=say)
+    fetch(name, cfg.data.root, log=say, mirror=cfg.data.mirror)
 
 
 def check_rank_pool(cfg: ExperimentConfig) -> None:
@@ -59,9 +59,23 @@ def check_rank_pool(cfg: ExperimentConfig) -> None:
             raise InputError(f"gtn.rank_pool: fewer cells than gtn.learners_per_step ({cfg.gtn.learners_per_step})")
 
 
+def on_cluster(args: argparse.Namespace) -> bool:
+    """Whether the command joins a running cluster, whose nodes fetch their own data (see cluster.entry)."""
+    return args.address not in (None, "local")
+
+
 def check_teacher(cfg: ExperimentConfig) -> None:
-    """A configured teacher must exist and be a valid checkpoint for this data set."""
+    """A configured teacher must exist and be a valid checkpoint for this data set; a stored teacher
+    filed under this search's key must be one (a corrupt or mismatched one is refused here)."""
+    if not cfg.search.uses_gtn or cfg.search.teacher == "fresh":
+        return
     if not cfg.search.teacher:
+        from cluster.teacher_stage import find_teacher
+
+        try:
+            find_teacher(cfg)
+        except OSError as e:
+            raise InputError(f"search.teacher_store: cannot reach it ({first_line(e)})") from None
         return
     from results.storage import exists, local_copy
     from search.teach import load_teacher

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.cli.common import add_config_args, add_ray_args, check_rank_pool, check_teacher, config, ensure_data
+from cluster.cli.common import (add_config_args, add_ray_args, check_rank_pool, check_teacher, config, ensure_data,
+                                on_cluster)
 from search.config import ExperimentConfig
 from search.errors import InputError
 
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = config(args)
-    if cfg.search.evaluator == "real":
+    if cfg.search.evaluator == "real" and not on_cluster(args):  # on a cluster every node gets its own
         ensure_data(cfg)
     check_teacher(cfg)
     if cfg.search.uses_gtn and not cfg.search.teacher:
@@ -121,7 +122,8 @@ def check_searcher(cfg: ExperimentConfig) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     cfg = config(args)
-    ensure_data(cfg)
+    if not on_cluster(args):
+        ensure_data(cfg)
     from cluster.baseline import run_baseline
     from cluster.raysetup import ray_session
 

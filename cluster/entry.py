@@ -1,0 +1,118 @@
+"""One way in for every process Ray starts: its config, threads, device and data, on its own node.
+
+Trials, the teacher task, the shared actor, retraining, truth and baseline trials all begin with
+:func:`enter`. A cluster's nodes share no disk, so the data set is found on this node or fetched onto
+it (``data.mirror``, Debian, torchvision, the package registries) under a file lock in the node's data
+directory: one fetch per node however many processes start at once, and one copy in memory per
+process, kept across reused trials. The device is exactly what Ray granted (:mod:`cluster.device`),
+and everything that scores or trains follows the data it is given onto that device.
+
+A bad input met inside a Ray process (no data set, a corrupt checkpoint) is re-raised as an
+:class:`~search.errors.InputError` whose one line names the node, so the driver can show it as it is
+(:func:`one_line`), not as a remote traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from cluster.device import granted_device, release
+from search.config import DataConfig, ExperimentConfig, config_from_dict
+from search.errors import InputError, first_line
+
+
+@dataclass(frozen=True)
+class Entered:
+    """What a Ray process got at the door: its config, device and node."""
+
+    cfg: ExperimentConfig
+    device: str
+    node: str  # "<ip> (<first 8 hex digits of the node id>)"
+
+    def data(self) -> Any:
+        """The configured data set on this process's device, fetched onto this node if it is not here."""
+        return node_dataset(self.cfg.data, self.device)[0]
+
+    def data_origin(self) -> str:
+        """Where this process's data came from on this node: "found in DIR" or "fetched into DIR"."""
+        return node_dataset(self.cfg.data, self.device)[1]
+
+
+def node_name() -> str:
+    ctx = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:8]})"
+
+
+def enter(experiment: dict[str, Any], what: str, *, threads: int = 1, gpu_share: float | None = None,
+          uses_torch: bool = True) -> Entered:
+    """Parse the experiment's config and set this process up: threads, denormals, device.
+
+    ``gpu_share``: the GPUs this process asked Ray for (a fraction caps its CUDA memory at that share).
+    ``uses_torch=False`` (benchmark-mode table lookups) leaves torch unimported and the device "cpu".
+    """
+    cfg = config_from_dict(experiment, f"<{what}>")
+    device = "cpu"
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+        torch.set_flush_denormal(True)
+        device = granted_device(gpu_share)
+        release(device)
+    return Entered(cfg, device, node_name())
+
+
+@lru_cache(maxsize=2)
+def node_dataset(d: DataConfig, device: str) -> tuple[Any, str]:
+    """(the data set on ``device``, where it came from); found or fetched on this node under a file lock."""
+    from filelock import FileLock
+
+    from search.data import default_roots, load_dataset
+    from search.errors import DataNotFoundError
+    from search.fetch import LOCAL, configured_sources, fetch
+
+    folder = Path(d.root) if d.root is not None else default_roots()[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".gtnnas-fetch.lock")):
+        try:
+            found = fetch(d.dataset, d.root, sources=[s for s in configured_sources() if s in LOCAL])
+            origin = f"found in {found}"
+        except DataNotFoundError:
+            found = fetch(d.dataset, d.root, mirror=d.mirror)
+            origin = f"fetched into {found}"
+    data = load_dataset(d.dataset, found, split_seed=d.split_seed, device=device, train_subset=d.train_subset,
+                        val_subset=d.val_subset)
+    return data, origin
+
+
+@contextlib.contextmanager
+def naming_the_node(what: str) -> Iterator[None]:
+    """Inside a Ray process: an input error leaves as one line that says on which node and in what."""
+    try:
+        yield
+    except InputError as e:
+        raise InputError(f"{what} on node {node_name()}: {first_line(e, 300)}") from None
+
+
+def one_line(error: BaseException) -> InputError | None:
+    """The input error a remote failure carries (a RayTaskError, a Tune trial's error), else None.
+
+    Ray wraps an exception raised in a task or actor; its cause is the original one, whose message
+    :func:`naming_the_node` already gave the node.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, InputError) and not isinstance(e, ray.exceptions.RayError):
+            return InputError(first_line(e, 400))
+        e = getattr(e, "cause", None) or e.__cause__
+    return None
+
