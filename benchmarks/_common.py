@@ -51,7 +51,7 @@ def real_baseline(arch: Any, data: Any, overrides: list[str], lrs: tuple[float, 
     (each seed also draws its own real batches). Returns (lr, test accuracies).
     """
     from search.config import load_config
-    from search.curriculum import materialize, score
+    from search.curriculum import materialize, gtn_score
     from search.gtn import Teacher
 
     def curriculum(lr: float, seed: int) -> Any:
@@ -60,5 +60,5 @@ def real_baseline(arch: Any, data: Any, overrides: list[str], lrs: tuple[float, 
                            std=data.std, real=data.train, seed=seed)
 
     val = data.val.head(2000)
-    _, lr = max((score(arch, curriculum(lr, 0), val, seed=0, **net)["gtn_score"], lr) for lr in lrs)
-    return lr, [score(arch, curriculum(lr, s), data.test, seed=s, **net)["gtn_score"] for s in range(seeds)]
+    _, lr = max((gtn_score(arch, curriculum(lr, 0), val, seed=0, **net)["gtn_score"], lr) for lr in lrs)
+    return lr, [gtn_score(arch, curriculum(lr, s), data.test, seed=s, **net)["gtn_score"] for s in range(seeds)]

@@ -53,7 +53,7 @@ def _scorer(rank: int, share: float, seconds: float, smoke: bool, queue: mp.Queu
     import torch
 
     from search.config import GTNConfig
-    from search.curriculum import materialize, score
+    from search.curriculum import materialize, gtn_score
     from search.data import load_dataset
     from search.gtn import Teacher
     from search.space import sample
@@ -69,7 +69,7 @@ def _scorer(rank: int, share: float, seconds: float, smoke: bool, queue: mp.Queu
     rng = __import__("numpy").random.default_rng(rank)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        score(sample(rng), cur, data.val, seeds=2, val_size=2000, channels=c, cells=n)
+        gtn_score(sample(rng), cur, data.val, seeds=2, val_size=2000, channels=c, cells=n)
         done += 1
     queue.put(done / (time.perf_counter() - start) * 60.0)
 

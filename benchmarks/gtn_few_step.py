@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import real_baseline, table, write  # noqa: E402
 
 from search.config import load_config  # noqa: E402
-from search.curriculum import materialize, score  # noqa: E402
+from search.curriculum import materialize, gtn_score  # noqa: E402
 from search.data import load_dataset  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.teach import train_teacher  # noqa: E402
@@ -42,7 +42,7 @@ def overrides(args: argparse.Namespace, curriculum: str, dataset: str) -> list[s
 
 def test_accuracy(cur, data, cfg, seeds: int) -> list[float]:
     arch = parse(cfg.gtn.validate_arch)
-    return [score(arch, cur, data.test, seed=s, channels=cfg.net.channels, cells=cfg.net.cells)["gtn_score"]
+    return [gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels, cells=cfg.net.cells)["gtn_score"]
             for s in range(seeds)]
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table  # noqa: E402
 
 from search.config import load_config  # noqa: E402
-from search.curriculum import materialize, score  # noqa: E402
+from search.curriculum import materialize, gtn_score  # noqa: E402
 from search.data import load_dataset  # noqa: E402
 from search.gtn import Teacher  # noqa: E402
 from search.meta import eval_loss, initial_state, inner_step, make_learner  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
     rows = {"gtn_learner": stats([learner_test_acc(teacher, cfg, data, s) for s in range(args.seeds)])}
     cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
     arch = parse(cfg.gtn.validate_arch)
-    rows["gtn_nb201_cell"] = stats([score(arch, cur, data.test, seed=s, channels=cfg.net.channels,
+    rows["gtn_nb201_cell"] = stats([gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels,
                                           cells=cfg.net.cells)["gtn_score"] for s in range(args.seeds)])
     best = (-1.0, 0.0)
     for lr in (0.01, 0.03, 0.1, 0.3):

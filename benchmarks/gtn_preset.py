@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import real_baseline, table, write  # noqa: E402
 
-from search.curriculum import score  # noqa: E402
+from search.curriculum import gtn_score  # noqa: E402
 from search.data import load_dataset  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.teach import load_teacher  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     data = load_dataset(lt.dataset, cfg.data.root, split_seed=cfg.data.split_seed)
     arch, net = parse(g.validate_arch), dict(channels=cfg.net.channels, cells=cfg.net.cells)
     cur = lt.curriculum(real=data.train)
-    gtn = [score(arch, cur, data.test, seed=s, **net)["gtn_score"] for s in range(args.seeds)]
+    gtn = [gtn_score(arch, cur, data.test, seed=s, **net)["gtn_score"] for s in range(args.seeds)]
 
     overrides = [f"gtn.inner_steps={g.inner_steps}", f"gtn.inner_batch={g.inner_batch}",
                  f"gtn.init_momentum={g.init_momentum}", f"gtn.learner_norm={g.learner_norm}", f"gtn.eval_bn={g.eval_bn}"]

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from _common import table, write  # noqa: E402
 
 from search.config import NetConfig  # noqa: E402
-from search.proxies import DATA_FREE, ProxyContext, make_proxy  # noqa: E402
+from search.proxies import ProxyContext, make_proxy  # noqa: E402
+from search.scoring import DATA_FREE  # noqa: E402
 from search.space import parse  # noqa: E402
 from search.stats import kendall, spearman, top_half_spearman  # noqa: E402
 

@@ -179,7 +179,7 @@ def main() -> None:
             comps = tuple("gtn" if p.startswith("gtn[") else p for p in parts)
             fit = Calibrator.fit(comps, {c: frame([p], tuning)[p] for c, p in zip(comps, parts)},
                                  truth.reindex(tuning).to_numpy(float))  # always fitted on the tuning split
-            cal = fit.score({c: f[p] for c, p in zip(comps, parts)})
+            cal = fit.combine({c: f[p] for c, p in zip(comps, parts)})
             r = results.setdefault("calibrated:" + "+".join(parts), {"seconds_per_arch": secs,
                                                                      "weights_fit_on_tuning": list(fit.weights)})
             r[label] = metrics(cal, t, rng, args.boot)

@@ -4,7 +4,7 @@
 the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and puts it, with the
 validation split, into the object store as numpy arrays, so every trial on a node maps the same
 shared-memory copy instead of receiving its own. It also keeps the rung-1 score cache (key from
-:func:`score_key`), in benchmark mode the first table result of each equivalence class, and the
+:meth:`search.scoring.Scorer.key`), in benchmark mode the first table result of each equivalence class, and the
 (rung-1 score, real accuracy) pairs behind live calibration.
 
 The leaderboard is its memory: a (re)started server rebuilds all three from the experiment's
@@ -21,20 +21,12 @@ from typing import Any
 import numpy as np
 
 from cluster.entry import node_dataset
-from results.leaderboard import calibration_pairs, read_parts
+from results.leaderboard import calibration_pairs, live_calibration, read_parts
 from search.errors import LeaderboardError
-from search.stats import spearman
+from search.scoring import COMPONENTS, EXTRA_COLUMNS
 
 ACTOR_NAME = "gtn-teacher"
-RUNG1_FIELDS = ("gtn_score", "gtn_val_loss", "score_seconds", "params", "flops", "synflow", "naswot", "jacob_cov")
-PART_COLUMN = {"gtn": "gtn_score"}  # where each component of a calibrated score is stored
-
-
-def score_key(cfg: Any, arch_hash: str, curriculum: str | None) -> str:
-    """What a cached rung-1 score depends on: the class, the curriculum and the scorer's settings."""
-    s, n = cfg.search, cfg.net
-    return (f"{arch_hash}|{s.score}|{curriculum}|{s.score_steps}|{s.score_seeds}|{s.score_val}|"
-            f"{n.channels}|{n.cells}|{cfg.seed}")
+RUNG1_FIELDS = (*COMPONENTS.values(), *EXTRA_COLUMNS)  # what a cached rung-1 score holds
 
 
 def curriculum_to_arrays(cur: Any) -> dict[str, Any]:
@@ -58,7 +50,7 @@ def curriculum_from_arrays(d: dict[str, Any]) -> Any:
 
 
 class TeacherServer:
-    """Curriculum and validation refs (GTN score only), rung-1 cache, first table results, calibration."""
+    """The curriculum's ref (GTN score only), rung-1 cache, first table results, calibration."""
 
     def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None,
                  data: Callable[[], Any] | None = None):
@@ -66,13 +58,13 @@ class TeacherServer:
         from search.config import config_from_dict
 
         self.cfg = config_from_dict(experiment, "<actor>")
+        self.scorer = self.cfg.search.scorer
         self.curriculum: Any = None
         self._arrays: dict[str, Any] | None = None
-        self._val: dict[str, Any] | None = None
         self.where: dict[str, str] = {}
         if self.cfg.search.uses_gtn:
             self._load(teacher_uri, data or (lambda: node_dataset(self.cfg.data, "cpu")[0]))
-        self._refs: dict[str, Any] | None = None
+        self._ref: Any = None
         self.cache: dict[str, dict[str, float]] = {}
         self.first: dict[str, dict[str, Any]] = {}
         self.pairs: dict[str, tuple[float, float]] = {}
@@ -89,7 +81,6 @@ class TeacherServer:
         data = get_data()
         self.curriculum = loaded.curriculum(real=data.train)
         self._arrays = curriculum_to_arrays(self.curriculum)
-        self._val = {"x": data.val.x.numpy(), "y": data.val.y.numpy()}
 
     def rebuild(self, root: str) -> int:
         """Refill cache, first table results and calibration pairs from the leaderboard; returns rows read.
@@ -101,9 +92,9 @@ class TeacherServer:
         except LeaderboardError:
             return 0
         df = df[df["config_hash"] == self.cfg.hash()]
-        first = df[df["rung"] == 1].dropna(subset=["rung1_score"]) if self.cfg.search.score != "none" else df.iloc[:0]
+        first = df[df["rung"] == 1].dropna(subset=["rung1_score"]) if not self.scorer.none else df.iloc[:0]
         for row in first.to_dict("records"):
-            key = score_key(self.cfg, row["arch_hash"], row["curriculum"])
+            key = self.scorer.key(row["arch_hash"], row["curriculum"], self.cfg.net, self.cfg.seed)
             self.cache.setdefault(key, {k: row[k] for k in RUNG1_FIELDS if row.get(k) == row.get(k)})
         if self.cfg.search.evaluator == "nb201":
             real = df.dropna(subset=["val_acc"]).sort_values("timestamp", kind="mergesort")
@@ -112,21 +103,10 @@ class TeacherServer:
                                                 "sim_epochs": row["sim_epochs"]}
         self.pairs = {h: p for h, p in calibration_pairs(df, "rung1_score").items()}
         self.reals = {h: v for h, (_, v) in self.pairs.items()}
-        if self.cfg.search.score.startswith("calibrated:"):
-            from search.combine import parse_components
-
-            cols = [PART_COLUMN.get(c, c) for c in parse_components(self.cfg.search.score)]
+        if self.scorer.calibrated:
             for row in first.drop_duplicates("arch_hash").to_dict("records"):
-                self.parts[row["arch_hash"]] = {c: row[col] for c, col in zip(parse_components(self.cfg.search.score),
-                                                                               cols)}
+                self.parts[row["arch_hash"]] = {c: row[c] for c in self.scorer.columns}
         return len(df)
-
-    def _ensure_refs(self) -> dict[str, Any]:
-        if self._refs is None:
-            import ray
-
-            self._refs = {"curriculum": ray.put(self._arrays), "val": ray.put(self._val)}
-        return self._refs
 
     def info(self) -> dict[str, Any]:
         base = {"cached_scores": len(self.cache), "calibration_n": len(self.pairs), "rebuilt_rows": self.rebuilt}
@@ -136,10 +116,13 @@ class TeacherServer:
         return {**base, "content_hash": c.content_hash, "steps": c.steps, "batch": int(c.images.shape[1]),
                 "dataset": c.dataset, "norm": c.norm, **self.where}
 
-    def refs(self) -> tuple[Any, Any]:
-        """[curriculum ref], [validation ref], wrapped in lists so Ray hands back the refs themselves."""
-        r = self._ensure_refs()
-        return [r["curriculum"]], [r["val"]]
+    def refs(self) -> list[Any]:
+        """[the curriculum's ref], in a list so Ray hands back the ref itself (put once, on first call)."""
+        if self._ref is None:
+            import ray
+
+            self._ref = ray.put(self._arrays)
+        return [self._ref]
 
     def lookup(self, key: str) -> dict[str, float] | None:
         return self.cache.get(key)
@@ -160,26 +143,24 @@ class TeacherServer:
         self.reals[arch_hash] = val_acc
         return self.calibration()
 
-    def combine(self, arch_hash: str, parts: dict[str, float]) -> float:
-        """A calibrated rung-1 score: the components weighted by a ridge fit on this search's real results
-        (once MIN_PAIRS classes have one), else equally, as ranks among the classes seen so far."""
-        from search.combine import MIN_PAIRS, Calibrator
-
-        self.parts[arch_hash] = parts
-        names = tuple(parts)
+    def _calibrator(self) -> Any:
         known = [(self.parts[h], v) for h, v in self.reals.items() if h in self.parts]
-        if len(known) >= MIN_PAIRS:
-            cal = Calibrator.fit(names, {c: [p[c] for p, _ in known] for c in names}, [v for _, v in known])
-        else:
-            cal = Calibrator.fallback(names, {c: [p[c] for p in self.parts.values()] for c in names})
-        return float(cal.score({c: [parts[c]] for c in names})[0])
+        return self.scorer.calibrator(known, list(self.parts.values()))
 
-    def calibration(self) -> dict[str, float]:
-        n = len(self.pairs)
-        if n < 10:
-            return {"calibration_n": n}
-        g, v = zip(*self.pairs.values())
-        return {"calibration_n": n, "proxy_rho": spearman(list(g), list(v))}
+    def combine(self, arch_hash: str, parts: dict[str, float]) -> float:
+        """A calibrated rung-1 score: the components (by column) weighted by a ridge fit on this search's
+        real results (once MIN_PAIRS classes have one), else equally, as ranks among the classes seen so far."""
+        self.parts[arch_hash] = parts
+        return self.scorer.value(parts, self._calibrator())
+
+    def rescore(self, arch_hashes: list[str]) -> list[float]:
+        """The calibrated rung-1 scores of these classes on the weights of this moment (one calibrator for
+        all, so the scheduler compares like with like); NaN for a class whose components it lacks."""
+        cal = self._calibrator()
+        return [self.scorer.value(self.parts[h], cal) if h in self.parts else float("nan") for h in arch_hashes]
+
+    def calibration(self) -> dict[str, Any]:
+        return live_calibration(self.pairs)
 
     def state(self) -> dict[str, Any]:
         """Everything it remembers (tests compare it with what the leaderboard holds)."""

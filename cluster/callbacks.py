@@ -20,6 +20,8 @@ from ray.tune import Callback
 
 from cluster.progress import Progress, bar, duration
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
+from results.phases import COLUMNS as PHASE_COLUMNS
+from results.phases import phase_split, split_line
 
 
 STEP_SAVE_S = 1.0  # search.state_save: step saves Tune's state at most this often
@@ -47,7 +49,8 @@ class LeaderboardCallback(Callback):
         if "training_iteration" in result and "arch" in result:
             self.rows.append(row_from_result(self.experiment, trial.trial_id, result))
             if result.get("proxy_rho") is not None:
-                self.metadata["calibration"] = {"proxy_rho": result["proxy_rho"], "n": result.get("calibration_n")}
+                self.metadata["calibration"] = {k: result.get(k) for k in
+                                                ("proxy_rho", "proxy_rho_lo", "proxy_rho_hi", "calibration_n")}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.statuses.append(status_row(self.experiment, trial.trial_id, "TERMINATED"))
@@ -111,14 +114,16 @@ def state_on_storage(trials: list) -> None:
 
 
 class StatusCallback(Callback):
-    """One status line every few seconds (in place on a terminal) instead of Tune's trial tables."""
+    """One status line every few seconds (in place on a terminal) instead of Tune's trial tables: trials,
+    the best cell, the live rho with its interval, where the cores went, time left."""
 
     def __init__(self, total: int, every: float = 10.0, stage: str = "search"):
         self.total, self.stage = total, stage
         self.progress = Progress(every=every)
         self.start = time.monotonic()
         self.best: tuple[float, str] | None = None
-        self.rho: tuple[float, int] | None = None
+        self.rho: dict[str, Any] = {}
+        self.phases: dict[str, dict[str, float]] = {}  # trial -> its newest core-seconds by phase
 
     def setup(self, **info: Any) -> None:
         self.start = time.monotonic()  # also when a restored experiment starts again
@@ -128,7 +133,17 @@ class StatusCallback(Callback):
         if v is not None and (self.best is None or v > self.best[0]):
             self.best = (float(v), str(result.get("arch")))
         if result.get("proxy_rho") is not None:
-            self.rho = (float(result["proxy_rho"]), int(result.get("calibration_n", 0)))
+            self.rho = {k: result.get(k) for k in ("proxy_rho", "proxy_rho_lo", "proxy_rho_hi", "calibration_n")}
+        if "cs_score" in result:
+            self.phases[trial.trial_id] = {c: result.get(c) or 0.0 for c in PHASE_COLUMNS}
+
+    def split(self) -> dict[str, Any]:
+        import pandas as pd
+        import ray
+
+        cores = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
+        rows = pd.DataFrame([{"trial_id": t, **p} for t, p in self.phases.items()], columns=["trial_id", *PHASE_COLUMNS])
+        return phase_split(rows, cores, time.monotonic() - self.start)
 
     def line(self, trials: list) -> str:
         elapsed = time.monotonic() - self.start
@@ -136,8 +151,12 @@ class StatusCallback(Callback):
         running = sum(1 for t in trials if t.status == "RUNNING")
         left = elapsed / done * (self.total - done) if done else None
         best = f"best val {self.best[0]:.4f} {self.best[1]}" if self.best else "best val -"
-        rho = f"rho {self.rho[0]:.2f} (n={self.rho[1]})" if self.rho else "rho -"
-        return (f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho} | "
+        r = self.rho
+        rho = "rho -" if not r else (f"rho {r['proxy_rho']:.2f}" + (
+            f" [{r['proxy_rho_lo']:.2f}, {r['proxy_rho_hi']:.2f}]" if r.get("proxy_rho_lo") is not None else "")
+            + f" n={r['calibration_n']}")
+        cores = f" | {split_line(self.split())}" if self.phases else ""
+        return (f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho}{cores} | "
                 f"{duration(elapsed)} elapsed, ~{duration(left)} left")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

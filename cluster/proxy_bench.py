@@ -11,7 +11,7 @@ import numpy as np
 
 from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.errors import TruthError
-from search.proxies import Ensemble, Proxy, ProxyContext, combine_ranks
+from search.proxies import Ensemble, Proxy, ProxyContext
 from search.space import Arch, parse
 from search.stats import kendall, spearman, top_half_spearman
 
@@ -25,7 +25,7 @@ def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyConte
             parts = [done.get(c.name) or c.score_many(archs, ctx) for c in p.components]
             for c, r in zip(p.components, parts):
                 done.setdefault(c.name, r)
-            done[p.name] = (combine_ranks([r[0] for r in parts]), [float(sum(s)) for s in zip(*(r[1] for r in parts))])
+            done[p.name] = Ensemble.of(parts)
         elif p.name not in done:
             done[p.name] = p.score_many(archs, ctx)
         if progress:

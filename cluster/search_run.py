@@ -16,14 +16,15 @@ from typing import Any
 from cluster import faults
 from cluster.actor import start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
+from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
 from cluster.trainable import nas_trainable, param_space
-from results.leaderboard import calibration_pairs, read_parts, reconcile, write_final
+from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
 from results.storage import exists, join, storage_path, upload
 from search.config import ExperimentConfig
 from search.errors import LeaderboardError, first_line
-from search.stats import spearman
+from search.scoring import Scorer
 
 EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed
 
@@ -56,18 +57,13 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     """Scores for the evolution's first population (``search.seed_proxy``), on the searched network."""
     if not cfg.search.seed_proxy:
         return None
-    name = cfg.search.seed_proxy
+    from search.data import SHAPES
+
+    scorer = Scorer.parse(cfg.search.seed_proxy)
 
     def score(archs: Any) -> list[float]:
-        if cfg.search.evaluator == "nb201":
-            from search import nb201
-
-            return [nb201.proxy(a, name) for a in archs]
-        from search.data import SHAPES
-        from search.proxies import ProxyContext, make_proxy
-
-        ctx = ProxyContext(net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed)
-        return make_proxy(name).score_many(list(archs), ctx)[0]
+        return [scorer.value(scorer.components(a, net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed,
+                                               nb201=cfg.search.evaluator == "nb201")) for a in archs]
 
     return score
 
@@ -75,13 +71,13 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
 def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False,
                 budget_s: float | None = None) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     s = cfg.search
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
     if s.scheduler == "asha" and s.rungs > 1:
-        scheduler: Any = ASHAScheduler(time_attr="training_iteration", max_t=s.rungs, grace_period=1,
-                                       reduction_factor=s.reduction_factor)
+        rescore = ActorRescore(namespace_for(cfg)) if s.scorer.calibrated else None
+        scheduler: Any = RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore)
     else:
         scheduler = FIFOScheduler()
     tune_native = s.searcher not in ("random", "evolution")
@@ -131,15 +127,6 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
     return out
 
 
-def calibration(pairs: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """Spearman rho of rung-1 score against real accuracy over the leaderboard's (score, accuracy) pairs."""
-    out: dict[str, Any] = {"calibration_n": len(pairs)}
-    if len(pairs) >= 10:
-        g, v = zip(*pairs.values())
-        out["proxy_rho"] = spearman(list(g), list(v))
-    return out
-
-
 def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = False) -> Any:
     """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
     import ray
@@ -171,7 +158,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     faults.pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)
     pairs = calibration_pairs(read_parts(root))
-    meta["calibration"] = calibration(pairs)
+    meta["calibration"] = live_calibration(pairs)
     meta["calibration"]["actor_agrees"] = ray.get(actor.state.remote())["pairs"] == pairs
     return write_final(root, meta), root, meta["calibration"]
 
@@ -233,8 +220,8 @@ def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:
     target = join(root, "curriculum.png")
     if exists(target):
         return
-    cur_ref, _ = ray.get(actor.refs.remote())
-    cur = curriculum_from_arrays(ray.get(cur_ref[0]))
+    (ref,) = ray.get(actor.refs.remote())
+    cur = curriculum_from_arrays(ray.get(ref))
     with tempfile.TemporaryDirectory() as tmp:
         save_grid(cur, os.path.join(tmp, "curriculum.png"))
         upload(os.path.join(tmp, "curriculum.png"), target)

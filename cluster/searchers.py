@@ -233,7 +233,7 @@ class Deduplicated(_Stateful):
 
 def searcher_metric(s: Any) -> str:
     """What searchers rank by: the rung-1 score every trial has, or real accuracy when there is none."""
-    return "score" if s.score == "none" else "rung1_score"
+    return "score" if s.scorer.none else "rung1_score"
 
 
 def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn | None = None) -> Any:

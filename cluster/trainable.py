@@ -1,13 +1,16 @@
 """The one thin Tune trainable: six edge choices -> cell -> rung-1 score -> real rungs.
 
-Iteration 1 reports the rung-1 score (``search.score``: the cell trained on the shared GTN
-curriculum, or a zero-cost proxy), looked up in the actor's cache first and always computed on the
-class's canonical cell, so equivalent cells share one score. Later iterations are the real rungs:
-``real_steps`` SGD steps of real-data training each (``evaluator: real``), or one lookup in the
-NAS-Bench-201 table charged 12 simulated epochs (``evaluator: nb201``). ``score`` is what the
-schedulers compare (rung-1 score at rung 1, real validation accuracy after); ``rung1_score`` rides
-along in every later result for the searchers. Real-data reports but the last carry a checkpoint, so a
-trial moved to another node or restored after a driver crash resumes from its last rung.
+Iteration 1 reports the rung-1 score (``search.score``, parsed once into a :class:`search.scoring.Scorer`:
+the cell trained on the shared GTN curriculum, a zero-cost proxy, or their calibrated combination),
+looked up in the actor's cache first and always computed on the class's canonical cell, so equivalent
+cells share one score. Later iterations are the real rungs: ``real_steps`` SGD steps of real-data
+training each (``evaluator: real``), or one lookup in the NAS-Bench-201 table charged 12 simulated
+epochs (``evaluator: nb201``). ``score`` is what the schedulers compare (rung-1 score at rung 1, real
+validation accuracy after); ``rung1_score`` rides along in every later result for the searchers.
+Real-data reports but the last carry a checkpoint, so a trial moved to another node or restored after
+a driver crash resumes from its last rung. Every report carries the trial's core-seconds so far by
+phase (``cs_startup``, ``cs_data``, ``cs_score``, ``cs_train``, ``cs_eval``: wall seconds times the
+trial's CPUs), which the status line and the report add up.
 """
 
 from __future__ import annotations
@@ -18,24 +21,24 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import ray
+from ray import tune
+
 from cluster import faults
-from cluster.actor import curriculum_from_arrays, get_teacher_actor, score_key
+from cluster.actor import curriculum_from_arrays, get_teacher_actor
 from cluster.entry import enter, naming_the_node
+from search.scoring import Scorer
 from search.space import EDGE_KEYS, Arch, parse
 
+PHASES = ("startup", "data", "score", "train", "eval")
 
-def _curriculum(actor: Any) -> tuple[Any, Any]:
-    """(curriculum, validation split) from the actor's object-store refs; retried if the actor restarted."""
-    import ray
-    import torch
 
-    from search.data import Split
-
+def _curriculum(actor: Any) -> Any:
+    """The curriculum from the actor's object-store ref; retried if the actor restarted."""
     for attempt in range(3):
         try:
-            cur_ref, val_ref = ray.get(actor.refs.remote())
-            arrays, val = ray.get([cur_ref[0], val_ref[0]])
-            return curriculum_from_arrays(arrays), Split(torch.as_tensor(val["x"]), torch.as_tensor(val["y"]))
+            (ref,) = ray.get(actor.refs.remote())
+            return curriculum_from_arrays(ray.get(ref))
         except ray.exceptions.RayError:
             if attempt == 2:
                 raise
@@ -43,69 +46,30 @@ def _curriculum(actor: Any) -> tuple[Any, Any]:
     raise RuntimeError("unreachable")
 
 
-def components_of(score: str) -> tuple[str, ...]:
-    """The cheap scores a rung-1 setting needs: itself, or a calibrated combination's parts."""
-    if score.startswith("calibrated:"):
-        from search.combine import parse_components
+def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[str, Any]:
+    """The rung-1 score of ``arch``'s class: its components from the actor's cache or computed now.
 
-        return parse_components(score)
-    return (score,)
-
-
-def rung1(cfg: Any, arch: Arch, actor: Any, data: Any, device: str) -> dict[str, Any]:
-    """The rung-1 score of ``arch``'s class: each component from the actor's cache or computed now.
-
-    A calibrated score (``calibrated:gtn+params``) is combined by the actor with the weights it has
-    fitted so far on the search's own real results.
+    A calibrated score is combined by the actor with the weights it has fitted so far on the search's
+    own real results (the scheduler compares rung-1 scores on the weights of the moment).
     """
-    import ray
-
-    s = cfg.search
-    canonical = parse(arch.canonical())
-    parts = components_of(s.score)
-    cur, val, fetch = None, None, 0.0
-    if "gtn" in parts:
+    cur, fetch = None, 0.0
+    if scorer.uses_gtn:
         t0 = time.perf_counter()
-        cur, val = _curriculum(actor)
+        cur = _curriculum(actor)
         fetch = time.perf_counter() - t0
     curriculum = cur.content_hash if cur is not None else None
-    key = score_key(cfg, arch.equiv_hash(), curriculum)
+    key = scorer.key(arch.equiv_hash(), curriculum, cfg.net, cfg.seed)
     cached = ray.get(actor.lookup.remote(key))
     hit = cached is not None
     if not hit:
         start = time.perf_counter()
-        cached = {}
-        for part in parts:
-            cached.update(component(part, cfg, canonical, cur, val, data, device))
+        cached = scorer.components(parse(arch.canonical()), net=cfg.net, data=data, curriculum=cur, seed=cfg.seed,
+                                   nb201=cfg.search.evaluator == "nb201")
         cached["score_seconds"] = time.perf_counter() - start
         actor.store.remote(key, cached)
-    value = cached[COLUMN.get(parts[0], parts[0])] if len(parts) == 1 else \
-        ray.get(actor.combine.remote(arch.equiv_hash(), {p: cached[COLUMN.get(p, p)] for p in parts}))
+    parts = {c: cached[c] for c in scorer.columns}
+    value = ray.get(actor.combine.remote(arch.equiv_hash(), parts)) if scorer.calibrated else scorer.value(parts)
     return {**cached, "rung1_score": value, "cached": hit, "fetch_seconds": fetch, "curriculum": curriculum}
-
-
-COLUMN = {"gtn": "gtn_score"}  # the leaderboard column a component is stored in
-
-
-def component(name: str, cfg: Any, canonical: Arch, cur: Any, val: Any, data: Any, device: str) -> dict[str, float]:
-    """One cheap score of the canonical cell: the GTN score, or a zero-cost proxy (benchmark mode: NB201's net)."""
-    s = cfg.search
-    if name == "gtn":
-        from search.curriculum import score
-
-        m = score(canonical, cur, val.to(device), steps=s.score_steps, seed=cfg.seed, seeds=s.score_seeds,
-                  val_size=s.score_val, channels=cfg.net.channels, cells=cfg.net.cells, num_classes=data.num_classes)
-        return {"gtn_score": m["gtn_score"], "gtn_val_loss": m["val_loss"]}
-    if s.evaluator == "nb201":
-        from search import nb201
-
-        value = nb201.proxy(canonical, name)
-        return {name: int(value) if name in ("params", "flops") else value}
-    from search.proxies import ProxyContext, make_proxy
-
-    ctx = ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data, seed=cfg.seed)
-    value = make_proxy(name).score_many([canonical], ctx)[0][0]
-    return {name: int(value) if name in ("params", "flops") else value}
 
 
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
@@ -115,32 +79,31 @@ def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespa
 
 
 def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -> None:
-    import ray
-    from ray import tune
-
-    started = time.time()
+    started, t0 = time.time(), time.perf_counter()
     s = experiment["search"]
     real = s["evaluator"] == "real"
     me = enter(experiment, "trial", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"],
                uses_torch=real or s["score"] != "none")  # benchmark mode with table lookups never needs torch
-    cfg, device = me.cfg, me.device
-    s = cfg.search
+    cfg = me.cfg
+    s, scorer = cfg.search, cfg.search.scorer
     faults.pause("trial")
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
     base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
             "node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()[:8],
-            "device": device, "started": started,
-            "gpus": ",".join(map(str, ray.get_gpu_ids()))}
+            "device": me.device, "started": started, "gpus": ",".join(map(str, ray.get_gpu_ids()))}
 
     ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
-    state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0}
+    state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0, "phases": dict.fromkeys(PHASES, 0.0)}
     if ckpt is not None:
         import torch
 
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    data = me.data() if real or {"gtn", "naswot", "jacob_cov"} & set(components_of(s.score)) else None
+    clock = Clock(state.setdefault("phases", dict.fromkeys(PHASES, 0.0)), s.cpus_per_trial, t0)
+    clock.lap("startup")
+    data = me.data() if real or scorer.needs_data else None
+    clock.lap("data")
     model = None
     if real:
         from search.nets import count_flops, count_params
@@ -151,16 +114,19 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
             canonical = net_for(parse(arch.canonical()), cfg.net, data, cfg.seed)
             state["extra"].update(params=count_params(canonical), flops=count_flops(canonical))
     checkpoint = real and s.real_rungs > 0
+    clock.lap("startup")
 
-    if s.score != "none" and state["rung"] < 1:
-        r1 = rung1(cfg, arch, actor, data, device)
+    if not scorer.none and state["rung"] < 1:
+        r1 = rung1(cfg, scorer, arch, actor, data)
         state["rung"], state["extra"] = 1, {**state["extra"], **r1}
+        clock.lap("score")
         _report(state, {**base, "score": r1["rung1_score"]}, checkpoint=checkpoint)
 
     if model is not None and "model" in state:
         model.load_state_dict(state["model"])
     first_real = s.rungs - s.real_rungs + 1
     for rung in range(max(state["rung"] + 1, first_real), s.rungs + 1):
+        clock.restart()
         last = rung == s.rungs
         if real:
             from search.train import train
@@ -169,8 +135,11 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
                         val=data.val, test=data.test if last else None)
             metrics = {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}
             state = {**state, "model": model.state_dict(), "real_seconds": state["real_seconds"] + res.seconds}
+            clock.add("train", res.seconds - res.eval_seconds)
+            clock.add("eval", res.eval_seconds)
         else:
             metrics = _lookup(arch, actor)
+            clock.lap("eval")
         state["rung"] = rung
         score1 = state["extra"].get("rung1_score")
         calib = ray.get(actor.record.remote(arch.equiv_hash(), score1, metrics["val_acc"])) if score1 is not None else {}
@@ -178,10 +147,27 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
                         **calib}, checkpoint=checkpoint and not last)
 
 
+class Clock:
+    """Core-seconds by phase: each lap's wall seconds times the trial's CPUs, added to ``phases``."""
+
+    def __init__(self, phases: dict[str, float], cpus: float, t0: float | None = None):
+        self.phases, self.cpus = phases, cpus
+        self.t = time.perf_counter() if t0 is None else t0
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.add(phase, now - self.t)
+        self.t = now
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds * self.cpus
+
+    def restart(self) -> None:
+        self.t = time.perf_counter()
+
+
 def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
     """Benchmark mode's real rung: the table, once per equivalence class (later equivalent cells reuse it)."""
-    import ray
-
     from search import nb201
 
     mine = {**nb201.lookup(arch), "sim_epochs": float(nb201.EPOCHS)}
@@ -191,10 +177,9 @@ def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
 
 def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
     """tune.report, with a checkpoint of everything needed to resume after this rung unless told not to."""
-    from ray import tune
-
     row = {**state["extra"], **metrics, "rung": state["rung"],
-           "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"]}
+           "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"],
+           **{f"cs_{k}": v for k, v in state["phases"].items()}}
     if not checkpoint:
         tune.report(row)
         return
@@ -207,9 +192,6 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
 
 def param_space() -> dict[str, Any]:
     """Six categorical edge choices, as Tune search-space objects (for Tune's own searchers)."""
-    from ray import tune
-
     from search.space import OPS
 
     return {k: tune.choice(list(OPS)) for k in EDGE_KEYS}
-

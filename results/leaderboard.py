@@ -26,6 +26,7 @@ import pyarrow.dataset as pads
 
 from results.storage import join, part_name, resolve, write_parquet
 from search.errors import LeaderboardError
+from search.stats import rho_interval, spearman
 
 SCHEMA = pa.schema([
     # which result: experiment, trial, report number and rung
@@ -43,6 +44,9 @@ SCHEMA = pa.schema([
     ("node_ip", pa.string()), ("node_id", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
     ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
     ("proxy_rho", pa.float64()), ("started", pa.float64()), ("timestamp", pa.float64()),
+    # the trial's core-seconds so far by phase (results.phases)
+    ("cs_startup", pa.float64()), ("cs_data", pa.float64()), ("cs_score", pa.float64()), ("cs_train", pa.float64()),
+    ("cs_eval", pa.float64()),
 ])
 STATUS_SCHEMA = pa.schema([("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
                            ("timestamp", pa.float64())])
@@ -179,3 +183,17 @@ def calibration_pairs(df: Any, score: str = "rung1_score") -> dict[str, tuple[fl
     real = df.dropna(subset=["val_acc", score]).sort_values("timestamp", kind="mergesort")
     real = real.drop_duplicates("arch_hash", keep="last")
     return {h: (float(g), float(v)) for h, g, v in zip(real["arch_hash"], real[score], real["val_acc"])}
+
+
+def live_calibration(pairs: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """How well the rung-1 score ranks the cells that reached real data: Spearman rho with a 95% interval
+    (from 10 cells; a figure over a few cells means little, and the interval says how little)."""
+    out: dict[str, Any] = {"calibration_n": len(pairs)}
+    if len(pairs) >= 10:
+        g, v = zip(*pairs.values())
+        rho = spearman(list(g), list(v))
+        out["proxy_rho"] = rho
+        lo_hi = rho_interval(rho, len(pairs))
+        if lo_hi is not None:
+            out["proxy_rho_lo"], out["proxy_rho_hi"] = lo_hi
+    return out

@@ -18,20 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
 
 LOG = ("params", "flops", "synflow")  # as logarithms: ranks are unchanged, and a dead cell's 0 stays finite
-COMPONENTS = ("gtn", "params", "flops", "synflow", "naswot", "jacob_cov")
 MIN_PAIRS = 20  # online refits start once this many cells have a real score
-
-
-def parse_components(spec: str) -> tuple[str, ...]:
-    """``calibrated:gtn+params`` -> ("gtn", "params"); one clear error for anything else."""
-    kind, _, rest = spec.partition(":")
-    parts = tuple(p for p in rest.split("+") if p)
-    if kind != "calibrated" or not parts or any(p not in COMPONENTS for p in parts) or len(set(parts)) < len(parts):
-        raise InputError(f"{spec!r}: expected calibrated:A+B with distinct components from {', '.join(COMPONENTS)}")
-    return parts
 
 
 def transform(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -84,7 +73,7 @@ class Calibrator:
         w = np.linalg.solve(z.T @ z + ridge * np.eye(len(components)), z.T @ zy)
         return cls(tuple(components), refs, tuple(map(float, w)))
 
-    def score(self, values: Mapping[str, Sequence[float]]) -> np.ndarray:
+    def combine(self, values: Mapping[str, Sequence[float]]) -> np.ndarray:
         """The combined score of each cell (higher is better); a missing component counts as average."""
         total = 0.0
         for c, r, w in zip(self.components, self.refs, self.weights):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError  # noqa: F401  (re-exported: search.config.ConfigError)
+from .scoring import DATA_FREE, Scorer
 from .typed import apply_overrides, build
 
 
@@ -182,10 +183,6 @@ class GTNConfig:
                     raise ValueError(f"{key}: {e}") from None
 
 
-SCORES_DATA_FREE = ("params", "flops", "synflow")
-SCORES = ("gtn", "none", *SCORES_DATA_FREE, "naswot", "jacob_cov")
-
-
 def is_unit_fraction(x: float) -> bool:
     """0, a whole number, or 1/n: the GPU shares Ray can pack without leaving a remainder."""
     if x == 0 or (x >= 1 and float(x).is_integer()):
@@ -215,6 +212,8 @@ class SearchConfig:
     score_steps: int | None = None  # inner steps on the curriculum (None: its T)
     score_seeds: int = 1  # learner initialisations averaged per GTN score
     score_val: int | None = None  # validation images a GTN score is read on (None: all of data.val_subset)
+    score_channels: int | None = None  # width of the GTN score's learners (None: net.channels)
+    score_metric: Literal["acc", "loss"] = "acc"  # the GTN score reads accuracy, or minus the mean loss
     real_rungs: int = 2  # real-data rungs after the rung-1 score (benchmark mode: exactly 1, the table)
     real_steps: int = 100  # SGD steps of real-data training per rung
     reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
@@ -230,23 +229,17 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.searcher), "searcher", "must name a searcher")
-        _check(self.score in SCORES or self.score.startswith("calibrated:"), "score",
-               f"must be one of {', '.join(SCORES)} or calibrated:A+B, got {self.score!r}")
-        if self.score.startswith("calibrated:"):
-            from .combine import parse_components
-
-            try:
-                parse_components(self.score)
-            except ValueError as e:
-                raise ValueError(f"score: {e}") from None
-        _check(self.seed_proxy is None or self.seed_proxy in SCORES_DATA_FREE, "seed_proxy",
-               f"must be a data-free proxy ({', '.join(SCORES_DATA_FREE)})")
+        try:
+            scorer = Scorer.from_config(self)
+        except ValueError as e:
+            raise ValueError(f"score: {e}") from None
+        _check(self.seed_proxy is None or self.seed_proxy in DATA_FREE, "seed_proxy",
+               f"must be a data-free proxy ({', '.join(DATA_FREE)})")
         _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
         _check(self.seed_proxy is None or self.seed_sample >= self.population, "seed_sample", "must be >= population")
         if self.evaluator == "nb201":
             _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
-            _check(self.score in ("none", *SCORES_DATA_FREE), "score",
-                   f"with evaluator: nb201 must be data-free ({', '.join(SCORES_DATA_FREE)}) or none")
+            _check(scorer.data_free, "score", f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none")
         _check(self.num_samples >= 1, "num_samples", "must be >= 1")
         _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
         _check(self.population >= 2, "population", "must be >= 2")
@@ -254,6 +247,7 @@ class SearchConfig:
         _check(self.score_steps is None or self.score_steps >= 1, "score_steps", "must be >= 1")
         _check(self.score_seeds >= 1, "score_seeds", "must be >= 1")
         _check(self.score_val is None or self.score_val >= 1, "score_val", "must be >= 1")
+        _check(self.score_channels is None or self.score_channels >= 1, "score_channels", "must be >= 1")
         _check(self.real_rungs >= 0, "real_rungs", "must be >= 0")
         _check(self.real_rungs >= 1 or self.score != "none", "real_rungs", "must be >= 1 when score is none")
         _check(self.real_steps >= 1, "real_steps", "must be >= 1")
@@ -269,9 +263,14 @@ class SearchConfig:
         _check(self.top_k >= 1, "top_k", "must be >= 1")
 
     @property
+    def scorer(self) -> Scorer:
+        """``score`` and its settings, parsed (validated when the config was made)."""
+        return Scorer.from_config(self)
+
+    @property
     def uses_gtn(self) -> bool:
         """Whether the rung-1 score needs a teacher (``gtn``, or a calibrated score with a gtn part)."""
-        return self.score == "gtn" or (self.score.startswith("calibrated:") and "gtn" in self.score[11:].split("+"))
+        return self.scorer.uses_gtn
 
     @property
     def rungs(self) -> int:

@@ -1,7 +1,7 @@
 """The scoring API: freeze a teacher into a :class:`Curriculum`, then score architectures on it.
 
 ``materialize`` runs the teacher once and keeps only data: images, targets, per-step learning rate
-and momentum, float16, with a content hash. ``score`` trains a fresh network of an architecture on
+and momentum, float16, with a content hash. ``gtn_score`` trains fresh networks of an architecture on
 that curriculum (plain autograd, no meta-graph) and evaluates it on real validation data. This is
 what the shared Ray actor serves and what every trial calls.
 """
@@ -21,6 +21,7 @@ from .data import Split
 from .gtn import Teacher, soft_cross_entropy
 from .nets import build_net
 from .space import Arch
+from .train import evaluate
 
 
 @dataclass(frozen=True)
@@ -104,31 +105,9 @@ def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, se
     return net
 
 
-@torch.no_grad()
-def evaluate(net: nn.Module, val: Split, eval_bn: str, sizes: tuple[int, ...], eval_batch: int = 1000,
-             ) -> dict[int, tuple[float, float]]:
-    """(accuracy, mean cross-entropy) on the first n validation images, for each n in ``sizes``.
-
-    ``eval_bn="batch"`` normalises with each validation batch's statistics (batches of ``eval_batch``
-    images, so a prefix's numbers do not depend on how many more images follow).
-    """
-    net.train(eval_bn == "batch")
-    out, correct, total = {}, 0, 0.0
-    done = 0
-    for n in sorted(sizes):
-        while done < min(n, len(val)):
-            j = min(done + eval_batch, n, len(val))
-            logits = net(val.x[done:j])
-            total += F.cross_entropy(logits, val.y[done:j], reduction="sum").item()
-            correct += int((logits.argmax(1) == val.y[done:j]).sum())
-            done = j
-        out[n] = (correct / max(done, 1), total / max(done, 1))
-    return out
-
-
-def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
-          seeds: int = 1, val_size: int | None = None, channels: int = 8, cells: int = 1, num_classes: int = 10,
-          eval_batch: int = 1000) -> dict[str, float]:
+def gtn_score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
+              seeds: int = 1, val_size: int | None = None, channels: int = 8, cells: int = 1, num_classes: int = 10,
+              eval_batch: int = 1000) -> dict[str, float]:
     """Train fresh ``arch`` networks on the curriculum and evaluate them on real validation data.
 
     ``seeds`` networks (weights from ``seed``, ``seed + 1``, ...) are trained for ``steps`` (default T,
@@ -142,7 +121,7 @@ def score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None =
     for s in range(seed, seed + seeds):
         net = train_on(arch, curriculum, steps=steps, seed=s, channels=channels, cells=cells,
                        num_classes=num_classes, device=val.x.device)
-        acc, loss = evaluate(net, val, curriculum.eval_bn, (n,), eval_batch)[n]
+        acc, loss = evaluate(net, val, bn=curriculum.eval_bn, batch_size=eval_batch, prefixes=(n,))[n]
         accs.append(acc)
         losses.append(loss)
     return {"gtn_score": float(np.mean(accs)), "val_loss": float(np.mean(losses)),

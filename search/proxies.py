@@ -1,7 +1,7 @@
 """Cheap architecture scores ("proxies") behind one small protocol, judged against real training.
 
 Every proxy has a ``name``, its ``settings`` and ``score_many(archs, ctx) -> (scores, seconds)``;
-higher means better. Single-architecture proxies implement ``score(arch, ctx)`` and inherit the loop.
+higher means better. Single-architecture proxies implement ``value(arch, ctx)`` and inherit the loop.
 Definitions follow the papers:
 
 - ``params``, ``flops``: the network's size.
@@ -15,7 +15,7 @@ Definitions follow the papers:
 - ``snip`` (Lee et al. 2019) and ``grad_norm`` (Abdelfattah et al.): sum of |theta * dL/dtheta| and of
   per-layer gradient norms on one real batch.
 - ``real:k``: k SGD steps on real data (cosine schedule), then validation accuracy.
-- ``gtn:k``: k steps on the GTN curriculum, then validation accuracy (:func:`search.curriculum.score`).
+- ``gtn:k``: k steps on the GTN curriculum, then validation accuracy (:func:`search.curriculum.gtn_score`).
 - ``ensemble:a+b+...``: mean rank of its components over the scored population.
 
 A degenerate network (a cell with no path from input to output) can make the kernel or the Jacobian
@@ -36,11 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import NetConfig, TrainConfig
+from .config import NetConfig, SearchConfig, TrainConfig
 from .curriculum import Curriculum
-from .curriculum import score as curriculum_score
+from .curriculum import gtn_score
 from .data import Dataset
 from .errors import ProxyError
+from .scoring import Scorer
 from .nets import build_net, count_flops, count_params
 from .space import Arch
 from .stats import ranks
@@ -101,14 +102,14 @@ class _Single:
     def settings(self) -> dict:
         return {}
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         raise NotImplementedError
 
     def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]:
         scores, secs = [], []
         for a in archs:
             start = time.perf_counter()
-            scores.append(float(self.score(a, ctx)))
+            scores.append(float(self.value(a, ctx)))
             secs.append(time.perf_counter() - start)
         return scores, secs
 
@@ -121,21 +122,21 @@ def _weights(net: nn.Module) -> list[Tensor]:
 class Params(_Single):
     name = "params"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         return float(count_params(ctx.build(arch)))
 
 
 class Flops(_Single):
     name = "flops"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         return float(count_flops(ctx.build(arch)))
 
 
 class Synflow(_Single):
     name = "synflow"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         net = ctx.build(arch, torch.float64).eval()
         with torch.no_grad():
             for p in net.parameters():
@@ -149,7 +150,7 @@ class Synflow(_Single):
 class Naswot(_Single):
     name = "naswot"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         x, _ = ctx.real_batch(self.name)
         if len(x) < ctx.batch_size or len(x) < 2:
             raise ProxyError(f"naswot needs a batch of at least {max(ctx.batch_size, 2)} images, got {len(x)}")
@@ -174,7 +175,7 @@ class Naswot(_Single):
 class JacobCov(_Single):
     name = "jacob_cov"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         x, _ = ctx.real_batch(self.name)
         net = ctx.build(arch).train()
         x = x.clone().requires_grad_(True)
@@ -202,14 +203,14 @@ def _loss_grads(name: str, arch: Arch, ctx: ProxyContext) -> list[tuple[Tensor, 
 class Snip(_Single):
     name = "snip"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         return float(sum((w * g).abs().sum() for w, g in _loss_grads(self.name, arch, ctx)))
 
 
 class GradNorm(_Single):
     name = "grad_norm"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         return float(sum(g.norm() for _, g in _loss_grads(self.name, arch, ctx)))
 
 
@@ -232,7 +233,7 @@ class _Steps(_Single):
 class RealSteps(_Steps):
     kind = "real"
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
         if ctx.data is None:
             raise ProxyError(f"proxy {self.name!r} needs real data, but none was given")
         net = ctx.build(arch).to(ctx.data.train.x.device)
@@ -240,28 +241,40 @@ class RealSteps(_Steps):
 
 
 @dataclass
-class GTNSteps(_Steps):
-    """``gtn:K[:sS][:vN]``: K curriculum steps, the mean over S learner seeds, on the first N validation images."""
+class GTNSteps(_Single):
+    """``gtn[:K][:sS][:vN][:cC][:loss]``: fresh networks trained K steps on the teacher's curriculum (default
+    its T), the mean over S learner seeds, read on the first N validation images (default all), learners
+    C channels wide (default the searched network's), by accuracy or by minus the mean loss."""
 
+    steps: int | None = None
     seeds: int = 1
     val_size: int | None = None
-    kind: ClassVar[str] = "gtn"
+    channels: int | None = None
+    metric: str = "acc"
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"gtn:{self.steps}" + (f":s{self.seeds}" if self.seeds > 1 else "") + \
-            (f":v{self.val_size}" if self.val_size else "")
+        return ("gtn" + (f":{self.steps}" if self.steps else "") + (f":s{self.seeds}" if self.seeds > 1 else "")
+                + (f":v{self.val_size}" if self.val_size else "") + (f":c{self.channels}" if self.channels else "")
+                + (":loss" if self.metric == "loss" else ""))
 
     @property
     def settings(self) -> dict:
-        return {"steps": self.steps, "seeds": self.seeds, "val_size": self.val_size}
+        return {"steps": self.steps, "seeds": self.seeds, "val_size": self.val_size, "channels": self.channels,
+                "metric": self.metric}
 
-    def score(self, arch: Arch, ctx: ProxyContext) -> float:
+    def read(self, arch: Arch, ctx: ProxyContext) -> dict[str, float]:
+        """``gtn_score`` (accuracy, or minus the loss), ``val_loss`` and ``accuracy``, means over the seeds."""
         if ctx.curriculum is None or ctx.data is None:
             raise ProxyError(f"proxy {self.name!r} needs a GTN curriculum and validation data")
-        return curriculum_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed, seeds=self.seeds,
-                                val_size=self.val_size, channels=ctx.net.channels, cells=ctx.net.cells,
-                                num_classes=ctx.num_classes)["gtn_score"]
+        m = gtn_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed, seeds=self.seeds,
+                      val_size=self.val_size, channels=self.channels or ctx.net.channels, cells=ctx.net.cells,
+                      num_classes=ctx.num_classes)
+        return {"gtn_score": m["gtn_score"] if self.metric == "acc" else -m["val_loss"], "val_loss": m["val_loss"],
+                "accuracy": m["gtn_score"]}
+
+    def value(self, arch: Arch, ctx: ProxyContext) -> float:
+        return self.read(arch, ctx)["gtn_score"]
 
 
 @dataclass
@@ -279,8 +292,40 @@ class Ensemble:
         return {"components": [c.name for c in self.components]}
 
     def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]:
-        results = [c.score_many(archs, ctx) for c in self.components]
+        return self.of([c.score_many(archs, ctx) for c in self.components])
+
+    @staticmethod
+    def of(results: Sequence[tuple[list[float], list[float]]]) -> tuple[list[float], list[float]]:
+        """The ensemble of its components' (scores, seconds): mean rank, summed seconds."""
         return combine_ranks([r[0] for r in results]), [float(sum(s)) for s in zip(*(r[1] for r in results))]
+
+
+@dataclass
+class SearchScore:
+    """A search's rung-1 score (``search.score`` with its settings) as a proxy: the components through the
+    same :class:`~search.scoring.Scorer` a search uses; a calibrated one combined with equal weights on
+    ranks among the cells scored (where a live search starts, before it has real results to fit)."""
+
+    scorer: Scorer
+
+    @property
+    def name(self) -> str:
+        gtn = self.scorer.gtn_proxy_name() if self.scorer.uses_gtn else None
+        return f"{self.scorer.spec}[{gtn}]" if gtn else self.scorer.spec
+
+    @property
+    def settings(self) -> dict:
+        return {"score": self.scorer.spec, "gtn": self.scorer.gtn_proxy_name() if self.scorer.uses_gtn else None}
+
+    def score_many(self, archs: Sequence[Arch], ctx: ProxyContext) -> tuple[list[float], list[float]]:
+        rows, secs = [], []
+        for a in archs:
+            start = time.perf_counter()
+            rows.append(self.scorer.components(a, net=ctx.net, data=ctx.data, curriculum=ctx.curriculum,
+                                               seed=ctx.seed, shape=ctx.shape))
+            secs.append(time.perf_counter() - start)
+        cal = self.scorer.calibrator([], rows) if self.scorer.calibrated else None
+        return [self.scorer.value(r, cal) for r in rows], secs
 
 
 def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
@@ -292,15 +337,24 @@ def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
 SIMPLE: dict[str, type[_Single]] = {
     c.name: c for c in (Params, Flops, Synflow, Naswot, JacobCov, Snip, GradNorm)
 }
-DATA_FREE = ("params", "flops", "synflow")
 
 
-def make_proxy(spec: str) -> Proxy:
-    """``synflow``, ``real:128``, ``gtn:32``, ``ensemble:synflow+naswot``, ... -> a proxy."""
+def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
+    """``synflow``, ``real:128``, ``gtn:32``, ``ensemble:synflow+naswot``, ... -> a proxy.
+
+    ``calibrated:A+B`` (or ``search``: ``search.score`` itself) is a search's rung-1 score with the GTN
+    settings of ``search`` (the defaults without one).
+    """
     spec = spec.strip()
     if spec in SIMPLE:
         return SIMPLE[spec]()
     kind, _, arg = spec.partition(":")
+    if kind in ("calibrated", "search"):
+        s = search or SearchConfig()
+        try:
+            return SearchScore(Scorer.from_config(replace(s, score=s.score if kind == "search" else spec)))
+        except ValueError as e:
+            raise ProxyError(f"{spec!r}: {e}") from None
     if kind == "ensemble" and arg:
         return Ensemble(tuple(make_proxy(p) for p in arg.split("+")))
     if kind == "real":
@@ -308,22 +362,24 @@ def make_proxy(spec: str) -> Proxy:
             raise ProxyError(f"real:k needs a positive step count, got {spec!r}")
         return RealSteps(int(arg))
     if kind == "gtn":
-        m = re.fullmatch(r"(\d+)(?::s(\d+))?(?::v(\d+))?", arg)
-        if not m or int(m[1]) < 1 or (m[2] and int(m[2]) < 1) or (m[3] and int(m[3]) < 1):
-            raise ProxyError(f"gtn:K[:sS][:vN] needs positive steps, seeds and validation images, got {spec!r}")
-        return GTNSteps(int(m[1]), seeds=int(m[2] or 1), val_size=int(m[3]) if m[3] else None)
-    known = ", ".join([*SIMPLE, "real:K", "gtn:K[:sS][:vN]", "ensemble:A+B"])
+        m = re.fullmatch(r"gtn(?::(\d+))?(?::s(\d+))?(?::v(\d+))?(?::c(\d+))?(:loss)?", spec)
+        if not m or any(g is not None and int(g) < 1 for g in m.groups()[:4]):
+            raise ProxyError(f"gtn[:K][:sS][:vN][:cC][:loss] needs positive steps, seeds, validation images and "
+                             f"channels, got {spec!r}")
+        num = [int(g) if g else None for g in m.groups()[:4]]
+        return GTNSteps(num[0], seeds=num[1] or 1, val_size=num[2], channels=num[3], metric="loss" if m[5] else "acc")
+    known = ", ".join([*SIMPLE, "real:K", "gtn[:K][:sS][:vN][:cC][:loss]", "ensemble:A+B", "calibrated:A+B", "search"])
     raise ProxyError(f"unknown proxy {spec!r} (known: {known})")
 
 
 def needs_curriculum(proxy: Proxy) -> bool:
     if isinstance(proxy, Ensemble):
         return any(needs_curriculum(c) for c in proxy.components)
-    return isinstance(proxy, GTNSteps)
+    return isinstance(proxy, GTNSteps) or (isinstance(proxy, SearchScore) and proxy.scorer.uses_gtn)
 
 
-def parse_proxies(text: str) -> list[Proxy]:
+def parse_proxies(text: str, search: SearchConfig | None = None) -> list[Proxy]:
     names = [p for p in text.split(",") if p.strip()]
     if not names:
         raise ProxyError("no proxies given")
-    return [make_proxy(p) for p in names]
+    return [make_proxy(p, search) for p in names]

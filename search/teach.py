@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .config import ExperimentConfig, config_from_dict
-from .curriculum import Curriculum, materialize, score
+from .curriculum import Curriculum, gtn_score, materialize
 from .data import Dataset
 from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
 from .gtn import Teacher
@@ -201,7 +201,7 @@ def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = 
     """Accuracy of the held-out architecture trained for T steps on the current curriculum."""
     cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.gtn.seed)
     arch = parse(cfg.gtn.validate_arch)
-    res = score(arch, cur, val if val is not None else data.val, seed=cfg.gtn.seed, channels=cfg.net.channels,
+    res = gtn_score(arch, cur, val if val is not None else data.val, seed=cfg.gtn.seed, channels=cfg.net.channels,
                 cells=cfg.net.cells, num_classes=data.num_classes)
     return res["gtn_score"]
 
@@ -235,7 +235,7 @@ def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data
         "format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": cfg.hash(),
         "teacher_key": teacher_key(cfg), "dataset": data.name, "shape": list(data.shape),
         "num_classes": data.num_classes, "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps,
-        "versions": versions(), "provenance": provenance or {}, "teacher": state,
+        "versions": versions(), "provenance": json.loads(json.dumps(provenance or {}, default=str)), "teacher": state,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,23 +30,32 @@ class TrainResult:
     test_loss: float | None
     train_loss: float  # mean over the last 10% of steps
     steps: int
-    seconds: float
+    seconds: float  # all of it
+    eval_seconds: float = 0.0  # of which evaluating
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) in eval mode."""
+def evaluate(model: nn.Module, split: Split, *, bn: Literal["running", "batch"], batch_size: int = 1000,
+             prefixes: tuple[int, ...] | None = None) -> dict[int, tuple[float, float]]:
+    """(accuracy, mean cross-entropy) on the first n images for each n in ``prefixes`` (default: all).
+
+    ``bn``: BatchNorm normalises with its running statistics (eval mode; real-data training) or with
+    each batch's own (a learner trained a few steps on a curriculum, as MAML and the GTN code do). A
+    batch never spans a prefix's end, so a prefix's numbers do not depend on how many images follow.
+    """
     was_training = model.training
-    model.eval()
-    correct, loss = 0, 0.0
-    for i in range(0, len(split), batch_size):
-        x, y = split.x[i : i + batch_size], split.y[i : i + batch_size]
-        out = model(x)
-        loss += F.cross_entropy(out, y, reduction="sum").item()
-        correct += int((out.argmax(1) == y).sum())
+    model.train(bn == "batch")
+    out, correct, total, done = {}, 0, 0.0, 0
+    for n in sorted(prefixes or (len(split),)):
+        while done < min(n, len(split)):
+            j = min(done + batch_size, n, len(split))
+            logits = model(split.x[done:j])
+            total += F.cross_entropy(logits, split.y[done:j], reduction="sum").item()
+            correct += int((logits.argmax(1) == split.y[done:j]).sum())
+            done = j
+        out[n] = (correct / max(done, 1), total / max(done, 1))
     model.train(was_training)
-    n = max(len(split), 1)
-    return correct / n, loss / n
+    return out
 
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
@@ -88,10 +98,15 @@ def train(
         opt.step()
         if step >= steps - max(1, steps // 10):
             tail.append(loss.item())
-    val_acc, val_loss = evaluate(model, val, cfg.eval_batch_size) if val is not None else (float("nan"),) * 2
-    test_acc, test_loss = evaluate(model, test, cfg.eval_batch_size) if test is not None else (None, None)
-    return TrainResult(val_acc, val_loss, test_acc, test_loss, sum(tail) / len(tail), steps,
-                       time.perf_counter() - start)
+    trained = time.perf_counter()
+    val_acc, val_loss = _whole(model, val, cfg) if val is not None else (float("nan"),) * 2
+    test_acc, test_loss = _whole(model, test, cfg) if test is not None else (None, None)
+    end = time.perf_counter()
+    return TrainResult(val_acc, val_loss, test_acc, test_loss, sum(tail) / len(tail), steps, end - start, end - trained)
+
+
+def _whole(model: nn.Module, split: Split, cfg: TrainConfig) -> tuple[float, float]:
+    return evaluate(model, split, bn="running", batch_size=cfg.eval_batch_size)[len(split)]
 
 
 def net_for(arch: Arch, net: NetConfig, data: Dataset, seed: int) -> nn.Module:

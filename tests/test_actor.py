@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, score_key, start_teacher_actor
+from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, start_teacher_actor
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 from search.space import parse
 
@@ -34,8 +34,8 @@ def test_actor_restarts_with_the_same_curriculum(ray_session, tiny_teacher):
     path, cfg = tiny_teacher
     actor = start_teacher_actor(cfg.to_dict(), str(path), namespace="test-restart")
     before = ray.get(actor.info.remote())["content_hash"]
-    cur_ref, _ = ray.get(actor.refs.remote())
-    assert curriculum_from_arrays(ray.get(cur_ref[0])).content_hash == before
+    (ref,) = ray.get(actor.refs.remote())
+    assert curriculum_from_arrays(ray.get(ref)).content_hash == before
     ray.kill(actor, no_restart=False)
     deadline = time.time() + 60
     while True:  # calls during the restart may fail; max_task_retries retries them
@@ -46,8 +46,8 @@ def test_actor_restarts_with_the_same_curriculum(ray_session, tiny_teacher):
             assert time.time() < deadline
             time.sleep(0.5)
     assert after == before
-    cur_ref, _ = ray.get(actor.refs.remote())
-    assert curriculum_from_arrays(ray.get(cur_ref[0])).content_hash == before
+    (ref,) = ray.get(actor.refs.remote())
+    assert curriculum_from_arrays(ray.get(ref)).content_hash == before
     ray.kill(actor, no_restart=True)
 
 
@@ -67,11 +67,11 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
                       row_from_result("e", "t3", res(1, B, "y", 0.5, extra={"config_hash": "other"}))], {})
     write_statuses(root, [status_row("e", "t9", "LOST")])
     server = TeacherServer(cfg.to_dict(), str(path), root)
-    assert server.lookup(score_key(server.cfg, ha, cur)) == {"gtn_score": 0.4, "gtn_val_loss": 1.5,
+    assert server.lookup(server.scorer.key(ha, cur, server.cfg.net, server.cfg.seed)) == {"gtn_score": 0.4, "gtn_val_loss": 1.5,
                                                                "score_seconds": 0.2}
-    assert server.lookup(score_key(server.cfg, hb, cur))["gtn_score"] == 0.1
-    assert server.lookup(score_key(server.cfg, "x", cur)) is None  # a LOST trial's score is forgotten
-    assert server.lookup(score_key(server.cfg, "y", cur)) is None  # another configuration's row is not ours
+    assert server.lookup(server.scorer.key(hb, cur, server.cfg.net, server.cfg.seed))["gtn_score"] == 0.1
+    assert server.lookup(server.scorer.key("x", cur, server.cfg.net, server.cfg.seed)) is None  # a LOST trial's score is forgotten
+    assert server.lookup(server.scorer.key("y", cur, server.cfg.net, server.cfg.seed)) is None  # another configuration's row is not ours
     assert server.pairs == {ha: (0.4, 0.7)} and server.rebuilt == 3
 
 
@@ -87,13 +87,16 @@ def test_calibrated_scores_start_equal_weighted_then_follow_the_searchs_own_real
     server = TeacherServer(cfg.to_dict(), str(path))
     rng = np.random.default_rng(0)
     # before any real result: equal weights on standardised parts, so the bigger-and-better cell wins
-    server.combine("a", {"gtn": 0.3, "params": 1e4})
-    assert server.combine("b", {"gtn": 0.6, "params": 1e5}) > server.combine("c", {"gtn": 0.1, "params": 1e3})
+    server.combine("a", {"gtn_score": 0.3, "params": 1e4})
+    assert server.combine("b", {"gtn_score": 0.6, "params": 1e5}) > server.combine("c", {"gtn_score": 0.1, "params": 1e3})
     # a search whose real accuracies follow params only: the refit learns to trust params, not gtn
     for i in range(MIN_PAIRS + 10):
         p, g = float(np.exp(rng.uniform(7, 12))), float(rng.uniform(0.1, 0.6))
-        server.combine(f"h{i}", {"gtn": g, "params": p})
+        server.combine(f"h{i}", {"gtn_score": g, "params": p})
         server.record(f"h{i}", 0.0, 0.5 + 0.05 * np.log(p))
-    big_low_gtn = server.combine("x", {"gtn": 0.1, "params": 1e6})
-    small_high_gtn = server.combine("y", {"gtn": 0.6, "params": 1e3})
+    big_low_gtn = server.combine("x", {"gtn_score": 0.1, "params": 1e6})
+    small_high_gtn = server.combine("y", {"gtn_score": 0.6, "params": 1e3})
     assert big_low_gtn > small_high_gtn
+    # the scheduler compares rung-1 scores on today's weights: an early cell is rescored with them too
+    early, now = server.rescore(["b", "c", "x", "unknown"]), server.rescore(["x"])
+    assert early[2] == now[0] == big_low_gtn and early[0] > early[1] and np.isnan(early[3])

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from search.combine import Calibrator, parse_components, transform
+from search.combine import Calibrator, transform
+from search.scoring import Scorer
 from search.errors import InputError
 from search.stats import spearman
 
@@ -19,7 +20,7 @@ def test_fit_recovers_the_signal_and_ignores_noise():
     w = dict(zip(cal.components, cal.weights))
     assert w["gtn"] > 1.5 * w["params"] > 0.3  # on rank scales the 2:1 signal stays about 2:1
     assert abs(w["naswot"]) < 0.1 * w["params"]
-    assert spearman(cal.score({"gtn": gtn, "params": params, "naswot": noise}), target) > 0.97
+    assert spearman(cal.combine({"gtn": gtn, "params": params, "naswot": noise}), target) > 0.97
 
 
 def test_a_few_dead_cells_do_not_flip_a_useful_components_weight():
@@ -35,22 +36,22 @@ def test_a_few_dead_cells_do_not_flip_a_useful_components_weight():
     w = dict(zip(cal.components, cal.weights))
     assert w["params"] > w["gtn"] > 0
     alive = slice(2, None)
-    assert spearman(cal.score({"gtn": gtn[alive], "params": params[alive]}), target[alive]) > 0.85
+    assert spearman(cal.combine({"gtn": gtn[alive], "params": params[alive]}), target[alive]) > 0.85
 
 
 def test_fallback_is_equal_weights_on_ranks_and_missing_values_count_as_average():
     cal = Calibrator.fallback(("gtn", "params"), {"gtn": [0.1, 0.5, 0.9], "params": [1e3, 1e4, 1e5]})
     assert cal.weights == (0.5, 0.5)
-    s = cal.score({"gtn": [0.5, float("nan"), 0.9], "params": [1e4, 1e4, 1e5]})
+    s = cal.combine({"gtn": [0.5, float("nan"), 0.9], "params": [1e4, 1e4, 1e5]})
     assert s[0] == pytest.approx(0.0) and s[1] == pytest.approx(0.0) and s[2] > 0.5
-    assert (Calibrator.fallback(("gtn",)).score({"gtn": [0.2, 0.8]}) == 0).all()  # nothing seen: all average
+    assert (Calibrator.fallback(("gtn",)).combine({"gtn": [0.2, 0.8]}) == 0).all()  # nothing seen: all average
 
 
 def test_specs_and_transforms():
-    assert parse_components("calibrated:gtn+params+naswot") == ("gtn", "params", "naswot")
-    for bad in ("calibrated:", "calibrated:gtn+gtn", "calibrated:gtn+nope", "ensemble:gtn+params"):
+    assert Scorer.parse("calibrated:gtn+params+naswot").parts == ("gtn", "params", "naswot")
+    for bad in ("calibrated:", "calibrated:gtn+gtn", "calibrated:gtn+nope", "ensemble:gtn+params", "nope"):
         with pytest.raises(InputError):
-            parse_components(bad)
+            Scorer.parse(bad)
     assert transform("params", [np.e ** 3])[0] == pytest.approx(3.0)
     assert transform("synflow", [0.0])[0] < -600  # a dead cell's zero synflow is very low, not -inf
     assert np.isnan(transform("naswot", [float("-inf")])[0])  # a dead cell's -inf: unknown, scored as average

@@ -8,7 +8,7 @@ import torch
 
 from cluster.cli import main
 from search.config import load_config
-from search.curriculum import Curriculum, materialize, score
+from search.curriculum import Curriculum, materialize, gtn_score
 from search.data import load_dataset
 from search.space import parse
 from search.teach import CheckpointError, MetaTrainingError, load_teacher, save_teacher, train_teacher
@@ -72,12 +72,12 @@ def test_score_is_seeded_and_ranks_a_dead_cell_last(tiny_teacher, fashion):
     path, cfg = tiny_teacher
     cur = load_teacher(path).curriculum()
     val = fashion.val.head(300)
-    a = score(parse(PAPER), cur, val, seed=1, channels=4)
-    b = score(parse(PAPER), cur, val, seed=1, channels=4)
+    a = gtn_score(parse(PAPER), cur, val, seed=1, channels=4)
+    b = gtn_score(parse(PAPER), cur, val, seed=1, channels=4)
     assert a["gtn_score"] == b["gtn_score"] and a["val_loss"] == b["val_loss"] and a["steps"] == cur.steps
-    longer = score(parse(PAPER), cur, val, seed=1, channels=4, steps=2 * cur.steps)  # cycles the curriculum
+    longer = gtn_score(parse(PAPER), cur, val, seed=1, channels=4, steps=2 * cur.steps)  # cycles the curriculum
     assert longer["steps"] == 2 * cur.steps and longer["val_loss"] != a["val_loss"]
-    dead = score(parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"), cur, val, seed=1, channels=4)
+    dead = gtn_score(parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"), cur, val, seed=1, channels=4)
     assert dead["gtn_score"] < 0.2
 
 
@@ -89,7 +89,7 @@ def test_real_curriculum_scores_like_real_training(fashion):
 
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
     cur = materialize(teacher, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std, real=fashion.train)
-    res = score(parse(PAPER), cur, fashion.val.head(1000), channels=8)
+    res = gtn_score(parse(PAPER), cur, fashion.val.head(1000), channels=8)
     assert res["gtn_score"] > 0.5, res
 
 
@@ -108,10 +108,10 @@ def test_pixels_start_from_real_images_of_their_labels(fashion):
         assert len(same) and (fashion.train.y[same] == flat_y[t, b]).all()
     val = fashion.val.head(1000)
     cur = materialize(teacher, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std)
-    assert score(parse(PAPER), cur, val, channels=8)["gtn_score"] > 0.5
+    assert gtn_score(parse(PAPER), cur, val, channels=8)["gtn_score"] > 0.5
     noise = Teacher(load_config(None, overrides).gtn, fashion.shape, 10)
     cur = materialize(noise, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std)
-    assert score(parse(PAPER), cur, val, channels=8)["gtn_score"] < 0.3
+    assert gtn_score(parse(PAPER), cur, val, channels=8)["gtn_score"] < 0.3
     with pytest.raises(ValueError, match="pixels_init: real needs curriculum: pixels"):
         load_config(None, ["gtn.pixels_init=real"])
 
@@ -137,7 +137,7 @@ def test_generator_warm_start_fits_real_images_of_each_slots_label(fashion):
 
     def teaches(t):
         cur = materialize(t, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std)
-        return score(parse(PAPER), cur, val, channels=8)["gtn_score"]
+        return gtn_score(parse(PAPER), cur, val, channels=8)["gtn_score"]
 
     before, cold = torch.nn.functional.mse_loss(images(teacher), target).item(), teaches(teacher)
     teacher.fit_generator_to(fashion.train, torch.Generator().manual_seed(1), steps=80, lr=3e-3)

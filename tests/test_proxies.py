@@ -11,8 +11,8 @@ from search import nb201
 from search.config import NetConfig, TrainConfig
 from search.data import Dataset, Split
 from search.nets import build_net, count_params
+from search.scoring import DATA_FREE
 from search.proxies import (
-    DATA_FREE,
     ProxyContext,
     ProxyError,
     combine_ranks,

@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", required=True, help="truth Parquet written by `gtnnas truth`")
     p.add_argument("--proxies", default="params,flops,synflow,naswot,jacob_cov,snip,grad_norm",
                    help="comma-separated: params, flops, synflow, naswot, jacob_cov, snip, grad_norm, real:K, "
-                        "gtn:K[:sS][:vN] (K steps, mean of S learner seeds, N validation images), ensemble:A+B "
-                        "(default: %(default)s)")
+                        "gtn[:K][:sS][:vN][:cC][:loss] (K steps, mean of S learner seeds, N validation images, "
+                        "learners C channels wide, minus the loss instead of accuracy), ensemble:A+B (mean rank), "
+                        "calibrated:A+B or search (a search's rung-1 score with --config's search.score_* "
+                        "settings, equal weights on ranks) (default: %(default)s)")
     p.add_argument("--out", required=True, help="folder for proxies.json and scatter_<proxy>.png")
     p.add_argument("--json", default=None, help="write the JSON here instead of OUT/proxies.json")
     p.add_argument("--config", default=None, help="net/data settings (default: the ones the truth was built with)")
@@ -90,12 +92,11 @@ def cmd_truth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(args: argparse.Namespace, meta: dict) -> "object":
+def _config(args: argparse.Namespace, meta: dict) -> "object":
+    """The settings proxies run with: --config, else the ones the truth table was built with."""
     from dataclasses import replace
 
     from search.config import config_from_dict
-    from search.data import load_dataset
-    from search.proxies import ProxyContext
 
     if args.config:
         cfg = load_config(args.config, [])
@@ -104,6 +105,15 @@ def _context(args: argparse.Namespace, meta: dict) -> "object":
         cfg = replace(cfg, data=replace(cfg.data, root=None))
     else:
         raise InputError(f"{args.truth} carries no config; pass --config")
+    return cfg
+
+
+def _context(args: argparse.Namespace, cfg: "object") -> "object":
+    from dataclasses import replace
+
+    from search.data import load_dataset
+    from search.proxies import ProxyContext
+
     d = cfg.data
     if args.val_subset is not None:
         if args.val_subset < 1:
@@ -127,13 +137,14 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     from results.truthtable import load_truth
     from search.proxies import needs_curriculum, parse_proxies
 
-    proxies = parse_proxies(args.proxies)
+    _, meta = load_truth(args.truth)
+    cfg = _config(args, meta)
+    proxies = parse_proxies(args.proxies, cfg.search)
     if any(needs_curriculum(p) for p in proxies) and not args.teacher:
-        raise InputError("gtn:K proxies need --teacher PATH")
+        raise InputError("gtn proxies need --teacher PATH")
     if args.threads:
         torch.set_num_threads(args.threads)
-    _, meta = load_truth(args.truth)
-    ctx = _context(args, meta)
+    ctx = _context(args, cfg)
 
     def progress(name: str, result: tuple) -> None:
         print(f"  {name}: {sum(result[1]) / max(len(result[1]), 1):.4f}s per arch", file=sys.stderr, flush=True)
