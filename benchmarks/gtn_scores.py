@@ -5,29 +5,27 @@ is trained on the curriculum with learner seeds 0..S-1 and read on the first N v
 each N in --sizes; one row per (cell, seed, N) with accuracy, loss and the seconds it took. Resumable
 (rows already in --out are kept). ``benchmarks/gtn_noise.py`` turns these rows into the figures.
 
-    python benchmarks/gtn_scores.py --teacher runs/t/teacher.pt --split tuning --seeds 4 \\
-        --sizes 1000,5000 --out runs/scores/default_s0.parquet
+    python -m benchmarks.gtn_scores --teacher runs/t/teacher.pt --split tuning --seeds 4 \\
+        --sizes 1000,5000 --out runs/scores/default_s0.parquet [--channels 4] [--steps 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
-
-from results.truthtable import load_truth, planned_cells, split_of  # noqa: E402
-from search.config import config_from_dict  # noqa: E402
-from search.curriculum import evaluate, train_on  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.teach import load_teacher  # noqa: E402
+from results.truthtable import load_truth, planned_cells, split_of
+from search.config import config_from_dict
+from search.curriculum import train_on
+from search.data import load_dataset
+from search.space import parse
+from search.teach import load_teacher
+from search.train import evaluate
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 
@@ -40,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None, help="curriculum steps (default: its T)")
     ap.add_argument("--sizes", default="1000,5000", help="validation prefixes to read each network on")
+    ap.add_argument("--channels", type=int, default=None, help="the learners' width (default: the truth's network's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--planned", type=int, default=None,
                     help="score the first N cells of the truth's plan (its cells need not be trained yet)")
@@ -70,15 +69,16 @@ def main() -> None:
             if (a, seed) in done:
                 continue
             t0 = time.perf_counter()
-            net = train_on(parse(a), cur, steps=args.steps, seed=seed, channels=cfg.net.channels, cells=cfg.net.cells,
-                           num_classes=data.num_classes)
+            net = train_on(parse(a), cur, steps=args.steps, seed=seed, channels=args.channels or cfg.net.channels,
+                           cells=cfg.net.cells, num_classes=data.num_classes)
             train_s = time.perf_counter() - t0
             for n in sizes:
                 t1 = time.perf_counter()
-                acc, loss = evaluate(net, data.val, cur.eval_bn, (n,))[n]
+                acc, loss = evaluate(net, data.val, bn=cur.eval_bn, prefixes=(n,))[n]
                 rows.append({"arch": a, "split": split[a], "seed": seed, "val_size": n, "acc": acc, "loss": loss,
                              "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1,
-                             "steps": args.steps or cur.steps, "curriculum": cur.content_hash})
+                             "steps": args.steps or cur.steps, "channels": args.channels or cfg.net.channels,
+                             "curriculum": cur.content_hash})
         pq.write_table(pa.Table.from_pylist(rows), str(out) + ".tmp")
         Path(str(out) + ".tmp").replace(out)
         if (i + 1) % 10 == 0:

@@ -64,6 +64,14 @@ def check_stored(uri: str, key: str, dataset: str) -> None:
                               f"({loaded.key or 'no key recorded'}); delete it or set search.teacher")
 
 
+def file_teacher(cfg: ExperimentConfig, uri: str) -> str:
+    """Copy the teacher at ``uri`` (meta-trained with ``cfg``'s settings) into the store; its place there."""
+    filed = join(store_uri(cfg), f"{teacher_key(cfg)}.pt")
+    with local_copy(uri) as path:
+        upload(path, filed)
+    return filed
+
+
 def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> dict[str, Any]:
     """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``."""
     from search.teach import save_teacher, train_teacher
@@ -128,8 +136,6 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
         done = ray.get(task.remote(cfg.to_dict(), target, cpus))
     except ray.exceptions.RayTaskError as e:
         raise (one_line(e) or e) from None
-    filed = join(store_uri(cfg), f"{teacher_key(cfg)}.pt")
-    with local_copy(target) as path:
-        upload(path, filed)
+    filed = file_teacher(cfg, target)
     print(f"teacher stage: filed as {filed} (node {done['node']} meta-trained it, data {done['data']})", flush=True)
     return target

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/teacher.state.pt, the checkpoint "
                                                              "written every gtn.checkpoint_every outer steps")
+    train.add_argument("--no-store", action="store_true", help="do not file the teacher in the teacher store "
+                                                               "(search.teacher_store), where searches find it")
     train.set_defaults(func=cmd_train)
     sample = cmds.add_parser("sample", help="draw a teacher's curriculum as a PNG grid (steps x classes)")
     sample.add_argument("checkpoint", help="teacher.pt written by `gtnnas gtn train`")
@@ -106,6 +108,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     took = time.perf_counter() - started
     print(f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
           f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s")
+    if not args.no_store:
+        from cluster.teacher_stage import file_teacher
+
+        print(f"filed as {file_teacher(cfg, str(out / 'teacher.pt'))}: searches with these data and gtn settings "
+              f"find it there (search.teacher_store)")
     return 0
 
 

@@ -1,0 +1,115 @@
+"""Teachers trained once and reused: the key, the store, the shipped teachers, refusals at the door."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_teacher, store_uri
+from search.config import load_config
+from search.errors import CheckpointError
+from search.teach import load_teacher, save_teacher, teacher_key
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def test_a_teacher_is_keyed_by_its_data_and_settings_not_by_the_search():
+    base = load_config(SMOKE)
+    key = teacher_key(base)
+    same = [["seed=7"], ["name=other", "storage=s3://b/x"], ["search.num_samples=3", "net.channels=16"],
+            ["data.val_subset=100", "data.root=/elsewhere"], ["gtn.validate_every=1", "gtn.checkpoint_every=1"]]
+    for o in same:
+        assert teacher_key(load_config(SMOKE, o)) == key, o
+    for o in (["gtn.seed=1"], ["data.dataset=mnist"], ["data.train_subset=500"], ["gtn.inner_steps=8"],
+              ["data.split_seed=1"]):
+        assert teacher_key(load_config(SMOKE, o)) != key, o
+
+
+def test_the_store_is_beside_remote_storage_else_in_the_users_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert store_uri(load_config(SMOKE)) == str(tmp_path / "gtnnas" / "teachers")
+    assert store_uri(load_config(SMOKE, ["storage=s3://bucket/runs"])) == "s3://bucket/runs/teachers"
+    assert store_uri(load_config(SMOKE, ["search.teacher_store=gs://t"])) == "gs://t"
+
+
+def test_a_filed_teacher_is_found_by_the_next_search_and_a_bad_one_is_refused(tiny_teacher, tmp_path, monkeypatch):
+    path, cfg = tiny_teacher  # configs/gtn_smoke.yaml with gtn.outer_steps=2
+    store = tmp_path / "store"
+    cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2", f"search.teacher_store={store}"])
+    assert find_teacher(cfg) is None
+    filed = file_teacher(cfg, str(path))
+    assert filed == str(store / f"{teacher_key(cfg)}.pt")
+    later = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2", f"search.teacher_store={store}",
+                                                                "seed=5", "name=later"])
+    assert find_teacher(later) == filed
+    root = tmp_path / "exp"
+    assert ensure_teacher(later, str(root)) == str(root / "teacher.pt")  # copied into the experiment, no Ray
+    assert (root / "teacher.pt").read_bytes() == Path(filed).read_bytes()
+    # another setting's teacher filed under this key, and a torn file: one line each, never used
+    other = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=3"])
+    loaded = load_teacher(path)
+    from search.data import load_dataset
+
+    data = load_dataset("fashion_mnist", train_subset=100, val_subset=50)
+    save_teacher(Path(filed), loaded.teacher, other, data, 3)
+    with pytest.raises(CheckpointError, match="filed as teacher .* other settings"):
+        find_teacher(later)
+    Path(filed).write_bytes(Path(path).read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="not a readable teacher checkpoint") as info:
+        find_teacher(later)
+    assert "\n" not in str(info.value)
+
+
+def test_the_cli_refuses_a_corrupt_stored_teacher_before_ray_starts(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    cfg = load_config(SMOKE, [f"search.teacher_store={store}"])
+    (store / f"{teacher_key(cfg)}.pt").write_bytes(b"not a checkpoint")
+    out = subprocess.run([sys.executable, "-m", "cluster.cli", "search", "--config", str(SMOKE),
+                          f"search.teacher_store={store}", f"storage={tmp_path}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not a readable teacher checkpoint" in out.stderr
+    assert not (tmp_path / "smoke").exists()  # nothing half-written
+
+
+def test_gtn_train_files_its_teacher_where_searches_look(tmp_path, data_dir):
+    store = tmp_path / "store"
+    out = subprocess.run([sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", "configs/gtn_smoke.yaml",
+                          f"out={tmp_path / 't'}", "gtn.outer_steps=2", f"search.teacher_store={store}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2", f"search.teacher_store={store}"])
+    assert find_teacher(cfg) == str(store / f"{teacher_key(cfg)}.pt") and "filed as" in out.stdout
+
+
+def test_shipped_teachers_are_the_default_jobs_and_load(data_dir):
+    """A change to the gtn settings' fields or defaults changes the key: the shipped teachers must follow."""
+    shipped = sorted(p.name for p in SHIPPED.glob("*.pt"))
+    keys = [f"{teacher_key(load_config(ROOT / 'configs' / 'default.yaml', [f'data.dataset={d}']))}.pt"
+            for d in ("fashion_mnist", "mnist")]
+    assert shipped == sorted(keys)
+    for name in shipped:
+        t = load_teacher(SHIPPED / name)
+        assert t.key == name[:-3] and t.provenance["commit"] and 0.3 < t.provenance["held_out_acc"] <= 1.0
+        assert (SHIPPED / name).stat().st_size < 2_500_000  # small enough for git
+    assert find_teacher(load_config(ROOT / "configs" / "default.yaml", ["seed=3"])) == str(SHIPPED / keys[0])
+
+
+def test_a_compact_teacher_gives_the_same_curriculum(tiny_teacher, tmp_path, fashion):
+    path, cfg = tiny_teacher
+    pix = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=1", "gtn.curriculum=pixels",
+                                                            "gtn.pixels_init=real"])
+    from search.teach import train_teacher
+
+    teacher = train_teacher(pix, fashion)
+    save_teacher(tmp_path / "full.pt", teacher, pix, fashion, 1)
+    save_teacher(tmp_path / "compact.pt", teacher, pix, fashion, 1, compact=True)
+    a, b = (load_teacher(tmp_path / f).curriculum(real=fashion.train) for f in ("full.pt", "compact.pt"))
+    assert a.content_hash == b.content_hash
+    assert (tmp_path / "compact.pt").stat().st_size < 0.7 * (tmp_path / "full.pt").stat().st_size
+    shutil.rmtree(tmp_path)
