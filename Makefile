@@ -24,11 +24,12 @@ demo: install
 	$(GTNNAS) data fetch fashion_mnist
 	$(GTNNAS) search --config configs/default.yaml $(ARGS)
 
-# The default suite, then the multi-node fault tests in their own pytest process (own Ray clusters).
-# Tests never download: `make data` puts the data sets where they look first.
+# The default suite, then the multi-node fault tests and the cluster test, each in its own pytest process
+# (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
 test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/train_speed.py

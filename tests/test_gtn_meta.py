@@ -176,9 +176,9 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     from search.teach import meta_gradient
 
     data = replace(fashion, train=fashion.train.head(300))
-    g = GTNConfig(inner_steps=2, inner_batch=10, noise_dim=8, meta_batch=20, learner_channels=2, learners_per_step=2,
-          checkpointing=False)
-    cfg = ExperimentConfig(seed=3, gtn=g)
+    g = GTNConfig(seed=3, inner_steps=2, inner_batch=10, noise_dim=8, meta_batch=20, learner_channels=2,
+                  learners_per_step=2, checkpointing=False)
+    cfg = ExperimentConfig(seed=99, gtn=g)  # meta-training follows the teacher's own seed, not the search's
     teacher = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))
     loss, _, _ = meta_gradient(teacher, cfg, data, np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
     got = {n: p.grad.clone() for n, p in teacher.named_parameters() if p.grad is not None}
@@ -201,7 +201,7 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     for n in got:
         torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-7)
     single = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))  # one learner differs from the mean
-    meta_gradient(single, ExperimentConfig(seed=3, gtn=replace(g, learners_per_step=1)), data,
+    meta_gradient(single, ExperimentConfig(gtn=replace(g, learners_per_step=1)), data,
                   np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
     assert not torch.allclose(single.log_lr.grad, got["log_lr"])
 
@@ -218,7 +218,7 @@ def test_generator_meta_lr_sets_the_generators_step_alone(fashion):
     cfg = load_config(None, ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20",
                              "gtn.learner_channels=2", "gtn.outer_steps=1", "gtn.checkpointing=false",
                              "gtn.meta_lr=0.01", "gtn.generator_meta_lr=0.0001", "gtn.validate_size=50",
-                             "net.channels=2", "net.cells=1", "seed=4"])
+                             "net.channels=2", "net.cells=1", "gtn.seed=4"])
     before = Teacher(cfg.gtn, data.shape, 10, torch.Generator().manual_seed(4)).state_dict()
     after = train_teacher(cfg, data).state_dict()
     step = {k: (after[k] - before[k]).abs().max().item() for k in before if before[k].is_floating_point()}

@@ -137,11 +137,11 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     from results.truthtable import load_truth
     from search.proxies import needs_curriculum, parse_proxies
 
+    if any(needs_curriculum(p) for p in parse_proxies(args.proxies)) and not args.teacher:  # before reading files
+        raise InputError("gtn proxies need --teacher PATH")
     _, meta = load_truth(args.truth)
     cfg = _config(args, meta)
     proxies = parse_proxies(args.proxies, cfg.search)
-    if any(needs_curriculum(p) for p in proxies) and not args.teacher:
-        raise InputError("gtn proxies need --teacher PATH")
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = _context(args, cfg)
