@@ -13,7 +13,9 @@ search has exactly its budget, and a failing Ray task reaches the user as one li
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,6 +43,7 @@ def s3(data_dir):
     from moto.server import ThreadedMotoServer
 
     port = _port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
@@ -70,6 +73,14 @@ def _node_env(base: Path, name: str, s3env: dict[str, str]) -> dict[str, str]:
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def _own(name: str, base: Path, s3env: dict[str, str]) -> dict:
+    """What a node keeps to itself: its environment, its unpacked working_dir (on one machine the nodes
+    share Ray's session folder, and a removed node would delete what the others run from), and its
+    agent's port (not Ray's default, which another Ray on this machine may hold)."""
+    return {"env_vars": _node_env(base, name, s3env), "runtime_env_dir_name": f"runtime_resources_{name}",
+            "dashboard_agent_listen_port": _port()}
+
+
 @pytest.fixture(scope="module")
 def cluster(s3, tmp_path_factory):
     import psutil
@@ -82,9 +93,8 @@ def cluster(s3, tmp_path_factory):
     dashboard = _port()
     c = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": True, "dashboard_host": "127.0.0.1",
-        "dashboard_port": dashboard, "env_vars": _node_env(base, "head", s3)})
-    workers = [c.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=_node_env(base, f"w{i}", s3))
-               for i in range(2)]
+        "dashboard_port": dashboard, **_own("head", base, s3)})
+    workers = [c.add_node(num_cpus=1, node_ip_address="127.0.0.1", **_own(f"w{i}", base, s3)) for i in range(2)]
     c.wait_for_nodes()
     ids = {"head": c.head_node.node_id, **{f"w{i}": w.node_id for i, w in enumerate(workers)}}
     yield c, workers, f"http://127.0.0.1:{dashboard}", base, ids
@@ -96,20 +106,26 @@ def cluster(s3, tmp_path_factory):
 
 
 def _submit(address: str, *args: str) -> str:
-    out = subprocess.run([RAY, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(ROOT),
-                          "--", sys.executable, "cluster/submit.py", "--config", "configs/smoke.yaml", *args],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    """``ray job submit`` (the README's command), retried while the job server has no agent yet."""
+    deadline = time.time() + 120
+    while True:
+        out = subprocess.run([RAY, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(ROOT),
+                              "--", sys.executable, "cluster/submit.py", "--config", "configs/smoke.yaml", *args],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        if out.returncode == 0 or "No available agent" not in out.stderr or time.time() > deadline:
+            break
+        time.sleep(2)
     assert out.returncode == 0, out.stderr[-2000:]
-    return next(w for line in out.stdout.splitlines() for w in line.split() if w.startswith("raysubmit_"))
+    return re.search(r"raysubmit_[A-Za-z0-9]+", out.stdout)[0]
 
 
-def _finish(address: str, job: str, timeout: float = 600) -> tuple[str, str]:
+def _finish(address: str, job: str, timeout: float = 400) -> tuple[str, str]:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
     deadline = time.time() + timeout
     while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-        assert time.time() < deadline, f"job {job} still {status}"
+        assert time.time() < deadline, f"job {job} still {status}: {client.get_job_logs(job)[-4000:]}"
         time.sleep(1)
     return str(status), client.get_job_logs(job)
 
