@@ -20,7 +20,9 @@ from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
 from cluster.trainable import nas_trainable, param_space
+from cluster.entry import one_line
 from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
+from results.phases import phase_split
 from results.storage import exists, join, storage_path, upload
 from search.config import ExperimentConfig
 from search.errors import LeaderboardError, first_line
@@ -144,7 +146,10 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     elif exists(join(root, "leaderboard")):  # rows from a driver that died before Tune saved anything
         reconcile(root, cfg.name, [], {})
     actor = start_teacher_actor(cfg.to_dict(), teacher_uri, namespace_for(cfg), root)
-    info = ray.get(actor.info.remote())
+    try:
+        info = ray.get(actor.info.remote())
+    except ray.exceptions.RayError as e:  # its start failed on bad input: one line naming the node
+        raise (one_line(e) or e) from None
     meta = metadata(cfg, teacher_uri, info)
     if teacher_uri is not None:
         save_curriculum_png(cfg, actor, root)
@@ -152,15 +157,21 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         budget = cfg.search.time_budget_s
         left = None if budget is None else max(1.0, budget - (time.monotonic() - started))
         tuner = build_tuner(cfg, root, meta, verbose, left)
+    searching = time.monotonic()
     with tune_env(verbose, every_step=cfg.search.state_save == "step"):
         grid = tuner.fit()
+    wall = time.monotonic() - searching
     report_failures(grid)
     faults.pause("final")
     reconcile(root, cfg.name, histories(grid, root), meta)
-    pairs = calibration_pairs(read_parts(root))
+    parts = read_parts(root)
+    pairs = calibration_pairs(parts)
     meta["calibration"] = live_calibration(pairs)
+    meta["phases"] = phase_split(parts, ray.cluster_resources().get("CPU"), wall)  # this run's search stage
     meta["calibration"]["actor_agrees"] = ray.get(actor.state.remote())["pairs"] == pairs
-    return write_final(root, meta), root, meta["calibration"]
+    final = write_final(root, meta)
+    final.attrs["phases"] = meta["phases"]
+    return final, root, meta["calibration"]
 
 
 def report_failures(grid: Any) -> None:
@@ -170,7 +181,6 @@ def report_failures(grid: Any) -> None:
     """
     import sys
 
-    from cluster.entry import one_line
     from search.errors import InputError
 
     errors = [r.error for r in grid if r.error is not None]

@@ -176,6 +176,8 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     else:
         sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a rung-1 "
                         "score and a real-data score.</p>")
+    if meta.get("phases"):
+        sections.append(_phases_section(meta["phases"]))
     if truth:
         sections.append(_truth_section(df, truth_df, truth, out))
     fronts = []
@@ -191,7 +193,8 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     grid, note = curriculum_png(path, meta, out)
     sections.append("<h2>The GTN curriculum</h2>" + (f"<p>{html.escape(note)}</p><img src='{grid}' "
                                                      "alt='curriculum grid'>" if grid else f"<p>{html.escape(note)}</p>"))
-    shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration") if k in meta}
+    shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration", "phases")
+             if k in meta}
     sections.append("<h2>Config and versions</h2><pre>" + html.escape(json.dumps(shown, indent=2, default=str))
                     + "</pre><details><summary>full config</summary><pre>"
                     + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str)) + "</pre></details>")
@@ -199,6 +202,18 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
             f"</head><body><h1>{title}</h1><p>{len(df)} architectures from {n_exp} experiment(s).</p>"
             + "\n".join(f"<section>{s}</section>" for s in sections) + CHECK_SCRIPT + "</body></html>")
+
+
+def _phases_section(split: dict[str, Any]) -> str:
+    """Core-seconds by phase over the search's trials, their shares of cores x wall, the idle share."""
+    rows = "".join(f"<tr><td>{p}</td><td>{v:,.0f}</td><td>{split.get('share', {}).get(p, float('nan')):.1%}</td></tr>"
+                   for p, v in split["core_seconds"].items())
+    idle = (f"<tr><td>idle (no trial's)</td><td></td><td>{split['idle_share']:.1%}</td></tr>"
+            if "idle_share" in split else "")
+    return (f"<h2>Where the cores went</h2><p>{split.get('cores', '?')} CPUs for {split.get('wall_seconds', 0):.0f} s "
+            f"of searching; {split['cells_screened']} cells screened by the rung-1 score, {split['cells_promoted']} "
+            f"trained on real data.</p><table><tr><th>phase</th><th>core-seconds</th><th>share</th></tr>{rows}{idle}"
+            "</table>")
 
 
 def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:

@@ -36,7 +36,7 @@ def test_report_builds_and_every_image_exists(report):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, name
     assert "http://" not in page and "https://" not in page  # self-contained: nothing fetched
     assert "config_hash" in page and "torch" in page  # config and versions
-    assert "Pareto" in page and "Spearman rho" in page
+    assert "Pareto" in page and "Spearman rho" in page and "Where the cores went" in page
 
 
 def test_report_against_a_truth_table(report, tmp_path):

@@ -32,5 +32,17 @@ def test_smoke_search_end_to_end(smoke_search):
     real = rows.dropna(subset=["val_acc"]).sort_values("timestamp").drop_duplicates("arch_hash", keep="last")
     assert calib["calibration_n"] == len(real) >= 1  # the calibration is what the leaderboard holds
     assert (exp / "curriculum.png").read_bytes()[:4] == b"\x89PNG"
+    # no stored teacher matched: the teacher stage meta-trained one and filed it for the next search
+    from cluster.teacher_stage import find_teacher
+
+    assert find_teacher(cfg) is not None and (exp / "teacher.pt").read_bytes() == open(find_teacher(cfg), "rb").read()
+    # every trial's core-seconds by phase, and where the search's cores went
+    last = rows.sort_values("iteration").groupby("trial_id").last()
+    assert (last["cs_score"] > 0).all() and (last["cs_startup"] > 0).all()
+    assert (last.loc[last["val_acc"].notna(), ["cs_train", "cs_eval"]] > 0).all().all()
+    split = final.attrs["phases"]
+    assert split["cores"] == 2 and 0 <= split["idle_share"] < 1 and split["cells_screened"] == cfg.search.num_samples
+    assert sum(split["core_seconds"].values()) <= split["cores"] * split["wall_seconds"] * 1.01
+    assert b"gtnnas.phases" in meta
     # a guard against pathological slowness, not a benchmark: ~60 s alone on 2 cores, 127 s once on shared ones
     assert took < 300, f"smoke search took {took:.0f}s"

@@ -6,6 +6,7 @@ import argparse
 
 from cluster.cli.common import (add_config_args, add_ray_args, check_rank_pool, check_teacher, config, ensure_data,
                                 on_cluster)
+from results.phases import split_line
 from search.config import ExperimentConfig
 from search.errors import InputError
 
@@ -86,9 +87,15 @@ def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
     print(f"\nTop {len(top)} of {len(final)} architectures, one per equivalence class ({what}):")
     print(top[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
     rho = calib.get("proxy_rho")
-    print(f"\nrung-1 score vs real accuracy: Spearman rho = {rho:.3f} over {calib['calibration_n']} architectures"
-          if rho is not None else f"\nproxy calibration needs >= 10 architectures with real scores "
+    interval = f" [{calib['proxy_rho_lo']:.2f}, {calib['proxy_rho_hi']:.2f}]" if "proxy_rho_lo" in calib else ""
+    print(f"\nrung-1 score vs real accuracy: Spearman rho = {rho:.3f}{interval} over {calib['calibration_n']} "
+          f"architectures" if rho is not None else f"\nproxy calibration needs >= 10 architectures with real scores "
           f"(have {calib.get('calibration_n', 0)})")
+    split = final.attrs.get("phases")
+    if split and "share" in split:
+        print(f"where the cores went ({split['cores']:g} CPUs x {split['wall_seconds']:.0f} s of searching): "
+              f"{split_line(split)}; {split['cells_screened']} cells screened by rung 1, "
+              f"{split['cells_promoted']} trained on real data")
 
 
 def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
