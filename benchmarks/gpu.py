@@ -10,7 +10,7 @@
 Writes $OUT/gpu.json (or benchmarks/results/gpu.json) and prints a table. ``--smoke`` runs tiny
 shapes on the CPU to check the script itself (its figures are not GPU figures).
 
-    python benchmarks/gpu.py [--smoke] [--seconds 40] [--out DIR]
+    python -m benchmarks.gpu [--smoke] [--seconds 40] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,7 +118,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from _common import machine, table
+    from benchmarks._common import machine, table
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     steps = 4 if args.smoke else 12

@@ -8,7 +8,7 @@ validation split). Also: seconds per outer step, and peak memory of one outer st
 with per-step checkpointing on and off (each in a fresh subprocess). Writes
 benchmarks/results/gtn_few_step.json and prints tables.
 
-    python benchmarks/gtn_few_step.py [--outer-steps 60] [--seeds 5] [--steps 32] [--batch 32]
+    python -m benchmarks.gtn_few_step [--outer-steps 60] [--seeds 5] [--steps 32] [--batch 32]
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import real_baseline, table, write  # noqa: E402
+from benchmarks._common import real_baseline, table, write
 
-from search.config import load_config  # noqa: E402
-from search.curriculum import materialize, gtn_score  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.teach import train_teacher  # noqa: E402
+from search.config import load_config
+from search.curriculum import materialize, gtn_score
+from search.data import load_dataset
+from search.space import parse
+from search.teach import train_teacher
 
 
 def overrides(args: argparse.Namespace, curriculum: str, dataset: str) -> list[str]:
@@ -94,7 +93,7 @@ def main() -> None:
     ap.add_argument("--memory-only", action="store_true", help="re-measure memory, keep the stored accuracies")
     args = ap.parse_args()
     if args.memory_only:
-        from _common import RESULTS
+        from benchmarks._common import RESULTS
 
         old = json.loads((RESULTS / "gtn_few_step.json").read_text())
         mem = memory([int(t) for t in args.memory_ts.split(",")])

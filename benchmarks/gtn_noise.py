@@ -9,7 +9,7 @@ metric (accuracy; minus the loss):
   with its cost in seconds per cell (training k networks plus reading them on N images).
 All on the cells the rows hold (the tuning split when chosen there). Writes JSON and prints a table.
 
-    python benchmarks/gtn_noise.py --scores runs/scores/default_s0.parquet [--other runs/scores/default_s1.parquet] \\
+    python -m benchmarks.gtn_noise --scores runs/scores/default_s0.parquet [--other runs/scores/default_s1.parquet] \\
         --json benchmarks/results/gtn_noise.json
 """
 
@@ -21,14 +21,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import table  # noqa: E402
+import numpy as np
+import pandas as pd
+from benchmarks._common import table
 
-from results.truthtable import load_truth  # noqa: E402
-from search.stats import spearman  # noqa: E402
+from results.truthtable import load_truth
+from search.stats import spearman
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 

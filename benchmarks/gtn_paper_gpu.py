@@ -8,7 +8,7 @@ seed), the held-out NB201 cell on it, and the same learners on real data with th
 The paper's anchor is 98.9% after 32 steps (2000 outer steps). Writes
 benchmarks/results/gtn_paper_gpu.json (or --json) and prints a table.
 
-    python benchmarks/gtn_paper_gpu.py [--minutes 6] [--seeds 5] [--config configs/gtn_mnist_paper.yaml]
+    python -m benchmarks.gtn_paper_gpu [--minutes 6] [--seeds 5] [--config configs/gtn_mnist_paper.yaml]
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table  # noqa: E402
+from benchmarks._common import machine, table
 
-from search.config import load_config  # noqa: E402
-from search.curriculum import materialize, gtn_score  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.gtn import Teacher  # noqa: E402
-from search.meta import eval_loss, initial_state, inner_step, make_learner  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.teach import train_teacher  # noqa: E402
+from search.config import load_config
+from search.curriculum import materialize, gtn_score
+from search.data import load_dataset
+from search.gtn import Teacher
+from search.meta import eval_loss, initial_state, inner_step, make_learner
+from search.space import parse
+from search.teach import train_teacher
 
 
 def learner_test_acc(teacher: Teacher, cfg, data, seed: int, plan_seed: int = 0) -> float:

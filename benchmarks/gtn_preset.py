@@ -7,7 +7,7 @@ real data with the same T, B, momentum and normalisation and the best fixed lear
 small sweep (picked on validation, as in benchmarks/gtn_few_step.py); each seed draws its own real batches. Writes
 benchmarks/results/gtn_preset_<config name>.json and prints a table.
 
-    python benchmarks/gtn_preset.py runs/gtn_fashion_cpu/teacher.pt [--seeds 5] [--train-log metrics.csv]
+    python -m benchmarks.gtn_preset runs/gtn_fashion_cpu/teacher.pt [--seeds 5] [--train-log metrics.csv]
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import real_baseline, table, write  # noqa: E402
+from benchmarks._common import real_baseline, table, write
 
-from search.curriculum import gtn_score  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.teach import load_teacher  # noqa: E402
+from search.curriculum import gtn_score
+from search.data import load_dataset
+from search.space import parse
+from search.teach import load_teacher
 
 LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 

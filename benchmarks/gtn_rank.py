@@ -7,7 +7,7 @@ mean val_acc over its seeds) are reported with the teacher's held-out accuracy a
 teachers are kept under ``--keep`` for ``gtnnas bench proxies --teacher``. Writes
 benchmarks/results/gtn_rank.json and prints a table.
 
-    python benchmarks/gtn_rank.py --outer-steps 100 [--variant NAME=KEY=VALUE,KEY=VALUE ...] [--steps 16,32]
+    python -m benchmarks.gtn_rank --outer-steps 100 [--variant NAME=KEY=VALUE,KEY=VALUE ...] [--steps 16,32]
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write  # noqa: E402
+from benchmarks._common import table, write
 
-from cluster.proxy_bench import run_proxies, summarise  # noqa: E402
-from results.truthtable import load_truth, replicate_rho, truth_targets  # noqa: E402
-from search.config import config_from_dict, load_config  # noqa: E402
-from search.curriculum import materialize  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.proxies import ProxyContext, parse_proxies  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.teach import save_teacher, train_teacher  # noqa: E402
+from cluster.proxy_bench import run_proxies, summarise
+from results.truthtable import load_truth, replicate_rho, truth_targets
+from search.config import config_from_dict, load_config
+from search.curriculum import materialize
+from search.data import load_dataset
+from search.proxies import ProxyContext, parse_proxies
+from search.space import parse
+from search.teach import save_teacher, train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ["gtn.curriculum=full", "gtn.pixels_init=noise"]  # explicit: the base config may set either

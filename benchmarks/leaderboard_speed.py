@@ -4,7 +4,7 @@ Writes benchmarks/results/leaderboard_speed.json and prints a table. Each figure
 --repeats runs of the library calls behind the CLI (cluster.analysis.load and top), plus one timed
 run of the whole command in a fresh process (Python start-up and imports included).
 
-    python benchmarks/leaderboard_speed.py [--rows 100000] [--experiments 10] [--repeats 5]
+    python -m benchmarks.leaderboard_speed [--rows 100000] [--experiments 10] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from _common import table, write  # noqa: E402
-from results.analysis import load, top  # noqa: E402
-from search.space import all_archs  # noqa: E402
+from benchmarks._common import table, write
+from results.analysis import load, top
+from search.space import all_archs
 
 
 def synthetic(root: Path, rows: int, experiments: int, seed: int = 0) -> None:

@@ -6,7 +6,7 @@ Spearman rho and Kendall tau against the CIFAR-10 and CIFAR-100 validation and t
 Published full-space figures on the 200-epoch table (Abdelfattah et al. 2021): synflow 0.737,
 params 0.69 (CIFAR-10). Writes benchmarks/results/nb201_proxies.json and prints a table.
 
-    python benchmarks/nb201_proxies.py [--archs 1000] [--table PATH]
+    python -m benchmarks.nb201_proxies [--archs 1000] [--table PATH]
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _common import table, write  # noqa: E402
+import pandas as pd
+import torch
+from benchmarks._common import table, write
 
-from search.config import NetConfig  # noqa: E402
-from search.proxies import ProxyContext, make_proxy  # noqa: E402
-from search.scoring import DATA_FREE  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.stats import kendall, spearman, top_half_spearman  # noqa: E402
+from search.config import NetConfig
+from search.proxies import ProxyContext, make_proxy
+from search.scoring import DATA_FREE
+from search.space import parse
+from search.stats import kendall, spearman, top_half_spearman
 
 DEFAULT_TABLE = Path(os.environ.get("GTNNAS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \
     / "nb201" / "nb201_12epoch.parquet"

@@ -6,7 +6,7 @@ additive over edges (every edge of a stage holds the same operation shapes), so 
 reference networks; synflow is computed per cell (about 0.1 s each on one core). Resumable: chunks
 land in search/tables/nb201_proxies.parts/ and a rerun computes only what is missing.
 
-    python benchmarks/nb201_proxy_table.py [--threads 1] [--chunk 500]
+    python -m benchmarks.nb201_proxy_table [--threads 1] [--chunk 500]
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
-from search import nb201  # noqa: E402
-from search.space import EDGES, OPS, Arch, all_archs  # noqa: E402
+from search import nb201
+from search.space import EDGES, OPS, Arch, all_archs
 
 PARTS = nb201.TABLES / "nb201_proxies.parts"
 

@@ -13,7 +13,7 @@ Per candidate and split: Spearman, Kendall, top-half rho (best half by the candi
 (best 20% by the truth), seconds per cell, a bootstrap 95% interval of Spearman. The winner is the
 best GTN-based candidate on the tuning split within a quarter of real:128's cost.
 
-    python benchmarks/proxies_eval.py --gtn default=runs/scores/default_s0.parquet [--gtn rank=...] \\
+    python -m benchmarks.proxies_eval --gtn default=runs/scores/default_s0.parquet [--gtn rank=...] \\
         --json benchmarks/results/proxies_fashion_mnist_eval.json
 """
 
@@ -26,20 +26,19 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _common import machine, table  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+from benchmarks._common import machine, table
 
-from results.truthtable import load_truth, planned_cells, split_of  # noqa: E402
-from search.combine import Calibrator  # noqa: E402
-from search.config import config_from_dict  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.proxies import ProxyContext, make_proxy  # noqa: E402
-from search.space import parse  # noqa: E402
-from search.stats import kendall, ranks, spearman, top_half_spearman  # noqa: E402
+from results.truthtable import load_truth, planned_cells, split_of
+from search.combine import Calibrator
+from search.config import config_from_dict
+from search.data import load_dataset
+from search.proxies import ProxyContext, make_proxy
+from search.space import parse
+from search.stats import kendall, ranks, spearman, top_half_spearman
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 ZERO_COST = ("params", "flops", "synflow", "naswot", "jacob_cov")

@@ -5,7 +5,7 @@ is trained for --steps SGD steps on the training split minus its last 5,000 imag
 those 5,000 (never the validation split); cells equivalent to any cell of the truth table are left
 out, so the truth's tuning and evaluation splits stay unseen. Resumable (one row per cell appended).
 
-    python benchmarks/rank_pool.py --truth benchmarks/truth/fashion_mnist.parquet --cells 120 --steps 200 \\
+    python -m benchmarks.rank_pool --truth benchmarks/truth/fashion_mnist.parquet --cells 120 --steps 200 \\
         --out benchmarks/truth/rank_pool_fashion_mnist.parquet
 """
 
@@ -16,17 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
-from cluster.truth import plan_jobs  # noqa: E402
-from results.truthtable import load_truth  # noqa: E402
-from search.config import config_from_dict  # noqa: E402
-from search.data import load_dataset  # noqa: E402
-from search.rank import pool_target, sample_pool_cells  # noqa: E402
+from cluster.truth import plan_jobs
+from results.truthtable import load_truth
+from search.config import config_from_dict
+from search.data import load_dataset
+from search.rank import pool_target, sample_pool_cells
 
 
 def main() -> None:

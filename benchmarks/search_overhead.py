@@ -6,7 +6,7 @@ a head with no CPUs and two 1-CPU workers). Writes benchmarks/results/search_ove
 step``, what crash-consistent resume needs) with its own timer, twice each, interleaved, and writes
 benchmarks/results/resume_overhead.json.
 
-    python benchmarks/search_overhead.py [--trials 200] [--skip-cluster] [--saving]
+    python -m benchmarks.search_overhead [--trials 200] [--skip-cluster] [--saving]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write  # noqa: E402
+from benchmarks._common import table, write
+from cluster.tune_compat import init_local
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         teacher = make_teacher(tmp)
-        ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+        init_local(num_cpus=2, include_dashboard=False, configure_logging=False)
         try:
             rows.append(run("local_2cpu", teacher, tmp / "runs", args.trials, 2))
         finally:
@@ -122,7 +122,7 @@ def compare_saving(trials: int) -> None:
         tmp = Path(tmp)
         teacher = make_teacher(tmp)
         for policy in ("timer", "step", "timer", "step"):  # interleaved: the machine's drift hits both
-            ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+            init_local(num_cpus=2, include_dashboard=False, configure_logging=False)
             try:
                 rows.append({"state_save": policy, **run(f"{policy}_{len(rows)}", teacher, tmp / "runs", trials, 2,
                                                          (f"search.state_save={policy}",))})

@@ -7,7 +7,7 @@ result Tune recorded (counted per trial folder), no (trial_id, iteration) twice,
 every trial under its own id. Writes
 benchmarks/results/search_scale.json.
 
-    python benchmarks/search_scale.py [--trials 1000,10000]
+    python -m benchmarks.search_scale [--trials 1000,10000]
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
-from _common import table, write  # noqa: E402
+import pandas as pd
+import psutil
+from benchmarks._common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["search.score=none", "search.searcher=random", "search.seed_proxy=null", "search.scheduler=fifo",

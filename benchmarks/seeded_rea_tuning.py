@@ -7,7 +7,7 @@ Population 10 and tournament 3 stay NAS-Bench-201's REA. Criterion: the share of
 incumbent reaches the top 1% within 100 evaluations, then the median evaluations to get there.
 Writes benchmarks/results/seeded_rea_tuning.json.
 
-    python benchmarks/seeded_rea_tuning.py [--repeats 30]
+    python -m benchmarks.seeded_rea_tuning [--repeats 30]
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import table, write  # noqa: E402
+from benchmarks._common import table, write
 
-from cluster.bench_search import run_repeat, strategy_config, summarise  # noqa: E402
+from cluster.bench_search import run_repeat, strategy_config, summarise
 
 PROXIES = ("synflow", "params", "flops")
 SAMPLES = (1000, 3000, 15625)

@@ -3,7 +3,7 @@
 Three representative NB201 cells at (C=16, N=5) and (C=8, N=1), batch 128, 2 CPU threads by
 default. Writes benchmarks/results/train_speed.json and prints a table.
 
-    python benchmarks/train_speed.py [--threads 2] [--steps 5] [--device cpu]
+    python -m benchmarks.train_speed [--threads 2] [--steps 5] [--device cpu]
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write  # noqa: E402
+from benchmarks._common import table, write
 
-from search.nets import build_net, count_flops, count_params  # noqa: E402
-from search.space import parse  # noqa: E402
+from search.nets import build_net, count_flops, count_params
+from search.space import parse
 
 CELLS = {
     "all_conv3x3": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",

@@ -3,8 +3,9 @@
 Both run in the driver process, on Tune's control loop. The leaderboard writer buffers one row per
 reported result and one status per finished trial and writes them in :meth:`on_step_end`, which Tune
 calls after it has (maybe) saved the experiment state; with ``search.state_save: step`` rows are
-written only in a step in which Tune saved its state (at most every ``STEP_SAVE_S`` seconds), after
-that state's upload, so every trial with rows on disk is one the saved experiment knows.
+written only in a step in which Tune saved its state (at most every ``STEP_SAVE_S`` seconds; Tune
+asks every callback for its state, :meth:`LeaderboardCallback.get_state`, as part of each save),
+after that state's upload, so every trial with rows on disk is one the saved experiment knows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from cluster.progress import Progress, bar, duration
+from cluster.tune_compat import upload_experiment_state
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 from results.phases import COLUMNS as PHASE_COLUMNS
 from results.phases import phase_split, split_line
@@ -43,7 +44,7 @@ class LeaderboardCallback(Callback):
         self.statuses: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.parts_written = 0
-        self._saved: int | None = None  # mtime of Tune's staged state when last looked at
+        self.saved = False  # Tune saved the experiment state since the last flush
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "training_iteration" in result and "arch" in result:
@@ -68,49 +69,21 @@ class LeaderboardCallback(Callback):
             write_statuses(self.root, self.statuses)
             self.statuses = []
 
+    def get_state(self) -> None:
+        """Tune calls this while it saves the experiment state; nothing of ours needs saving with it."""
+        self.saved = True
+        return None
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.every_step:
-            saved = staged_state_mtime(trials)
-            fresh, self._saved = saved != self._saved, saved
-            if not fresh or not (self.rows or self.statuses):
+            saved, self.saved = self.saved, False  # a save in an earlier step may not know this step's trials
+            if not saved or not (self.rows or self.statuses):
                 return  # no save this step: what arrived waits for the next one
-            state_on_storage(trials)
+            upload_experiment_state(trials)
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush(force=True)
-
-
-def _storage(trials: list) -> Any:
-    """The experiment's storage context (every trial of one experiment shares it), or None."""
-    return getattr(trials[0], "storage", None) if trials else None
-
-
-def staged_state_mtime(trials: list) -> int | None:
-    """When Tune last wrote its experiment state to the driver's staging folder (ns), or None (no trials)."""
-    if not trials:
-        return None
-    storage = _storage(trials)
-    if storage is None:  # never in Tune 2.60; without it step mode could not know when state was saved
-        raise RuntimeError("state_save: step needs Tune trials with a storage context; use state_save: timer")
-    files = list(Path(storage.experiment_driver_staging_path).glob("experiment_state-*.json"))
-    return max((f.stat().st_mtime_ns for f in files), default=None)
-
-
-def state_on_storage(trials: list) -> None:
-    """Wait until the experiment state Tune saved this step is on the storage, not only staged.
-
-    Tune writes its state to a local staging folder and uploads it in the background (skipping an
-    upload while another runs); rows written before the upload lands could name trials a restore
-    would not know. This is the same wait-upload-wait Ray uses for its own forced syncs.
-    """
-    syncer = getattr(_storage(trials), "syncer", None)
-    if syncer is None:
-        return
-    syncer.wait()
-    storage = _storage(trials)
-    syncer.sync_up(storage.experiment_driver_staging_path, storage.experiment_fs_path)
-    syncer.wait()
 
 
 class StatusCallback(Callback):

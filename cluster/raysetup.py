@@ -17,9 +17,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from cluster.tune_compat import LOOPBACK, init_local
 from search.errors import ClusterError, first_line
-
-LOOPBACK = "127.0.0.1"
 OWNER_FILE = "gtnnas-owner.json"
 
 
@@ -53,11 +52,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
         return False
     if address in (None, "local"):
         end_orphans()
-        ray.init(
-            "local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=LOOPBACK,
-            _node_ip_address=LOOPBACK, log_to_driver=True, configure_logging=False, logging_config=logging_config,
-        )
-        record_owner()
+        ctx = init_local(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=LOOPBACK, log_to_driver=True,
+                         configure_logging=False, logging_config=logging_config)
+        record_owner(ctx.address_info["session_dir"])
         return True
     try:
         ray.init(address=address, log_to_driver=True, logging_config=logging_config)
@@ -97,20 +94,10 @@ def _probe(address: str) -> None:
 # --------------------------------------------------------------------------- orphans
 
 
-def session_dir() -> str | None:
-    import ray
-
-    node = getattr(ray._private.worker, "_global_node", None)
-    return node.get_session_dir_path() if node is not None else None
-
-
-def record_owner() -> str | None:
+def record_owner(folder: str) -> str:
     """Write this driver's PID and every process under it into the embedded Ray's session folder."""
     import psutil
 
-    folder = session_dir()
-    if folder is None:
-        return None
     me = psutil.Process()
     procs = [{"pid": p.pid, "started": p.create_time()} for p in me.children(recursive=True)]
     path = os.path.join(folder, OWNER_FILE)

@@ -19,6 +19,7 @@ from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
 from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
+from cluster.tune_compat import trial_outcomes
 from cluster.trainable import nas_trainable, param_space
 from cluster.entry import one_line
 from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
@@ -119,13 +120,13 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
     except LeaderboardError:  # no parts yet
         have = set()
     out = []
-    for trial, r in zip(grid._experiment_analysis.trials, grid):  # Tune keeps each trial's status only there
+    for trial_id, status, r in trial_outcomes(grid):
         last = int((r.metrics or {}).get("training_iteration", 0))
         hist: list[dict[str, Any]] = []
-        if any((trial.trial_id, i) not in have for i in range(1, last + 1)):
+        if any((trial_id, i) not in have for i in range(1, last + 1)):
             frame = r.metrics_dataframe
             hist = frame.to_dict("records") if frame is not None and len(frame) else [r.metrics]
-        out.append((trial.trial_id, hist, trial.status))
+        out.append((trial_id, hist, status))
     return out
 
 

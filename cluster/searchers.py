@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from cluster.tune_compat import live_trials
 from search import space
 
 ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
@@ -72,6 +73,7 @@ class RegularizedEvolution(_Stateful):
     def __init__(self, metric: str | None = None, mode: str | None = None, population: int = 20,
                  tournament: int = 5, seed: int = 0, proxy: ProxyFn | None = None, seed_sample: int = 1000):
         super().__init__(metric=metric, mode=mode)
+        self.objective = (metric, mode)  # what set_state restores (Searcher keeps its own privately)
         self.population_size, self.tournament = population, tournament
         self.rng = np.random.default_rng(seed)
         self.population: deque[tuple[dict[str, str], float]] = deque()
@@ -103,6 +105,14 @@ class RegularizedEvolution(_Stateful):
         self.pending[trial_id] = config
         return dict(config)
 
+    @property
+    def metric(self) -> str | None:
+        return self.objective[0] or super().metric
+
+    @property
+    def mode(self) -> str | None:
+        return self.objective[1] or super().mode
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         config = self.pending.pop(trial_id, None)
         if config is None or error or not result or result.get(self.metric) is None:
@@ -123,7 +133,7 @@ class RegularizedEvolution(_Stateful):
         self.pending = dict(state["pending"])
         self.history = list(state["history"])
         self.rng.bit_generator.state = state["rng"]
-        self._metric, self._mode = state["metric"], state["mode"]
+        self.objective = (state["metric"], state["mode"])
         self.population_size, self.tournament = state["sizes"]
         self.initial = list(state["initial"])
 
@@ -153,11 +163,17 @@ class Deduplicated(_Stateful):
         self.ids: set[str] = set()  # every trial id handed a config
         self.refused = 0  # suggestions refused because Tune reused a trial id
 
+    @property
+    def metric(self) -> str | None:
+        return self.inner.metric
+
+    @property
+    def mode(self) -> str | None:
+        return self.inner.mode
+
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # Tune passes the schedulers' metric ("score"); the inner searcher keeps the one it was made with
-        ok = self.inner.set_search_properties(self.inner.metric or metric, self.inner.mode or mode, config, **spec)
-        self._metric, self._mode = self.inner.metric, self.inner.mode
-        return ok
+        return self.inner.set_search_properties(self.inner.metric or metric, self.inner.mode or mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self.ids:
@@ -269,4 +285,4 @@ class Limiter(ConcurrencyLimiter):
     (Tune asks again with a fresh id; :class:`Deduplicated` refuses ids of finished trials)."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        return None if trial_id in self.live_trials else super().suggest(trial_id)
+        return None if trial_id in live_trials(self) else super().suggest(trial_id)

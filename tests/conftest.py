@@ -64,9 +64,10 @@ def ray_session():
     """One embedded Ray for the whole test session (2 CPUs, no dashboard)."""
     import ray
 
+    from cluster.tune_compat import init_local
+
     if not ray.is_initialized():
-        ray.init("local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=False)
+        init_local(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -1,6 +1,7 @@
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from types import SimpleNamespace
 
 from results.leaderboard import (LeaderboardError, best_per_class, calibration_pairs, read_parts, read_statuses,
                                  reconcile, row_from_result, status_row, write_final, write_part, write_statuses)
@@ -108,17 +109,19 @@ def test_spearman_against_hand_computed_values():
     assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(0.8660254)
 
 
-def test_step_saves_read_tunes_staged_state_and_refuse_trials_without_storage(tmp_path):
-    """state_save: step flushes rows only after a save; it must see the save, or say why it cannot."""
-    from types import SimpleNamespace
+def test_step_saves_write_rows_only_in_a_step_in_which_tune_saved(tmp_path):
+    """state_save: step: rows wait for a save of Tune's state (Tune calls get_state as it saves); a save
+    in an earlier step does not count, as it may not know the trials of this one."""
+    from cluster.callbacks import LeaderboardCallback
+    from results.leaderboard import read_parts
 
-    from cluster.callbacks import staged_state_mtime
-
-    trial = SimpleNamespace(storage=SimpleNamespace(experiment_driver_staging_path=str(tmp_path)))
-    assert staged_state_mtime([]) is None
-    assert staged_state_mtime([trial]) is None  # nothing saved yet
-    (tmp_path / "experiment_state-2026.json").write_text("{}")
-    first = staged_state_mtime([trial])
-    assert first == (tmp_path / "experiment_state-2026.json").stat().st_mtime_ns
-    with pytest.raises(RuntimeError, match="state_save: timer"):
-        staged_state_mtime([SimpleNamespace(storage=None)])
+    cb = LeaderboardCallback(str(tmp_path), "e", {}, every_step=True)
+    trial = SimpleNamespace(trial_id="t1")
+    cb.get_state()  # a save with nothing buffered
+    cb.on_step_end(1, [])
+    cb.on_trial_result(2, [], trial, {"training_iteration": 1, "arch": "a", "score": 0.5})
+    cb.on_step_end(2, [])  # no save in this step: the row waits
+    assert not (tmp_path / "leaderboard").exists()
+    cb.get_state()
+    cb.on_step_end(3, [])  # saved in this step: written
+    assert len(read_parts(str(tmp_path))) == 1

@@ -1,8 +1,14 @@
-"""ray_config.yaml passes Ray's own cluster-launcher schema check, offline."""
+"""ray_config.yaml passes Ray's own cluster-launcher schema, offline, through public names only:
+``ray.autoscaler.sdk.fillout_defaults`` and the ``ray-schema.json`` Ray ships (what Ray's private
+``validate_config`` checks, plus its three extra rules restated here)."""
 
 import copy
+import importlib.resources
+import json
 from pathlib import Path
 
+import jsonschema
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,11 +18,19 @@ def _load():
     return yaml.safe_load((ROOT / "ray_config.yaml").read_text())
 
 
-def test_cluster_config_is_valid_for_ray():
-    from ray.autoscaler._private.util import prepare_config, validate_config
+def _validate(cfg: dict) -> dict:
+    from ray.autoscaler.sdk import fillout_defaults
 
-    cfg = prepare_config(copy.deepcopy(_load()))
-    validate_config(cfg)
+    full = fillout_defaults(copy.deepcopy(cfg))
+    jsonschema.validate(full, json.loads((importlib.resources.files("ray.autoscaler") / "ray-schema.json").read_text()))
+    types = full["available_node_types"]
+    assert "cluster_synced_files" in full and full["head_node_type"] in types
+    assert sum(t.get("min_workers", 0) for t in types.values()) <= full["max_workers"]
+    return full
+
+
+def test_cluster_config_is_valid_for_ray():
+    cfg = _validate(_load())
     types = cfg["available_node_types"]
     assert types[cfg["head_node_type"]]["resources"] == {"CPU": 0}  # the head runs no trials
     assert any(t["node_config"].get("InstanceMarketOptions", {}).get("MarketType") == "spot" for t in types.values())
@@ -29,11 +43,7 @@ def test_cluster_config_is_valid_for_ray():
 
 
 def test_schema_check_catches_mistakes():
-    import jsonschema
-    import pytest
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
     bad = _load()
     bad["available_node_types"]["head"]["bogus_field"] = 1
     with pytest.raises(jsonschema.ValidationError):
-        validate_config(prepare_config(bad))
+        _validate(bad)

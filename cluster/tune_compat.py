@@ -1,0 +1,73 @@
+"""Every use of a private or undocumented Ray/Tune name, in one place, each with a test that fails loudly
+when Ray changes it (tests/test_tune_compat.py). Upgrading Ray means running those tests first.
+
+- :func:`init_local`: ``ray.init``'s hidden ``_node_ip_address``, to bind an embedded Ray to loopback.
+- :func:`trial_outcomes`: each trial's id and status after ``Tuner.fit`` (``ResultGrid`` keeps the
+  status only in its private experiment analysis; the public ``Result`` cannot tell TERMINATED from
+  ERROR); the public, slower route (``tune.ExperimentAnalysis`` re-reading the experiment) if it goes.
+- :func:`upload_experiment_state`: wait until the experiment state Tune just saved is on the storage
+  (Tune uploads it in the background and offers no public wait).
+- :func:`live_trials`: the trial ids ``ConcurrencyLimiter`` counts as running.
+
+Checked against the sources of Ray 2.10, 2.35, 2.50 and 2.60; tested with the installed one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def init_local(**kwargs: Any) -> Any:
+    """``ray.init("local", ...)`` bound to loopback; returns Ray's context (``address_info["session_dir"]``)."""
+    import ray
+
+    return ray.init("local", _node_ip_address=LOOPBACK, **kwargs)
+
+
+def trial_outcomes(grid: Any) -> list[tuple[str, str, Any]]:
+    """(trial id, status, ``Result``) for every trial of a fitted or restored ``ResultGrid``, in its order."""
+    analysis = getattr(grid, "_experiment_analysis", None)
+    results = list(grid)
+    if analysis is not None:
+        trials = analysis.trials
+    else:  # the public route: reads the experiment's state and every trial's results again
+        from ray import tune
+
+        trials = tune.ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem).trials
+    status = {t.trial_id: t.status for t in trials}
+    return [(r.metrics["trial_id"], status[r.metrics["trial_id"]], r) for r in results]
+
+
+def upload_experiment_state(trials: list, timeout: float = 60.0) -> None:
+    """Wait until the experiment state Tune saved is on the experiment storage, not only staged locally.
+
+    The wait-upload-wait Ray uses for its own forced syncs (``StorageContext.persist_artifacts``), then
+    until the stored state file has the staged one's size: Tune's own upload of it, launched by another
+    syncer than the trials', may still be rewriting it.
+    """
+    import glob
+    import os
+    import time
+
+    storage = getattr(trials[0], "storage", None) if trials else None
+    syncer = getattr(storage, "syncer", None)
+    if syncer is None:  # nothing to upload: Tune writes straight to the storage
+        return
+    syncer.wait()
+    syncer.sync_up(trials[0].local_experiment_path, trials[0].remote_experiment_path)
+    syncer.wait()
+    staged = sorted(glob.glob(os.path.join(trials[0].local_experiment_path, "experiment_state-*.json")))
+    if not staged:
+        return
+    fs, name = storage.storage_filesystem, os.path.basename(staged[-1])
+    stored, size = f"{storage.experiment_fs_path}/{name}", os.path.getsize(staged[-1])
+    deadline = time.monotonic() + timeout
+    while fs.get_file_info(stored).size != size and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def live_trials(limiter: Any) -> set[str]:
+    """Trial ids a ``ConcurrencyLimiter`` holds as running (its undocumented ``live_trials``)."""
+    return limiter.live_trials
