@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from search.files import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -25,9 +26,8 @@ def machine() -> dict[str, Any]:
 
 
 def write(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **payload}, indent=2) + "\n")
+    write_json(path, {"benchmark": name, "machine": machine(), **payload}, indent=2)
     return path
 
 
@@ -51,7 +51,7 @@ def real_baseline(arch: Any, data: Any, overrides: list[str], lrs: tuple[float, 
     (each seed also draws its own real batches). Returns (lr, test accuracies).
     """
     from search.config import load_config
-    from search.curriculum import materialize, gtn_score
+    from search.curriculum import gtn_score, materialize
     from search.gtn import Teacher
 
     def curriculum(lr: float, seed: int) -> Any:

@@ -16,7 +16,6 @@ shapes on the CPU to check the script itself (its figures are not GPU figures).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from search.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def _scorer(rank: int, share: float, seconds: float, smoke: bool, queue: mp.Queu
     import torch
 
     from search.config import GTNConfig
-    from search.curriculum import materialize, gtn_score
+    from search.curriculum import gtn_score, materialize
     from search.data import load_dataset
     from search.gtn import Teacher
     from search.space import sample
@@ -141,7 +142,7 @@ def main() -> None:
               "outer_step": rows, "packing": pack, "end_to_end": e2e}
     os.makedirs(args.out, exist_ok=True)
     path = Path(args.out) / ("gpu_smoke.json" if args.smoke else "gpu.json")
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(path, result, indent=2)
     print(table(rows, ["config", "autocast", "s_per_outer_step", "peak_mb"]))
     print(table(pack, ["processes", "candidates_per_gpu_minute"]))
     print(f"end to end: rc={e2e['returncode']} in {e2e['wall_seconds']:.0f}s; wrote {path}")

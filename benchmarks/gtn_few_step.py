@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import real_baseline, table, write
-
 from search.config import load_config
-from search.curriculum import materialize, gtn_score
+from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
 from search.space import parse
 from search.teach import train_teacher

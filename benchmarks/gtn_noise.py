@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from pathlib import Path
-
 
 import numpy as np
 import pandas as pd
-from benchmarks._common import table
 
+from benchmarks._common import table
 from results.truthtable import load_truth
+from search.files import write_text
 from search.stats import spearman
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
@@ -86,7 +85,7 @@ def main() -> None:
     print(table(rows, ["val_size", "metric", "seeds", "spearman", "spearman_sd", "seed_to_seed", "meta_seed_to_seed",
                        "seconds_per_cell", "cells"]))
     split = sorted(set(scores["split"]))
-    Path(args.json).write_text(json.dumps({"benchmark": "gtn_noise", "scores": Path(args.scores).name,
+    write_text(args.json, json.dumps({"benchmark": "gtn_noise", "scores": Path(args.scores).name,
                                            "other": Path(args.other).name if args.other else None, "split": split,
                                            "cost_rows": args.cost_rows,
                                            "truth": "mean val_acc of the truth's seeds 0 and 1", "rows": rows},

@@ -14,9 +14,7 @@ benchmarks/results/gtn_paper_gpu.json (or --json) and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +23,10 @@ import numpy as np
 import torch
 
 from benchmarks._common import machine, table
-
 from search.config import load_config
-from search.curriculum import materialize, gtn_score
+from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
+from search.files import write_json
 from search.gtn import Teacher
 from search.meta import eval_loss, initial_state, inner_step, make_learner
 from search.space import parse
@@ -112,7 +110,7 @@ def main() -> None:
                "learner": cfg.gtn.learner, "inner_steps": cfg.gtn.inner_steps, "inner_batch": cfg.gtn.inner_batch, "paper_anchor": 0.989,
                "results": rows, "log": log}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(args.json, payload, indent=2)
     print(f"wrote {args.json}")
 
 

@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 
 from benchmarks._common import real_baseline, table, write
-
 from search.curriculum import gtn_score
 from search.data import load_dataset
 from search.space import parse

@@ -13,14 +13,12 @@ benchmarks/results/gtn_rank.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks._common import table, write
-
 from cluster.proxy_bench import run_proxies, summarise
 from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.config import config_from_dict, load_config

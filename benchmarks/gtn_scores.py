@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from results.storage import write_parquet
 from results.truthtable import load_truth, planned_cells, split_of
 from search.config import config_from_dict
 from search.curriculum import train_on
@@ -79,8 +80,7 @@ def main() -> None:
                              "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1,
                              "steps": args.steps or cur.steps, "channels": args.channels or cfg.net.channels,
                              "curriculum": cur.content_hash})
-        pq.write_table(pa.Table.from_pylist(rows), str(out) + ".tmp")
-        Path(str(out) + ".tmp").replace(out)
+        write_parquet(pa.Table.from_pylist(rows), str(out))
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(cells)} cells, {time.perf_counter() - start:.0f}s", flush=True)
     print(f"wrote {out}: {len(rows)} rows")

@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from benchmarks._common import table, write
 from results.analysis import load, top
+from results.storage import write_parquet
 from search.space import all_archs
 
 
@@ -42,7 +43,7 @@ def synthetic(root: Path, rows: int, experiments: int, seed: int = 0) -> None:
             "gtn_score": rng.uniform(0.1, 0.6, n), "trials": 1, "max_rung": rng.integers(1, 4, n),
         })
         (root / f"exp{e}").mkdir(parents=True)
-        df.to_parquet(root / f"exp{e}" / "leaderboard.parquet", index=False)
+        write_parquet(pa.Table.from_pandas(df, preserve_index=False), str(root / f"exp{e}" / "leaderboard.parquet"))
 
 
 def median_time(fn, repeats: int) -> float:

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-
 import pandas as pd
 import torch
-from benchmarks._common import table, write
 
+from benchmarks._common import table, write
 from search.config import NetConfig
 from search.proxies import ProxyContext, make_proxy
 from search.scoring import DATA_FREE

@@ -12,15 +12,13 @@ land in search/tables/nb201_proxies.parts/ and a rerun computes only what is mis
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from results.storage import write_parquet
 from search import nb201
 from search.space import EDGES, OPS, Arch, all_archs
 
@@ -59,13 +57,11 @@ def main() -> None:
                          "params": costs["base"]["params"] + sum(costs[op]["params"] for op in a.ops),
                          "flops": costs["base"]["flops"] + sum(costs[op]["flops"] for op in a.ops),
                          "synflow": nb201.compute_proxy(a, "synflow")})
-        pq.write_table(pa.Table.from_pylist(rows), str(part) + ".tmp")
-        Path(str(part) + ".tmp").replace(part)
+        write_parquet(pa.Table.from_pylist(rows), str(part))
         print(f"{lo + len(rows)}/{len(archs)} cells, {time.perf_counter() - start:.0f}s", flush=True)
     table = pa.concat_tables([pq.read_table(p) for p in sorted(PARTS.glob("part-*.parquet"))])
     assert table.num_rows == len(archs)
-    pq.write_table(table, str(nb201.PROXY_TABLE) + ".tmp")
-    Path(str(nb201.PROXY_TABLE) + ".tmp").replace(nb201.PROXY_TABLE)
+    write_parquet(table, str(nb201.PROXY_TABLE))
     print(f"wrote {nb201.PROXY_TABLE} ({table.num_rows} cells)")
 
 

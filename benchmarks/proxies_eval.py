@@ -22,16 +22,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
-from benchmarks._common import machine, table
 
+from benchmarks._common import machine, table
+from results.storage import write_json, write_parquet
 from results.truthtable import load_truth, planned_cells, split_of
 from search.combine import Calibrator
 from search.config import config_from_dict
@@ -50,7 +50,7 @@ def cached(path: Path, compute) -> pd.DataFrame:
         return pd.read_parquet(path)
     df = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(path, index=False)
+    write_parquet(pa.Table.from_pandas(df, preserve_index=False), str(path))
     return df
 
 
@@ -65,24 +65,30 @@ def proxy_table(names: list[str], archs: list[str], ctx: ProxyContext) -> pd.Dat
 
 def gtn_candidates(name: str, rows: pd.DataFrame, cost: pd.DataFrame | None = None,
                    ) -> dict[str, tuple[pd.Series, float]]:
-    """``gtn[name]:16:sK:vN[:loss]`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1).
+    """``gtn[name]:T:sK:vN[:cC][:loss]`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1).
 
-    Seconds are medians (robust to shared cores) over ``cost`` rows if given, else over ``rows``.
+    Seconds are medians (robust to shared cores) over ``cost`` rows of the same family (learner width
+    and steps) if given, else over ``rows``.
     """
     out = {}
     steps = int(rows["steps"].iloc[0])
-    cost = rows if cost is None else cost
+    channels = int(rows["channels"].iloc[0]) if "channels" in rows else None
+    if cost is not None and "channels" in cost:
+        cost = cost[(cost["steps"] == steps) & (cost["channels"] == channels)]
+    cost = rows if cost is None or cost.empty else cost
     train_s = cost.groupby(["arch", "seed"])["train_seconds"].first().median()
     for n in sorted(rows["val_size"].unique()):
         d = rows[rows["val_size"] == n]
         if d["arch"].nunique() < rows["arch"].nunique():
             continue  # read on this many images for only some cells
-        eval_s = cost[cost["val_size"] == n]["eval_seconds"].median()
-        for k in sorted({1, 2, 4} & set(range(1, d["seed"].nunique() + 1))):  # the mean of seeds 0..k-1
+        eval_s = cost[cost["val_size"] == n]["eval_seconds"].median() if (cost["val_size"] == n).any() else \
+            rows[rows["val_size"] == n]["eval_seconds"].median()
+        for k in sorted({1, 2, 3, 4, 6, 8} & set(range(1, d["seed"].nunique() + 1))):  # the mean of seeds 0..k-1
             for metric in ("acc", "loss"):  # accuracy, or minus the mean cross-entropy (less seed noise)
                 sub = d[d["seed"] < k].groupby("arch")[metric]
                 value = sub.mean().where(sub.count() == k)  # cells scored with fewer seeds: not scored by this
-                label = f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}" + (":loss" * (metric == "loss"))
+                label = (f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}"
+                         + (f":c{channels}" if channels is not None else "") + (":loss" * (metric == "loss")))
                 out[label] = (value if metric == "acc" else -value, float(k * (train_s + eval_s)))
     return out
 
@@ -112,6 +118,8 @@ def main() -> None:
                          "of the evaluation split in plan order (default: every cell)")
     ap.add_argument("--ladder-shard", metavar="K/N", default=None,
                     help="only compute shard K of N of the ladder into the cache, then exit (run N at once)")
+    ap.add_argument("--previous", default=None, metavar="JSON",
+                    help="carry the real:k ladder's figures over from an earlier run's JSON (they depend on no teacher)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -182,7 +190,14 @@ def main() -> None:
             r = results.setdefault("calibrated:" + "+".join(parts), {"seconds_per_arch": secs,
                                                                      "weights_fit_on_tuning": list(fit.weights)})
             r[label] = metrics(cal, t, rng, args.boot)
+    if args.previous:  # the ladder as measured before, marked as such
+        old = json.loads(Path(args.previous).read_text())
+        for n, r in old["candidates"].items():
+            if n.startswith("real:") and n not in results:
+                results[n] = {**r, "carried_from": f"{Path(args.previous).name} ({old.get('generated')})"}
     real128 = results.get("real:128", {}).get("seconds_per_arch")
+    if cost is not None and "channels" in cost and (cost["channels"] == -1).any():  # real:128 timed beside the
+        real128 = float(cost[cost["channels"] == -1]["train_seconds"].median())  # GTN families: the same conditions
     budget = real128 / 4 if real128 else float("inf")
     all_gtn = {n: r for n, r in results.items() if "gtn[" in n and "tuning" in r}
     gtn_based = {n: r for n, r in all_gtn.items() if r["seconds_per_arch"] <= budget} or all_gtn  # none cheap enough:
@@ -221,11 +236,11 @@ def main() -> None:
                          "tuning": len(tuning), "evaluation": len(evaluation)},
                "n_archs": len(evaluation), "ceiling_spearman": seed_ceiling,
                "winner_chosen_on_tuning": winner, "best_without_gtn_chosen_on_tuning": best_no_gtn,
-               "real128_seconds_per_arch": real128, "winner_step_efficiency": eff,
+               "real128_seconds_per_arch": real128, "cost_budget_seconds": budget, "winner_step_efficiency": eff,
                "best_gtn_alone_chosen_on_tuning": best_alone, "gtn_alone_step_efficiency": eff_alone,
                "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
                "machine": machine(), "generated": time.strftime("%Y-%m-%d %H:%M"), "candidates": results}
-    Path(args.json).write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    write_json(args.json, json.loads(json.dumps(payload, default=float)))
     rows = [{"candidate": n, "s/arch": r["seconds_per_arch"],
              **{f"{sp}_rho": r.get(sp, {}).get("spearman") for sp in ("tuning", "evaluation")},
              "eval_top20": r.get("evaluation", {}).get("spearman_top20_truth")} for n, r in results.items()]

@@ -12,16 +12,15 @@ out, so the truth's tuning and evaluation splits stay unseen. Resumable (one row
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
-
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from cluster.truth import plan_jobs
+from results.storage import write_parquet
 from results.truthtable import load_truth
 from search.config import config_from_dict
 from search.data import load_dataset
@@ -55,8 +54,7 @@ def main() -> None:
         t0 = time.perf_counter()
         rows.append({"arch": str(a), "arch_hash": a.equiv_hash(), "target": pool_target(a, cfg, data, args.steps),
                      "steps": args.steps, "seconds": time.perf_counter() - t0})
-        pq.write_table(pa.Table.from_pylist(rows), str(out) + ".tmp")
-        Path(str(out) + ".tmp").replace(out)
+        write_parquet(pa.Table.from_pylist(rows), str(out))
         print(f"{i + 1}/{len(cells)} {rows[-1]['target']:.4f} {time.perf_counter() - start:.0f}s", flush=True)
     print(f"wrote {out}: {len(rows)} cells")
 

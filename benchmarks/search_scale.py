@@ -21,9 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-
 import pandas as pd
 import psutil
+
 from benchmarks._common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]

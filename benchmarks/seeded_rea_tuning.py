@@ -22,7 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import table, write
-
 from cluster.bench_search import run_repeat, strategy_config, summarise
 
 PROXIES = ("synflow", "params", "flops")

@@ -20,6 +20,7 @@ import torch
 from benchmarks._common import machine
 from search.config import load_config
 from search.data import load_dataset
+from search.files import write_text
 from search.teach import load_teacher, save_teacher, teacher_key, train_teacher, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def readme() -> None:
                     f"{path.stat().st_size / 1e6:.1f} MB |")
     text = (SHIPPED / "README.md").read_text()
     head, _, _ = text.partition("<!-- table -->")
-    (SHIPPED / "README.md").write_text(head + "<!-- table -->\n| file | data set | held-out accuracy | meta-training "
+    write_text(SHIPPED / "README.md", head + "<!-- table -->\n| file | data set | held-out accuracy | meta-training "
                                        "| commit | size |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 

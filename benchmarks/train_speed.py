@@ -9,15 +9,12 @@ default. Writes benchmarks/results/train_speed.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks._common import table, write
-
 from search.nets import build_net, count_flops, count_params
 from search.space import parse
 

@@ -13,7 +13,7 @@ import numpy as np
 from cluster.callbacks import StatusCallback, tune_env
 from results.storage import storage_path
 from search import space
-from search.config import ExperimentConfig, config_from_dict
+from search.config import ExperimentConfig
 
 
 def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from search import nb201
 from search.config import SearchConfig
+from search.files import atomic_write
 from search.space import Arch, parse
 
 STRATEGIES: dict[str, dict[str, Any]] = {  # SearchConfig settings of each strategy (benchmark mode)
@@ -178,5 +179,6 @@ def plot(results: dict[str, dict[str, Any]], path: str) -> None:
     a.legend(fontsize=7)
     fig.suptitle(f"NAS-Bench-201 CIFAR-10, mean over {next(iter(results.values()))['repeats']} repeats", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)

@@ -24,7 +24,6 @@ from results.leaderboard import row_from_result, status_row, write_part, write_s
 from results.phases import COLUMNS as PHASE_COLUMNS
 from results.phases import phase_split, split_line
 
-
 STEP_SAVE_S = 1.0  # search.state_save: step saves Tune's state at most this often
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.errors import TruthError
+from search.files import atomic_write, write_json
 from search.proxies import Ensemble, Proxy, ProxyContext
 from search.space import Arch, parse
 from search.stats import kendall, spearman, top_half_spearman
@@ -97,7 +97,8 @@ def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float]
     ax.set_ylabel(ylabel)
     ax.set_title(f"{name}: rho={rho:.3f}, tau={tau:.3f}, n={int(keep.sum())}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -140,8 +141,7 @@ def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir:
         "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
         "machine": _machine(), "proxies": summary, "gtn_step_efficiency": step_efficiency(summary),
     }
-    with open(json_path or os.path.join(out_dir, "proxies.json"), "w") as f:
-        json.dump(_no_nan(result), f, indent=2, default=float)
+    write_json(json_path or os.path.join(out_dir, "proxies.json"), _no_nan(result), indent=2)
     return result
 
 

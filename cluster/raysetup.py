@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 from cluster.tune_compat import LOOPBACK, init_local
 from search.errors import ClusterError, first_line
+from search.files import write_json
+
 OWNER_FILE = "gtnnas-owner.json"
 
 
@@ -101,9 +103,7 @@ def record_owner(folder: str) -> str:
     me = psutil.Process()
     procs = [{"pid": p.pid, "started": p.create_time()} for p in me.children(recursive=True)]
     path = os.path.join(folder, OWNER_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump({"driver": {"pid": me.pid, "started": me.create_time()}, "processes": procs}, f)
-    os.replace(path + ".tmp", path)
+    write_json(path, {"driver": {"pid": me.pid, "started": me.create_time()}, "processes": procs}, indent=None)
     return path
 
 

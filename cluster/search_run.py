@@ -16,15 +16,15 @@ from typing import Any
 from cluster import faults
 from cluster.actor import start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
+from cluster.entry import one_line
 from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
-from cluster.tune_compat import trial_outcomes
 from cluster.trainable import nas_trainable, param_space
-from cluster.entry import one_line
+from cluster.tune_compat import trial_outcomes
 from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
 from results.phases import phase_split
-from results.storage import exists, join, storage_path, upload
+from results.storage import exists, join, storage_path, upload, write_json
 from search.config import ExperimentConfig
 from search.errors import LeaderboardError, first_line
 from search.scoring import Scorer
@@ -132,9 +132,9 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
 
 def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = False) -> Any:
     """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
-    import ray
-
     import time
+
+    import ray
 
     started = time.monotonic()
     root = join(cfg.storage, cfg.name)
@@ -190,17 +190,6 @@ def report_failures(grid: Any) -> None:
         raise InputError(f"every trial failed ({len(errors)}); {lines[0]}")
     for line in lines:
         print(f"gtnnas: warning: trial(s) failed: {line}", file=sys.stderr, flush=True)
-
-
-def write_json(uri: str, obj: dict[str, Any]) -> None:
-    import json
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "x.json")
-        with open(local, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
-        upload(local, uri)
 
 
 def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:

@@ -19,6 +19,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from cluster.tune_compat import live_trials
 from search import space
+from search.files import write_bytes
 
 ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
 
@@ -27,8 +28,7 @@ class _Stateful(Searcher):
     """save/restore through get_state/set_state (pickled)."""
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
+        write_bytes(checkpoint_path, pickle.dumps(self.get_state()))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:

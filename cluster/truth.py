@@ -17,7 +17,6 @@ from typing import Any
 from ray.tune import Callback
 
 from cluster.callbacks import StatusCallback, tune_env
-
 from results.storage import join
 from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, write_row, write_truth
 from search.config import ExperimentConfig

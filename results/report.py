@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from results.analysis import history, load, locate, metadata, op_frequency, pareto_front, top
-from results.storage import exists, join, resolve
+from results.storage import exists, join, resolve, write_text
 from search.stats import kendall, spearman
 
 CHECK_SCRIPT = """<script>
@@ -126,8 +126,8 @@ def _table(df: Any, cols: list[str]) -> str:
 def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 10) -> str:
     """Write ``out/index.html`` and its PNGs; returns the HTML path.
 
-    Everything is validated and drawn in a temporary folder first and moved into ``out`` at the end
-    (index.html last), so a failure leaves nothing half-written.
+    Everything is validated and drawn in a private temporary folder first and renamed into ``out`` at the
+    end (index.html last, through the one writer), so a failure leaves nothing half-written.
     """
     df = load(path)
     meta = metadata(path)
@@ -145,9 +145,7 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
         for name in sorted(os.listdir(work)):
             os.replace(os.path.join(work, name), os.path.join(out, name))
         target = os.path.join(out, "index.html")
-        with open(target + ".tmp", "w") as f:
-            f.write(page)
-        os.replace(target + ".tmp", target)
+        write_text(target, page)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

@@ -1,7 +1,8 @@
 """Paths and URIs through pyarrow.fs, so local disks, file://, s3:// and gs:// all work the same.
 
-Every file the project writes goes through a temporary name and a move (:func:`write_parquet`,
-:func:`upload`), so a reader or a crash never sees half a file.
+Every file the project writes goes through one writer, :func:`search.files.atomic_write` (re-exported
+here with its helpers): a temporary name, then a rename or a move, so a reader or a crash never sees
+half a file. :func:`write_parquet` and :func:`upload` are built on it.
 """
 
 from __future__ import annotations
@@ -20,17 +21,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from search.errors import InputError, first_line
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path inside it) for a local path or any URI pyarrow understands."""
-    if "://" in uri:
-        try:
-            return pafs.FileSystem.from_uri(uri)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise InputError(f"{uri}: not a storage URI pyarrow can open ({first_line(e)})") from None
-    return pafs.LocalFileSystem(), str(Path(uri).absolute())
+from search.files import atomic_write, resolve, write_bytes, write_json, write_text  # noqa: F401  (re-exported)
 
 
 def storage_path(uri: str) -> str:
@@ -70,14 +61,10 @@ def read_metadata(raw: dict[bytes, bytes] | None) -> dict[str, Any]:
 
 
 def write_parquet(table: pa.Table, uri: str, metadata: dict[str, Any] | None = None) -> str:
-    """Write ``table`` (plus ``gtnnas.*`` metadata) to ``uri``: temporary name in the same folder, then move."""
-    fs, path = resolve(uri)
-    folder, name = os.path.split(path)
-    fs.create_dir(folder, recursive=True)
-    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-    pq.write_table(with_metadata(table, metadata or {}), tmp, filesystem=fs)
-    fs.move(tmp, path)
-    return path
+    """Write ``table`` (plus ``gtnnas.*`` metadata) to ``uri``, whole or not at all."""
+    with atomic_write(uri) as f:
+        pq.write_table(with_metadata(table, metadata or {}), f)
+    return resolve(uri)[1]
 
 
 @contextlib.contextmanager
@@ -90,7 +77,7 @@ def local_copy(uri: str) -> Iterator[str]:
         return
     fd, local = tempfile.mkstemp(suffix=os.path.basename(path))
     try:
-        with fs.open_input_stream(path) as src, os.fdopen(fd, "wb") as dst:
+        with fs.open_input_stream(path, compression=None) as src, os.fdopen(fd, "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
         yield local
@@ -99,14 +86,10 @@ def local_copy(uri: str) -> Iterator[str]:
 
 
 def upload(local: str, uri: str) -> None:
-    """Copy a local file to ``uri`` (temporary name, then move, so readers never see half a file)."""
-    fs, path = resolve(uri)
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    tmp = path + ".tmp"
-    with open(local, "rb") as src, fs.open_output_stream(tmp) as dst:
+    """Copy a local file to ``uri``, whole or not at all."""
+    with open(local, "rb") as src, atomic_write(uri) as dst:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
-    fs.move(tmp, path)
 
 
 def remove(uri: str) -> None:

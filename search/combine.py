@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 LOG = ("params", "flops", "synflow")  # as logarithms: ranks are unchanged, and a dead cell's 0 stays finite
 MIN_PAIRS = 20  # online refits start once this many cells have a real score
 

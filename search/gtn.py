@@ -31,6 +31,7 @@ from .config import GTNConfig
 from .data import Split
 from .nets import WNConv2d, WNLinear
 
+
 class Generator(nn.Module):
     """noise + one-hot label -> image in normalised-data space (official GTN generator).
 

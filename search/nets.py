@@ -21,7 +21,6 @@ from torch.func import functional_call
 
 from .space import EDGES, NUM_NODES, Arch
 
-
 NORMS = ("bn", "gtn", "gtn_bn")
 
 

@@ -37,12 +37,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import NetConfig, SearchConfig, TrainConfig
-from .curriculum import Curriculum
-from .curriculum import gtn_score
+from .curriculum import Curriculum, gtn_score
 from .data import Dataset
 from .errors import ProxyError
-from .scoring import Scorer
 from .nets import build_net, count_flops, count_params
+from .scoring import Scorer
 from .space import Arch
 from .stats import ranks
 from .train import train

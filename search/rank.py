@@ -120,9 +120,8 @@ def pool_target(arch: Arch, cfg: ExperimentConfig, data: Dataset, steps: int, se
 
 def load_pool(path: str | Path) -> Pool:
     """A rank pool written by ``benchmarks/rank_pool.py`` (columns arch, target)."""
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
         t = pq.read_table(path, columns=["arch", "target"]).to_pydict()

@@ -10,7 +10,6 @@ saved. Checkpoints hold the teacher, its config, data set and versions in one fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pickle
@@ -28,6 +27,7 @@ from .config import ExperimentConfig, config_from_dict
 from .curriculum import Curriculum, gtn_score, materialize
 from .data import Dataset
 from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
+from .files import atomic_write
 from .gtn import Teacher
 from .meta import autocast_dtype, draw_meta_batches, learner_seed, make_learner, meta_batch_count, unroll
 from .rank import load_pool, ranking_gradient
@@ -112,12 +112,12 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         val_acc = None
         if it % g.validate_every == 0 or it == g.outer_steps:
             val_acc = validate(teacher, cfg, data, val)
+        if callback is not None:  # before the checkpoint, so what it logs covers every step the checkpoint does
+            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order))
         if checkpoint is not None and it % g.checkpoint_every == 0 and it < g.outer_steps:
             save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng)
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
-        if callback is not None:
-            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order))
     return teacher
 
 
@@ -139,15 +139,12 @@ def teacher_key(cfg: ExperimentConfig) -> str:
 def save_state(path: str | Path, cfg: ExperimentConfig, step: int, teacher: Teacher, opt: Any, sched: Any,
                gen: torch.Generator, rng: np.random.Generator) -> None:
     """The resumable state after outer step ``step``, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "teacher_key": teacher_key(cfg), "step": step,
             "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "gen": gen.get_state(),
             "rng": json.dumps(rng.bit_generator.state)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as f:
+        torch.save(blob, f)
 
 
 def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -226,8 +223,6 @@ def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data
     ``compact`` stores learned images in float16, which is what the curriculum holds anyway (half the
     file, the same curriculum; meta-training cannot continue from it exactly): for shipped teachers.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in teacher.state_dict().items()}
     if compact and "pixels" in state:
         state["pixels"] = state["pixels"].half()
@@ -237,9 +232,8 @@ def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data
         "num_classes": data.num_classes, "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps,
         "versions": versions(), "provenance": json.loads(json.dumps(provenance or {}, default=str)), "teacher": state,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as f:
+        torch.save(blob, f)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .curriculum import Curriculum
+from .files import atomic_write
 
 
 def save_grid(cur: Curriculum, path: str | Path, steps: int = 4) -> None:
@@ -39,7 +40,6 @@ def save_grid(cur: Curriculum, path: str | Path, steps: int = 4) -> None:
         axes[r][0].text(-0.3, 0.5, f"step {t + 1}", transform=axes[r][0].transAxes, ha="right",
                         va="center", fontsize=7)
     fig.suptitle(f"{cur.dataset} curriculum {cur.content_hash}", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -76,11 +76,11 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
 
 
 def test_calibrated_scores_start_equal_weighted_then_follow_the_searchs_own_real_results(tiny_teacher):
+    from dataclasses import replace
+
     import numpy as np
 
     from search.combine import MIN_PAIRS
-
-    from dataclasses import replace
 
     path, cfg = tiny_teacher
     cfg = replace(cfg, search=replace(cfg.search, score="calibrated:gtn+params"))

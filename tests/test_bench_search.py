@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cluster.bench_search import incumbent_curve, run_repeat, summarise, Repeat
+from cluster.bench_search import Repeat, incumbent_curve, run_repeat, summarise
 from search import nb201
 from search.config import load_config
 from search.space import parse

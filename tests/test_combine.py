@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from search.combine import Calibrator, transform
-from search.scoring import Scorer
 from search.errors import InputError
+from search.scoring import Scorer
 from search.stats import spearman
 
 

@@ -8,6 +8,7 @@ after each, and the result compared with an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-import json
 
 import pandas as pd
 import pyarrow.parquet as pq

@@ -8,7 +8,7 @@ import torch
 
 from cluster.cli import main
 from search.config import load_config
-from search.curriculum import Curriculum, materialize, gtn_score
+from search.curriculum import Curriculum, gtn_score, materialize
 from search.data import load_dataset
 from search.space import parse
 from search.teach import CheckpointError, MetaTrainingError, load_teacher, save_teacher, train_teacher

@@ -1,10 +1,22 @@
+from types import SimpleNamespace
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from types import SimpleNamespace
 
-from results.leaderboard import (LeaderboardError, best_per_class, calibration_pairs, read_parts, read_statuses,
-                                 reconcile, row_from_result, status_row, write_final, write_part, write_statuses)
+from results.leaderboard import (
+    LeaderboardError,
+    best_per_class,
+    calibration_pairs,
+    read_parts,
+    read_statuses,
+    reconcile,
+    row_from_result,
+    status_row,
+    write_final,
+    write_part,
+    write_statuses,
+)
 from search.space import parse
 from search.stats import spearman
 

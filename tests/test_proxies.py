@@ -11,7 +11,6 @@ from search import nb201
 from search.config import NetConfig, TrainConfig
 from search.data import Dataset, Split
 from search.nets import build_net, count_params
-from search.scoring import DATA_FREE
 from search.proxies import (
     ProxyContext,
     ProxyError,
@@ -19,6 +18,7 @@ from search.proxies import (
     make_proxy,
     parse_proxies,
 )
+from search.scoring import DATA_FREE
 from search.space import parse, sample
 from search.stats import kendall, ranks, spearman, top_half_spearman
 

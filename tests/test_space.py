@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search import nb201
-from search import space
+from search import nb201, space
 from search.space import Arch, parse
 
 PAPER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

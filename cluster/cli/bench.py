@@ -160,19 +160,14 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_json(path: str, results: dict) -> None:
-    import json
-    import os
-
+def write_bench_json(path: str, results: dict) -> None:
     from cluster.bench_search import PROTOCOL
     from search import nb201
+    from search.files import write_json
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     payload = {"benchmark": "search_nb201", "table": "NAS-Bench-201 12-epoch (vendored)",
                "best_test": nb201.best_test(), "protocol": PROTOCOL, "strategies": results}
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, payload)
 
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
@@ -201,7 +196,7 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
               f"percentile {at.get('percentile_mean', float('nan')):.2f}; top 1% within {args.evaluations}: "
               f"{r['evals_to_top1pct']['share_within']:.0%} (median {r['evals_to_top1pct']['median']:.0f} evals); "
               f"{r['seconds']:.0f}s", flush=True)
-        write_json(args.out, results)  # after every strategy: an interruption keeps what is done
+        write_bench_json(args.out, results)  # after every strategy: an interruption keeps what is done
     png = args.out.rsplit(".", 1)[0] + ".png"
     plot(results, png)
     print(f"wrote {args.out} and {png}")

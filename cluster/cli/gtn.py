@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from cluster.cli.common import Progress, bar, check_rank_pool, config, ensure_data
 from search.config import ExperimentConfig
 from search.errors import InputError
+from search.files import write_text
 
 STATE = "teacher.state.pt"
 FIELDS = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "learner"]
@@ -70,33 +72,41 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
     last_val: list[float | None] = [None]
     progress = Progress(every=5.0)
-    with open(out / "metrics.csv", "w", newline="") as f:
-        rows = csv.DictWriter(f, fieldnames=FIELDS)
-        rows.writeheader()
-        rows.writerows(kept)
+    rows = list(kept)
+    written = [time.monotonic()]
 
-        def log(s: OuterStep) -> None:
-            rows.writerow({k: getattr(s, k) for k in FIELDS})
-            f.flush()
-            writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
-            writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
-            writer.add_scalar("gtn/seconds_per_step", s.seconds, s.step)
-            writer.add_scalar("gtn/meta_lr", s.meta_lr, s.step)
-            if s.val_acc is not None:
-                last_val[0] = s.val_acc
-                writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
-            val = "-" if last_val[0] is None else f"{last_val[0]:.4f}"
-            progress.show(f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  "
-                          f"{s.seconds:.2f}s/step", force=s.step == cfg.gtn.outer_steps)
+    def save_metrics() -> None:  # the whole file, through the one writer: never a torn last line
+        text = io.StringIO()
+        table = csv.DictWriter(text, fieldnames=FIELDS)
+        table.writeheader()
+        table.writerows(rows)
+        write_text(out / "metrics.csv", text.getvalue())
+        written[0] = time.monotonic()
 
-        try:
-            teacher = train_teacher(cfg, data, callback=log, checkpoint=state)
-        except MetaTrainingError as e:
-            print(f"\ngtnnas: meta-training stopped: {e}", file=sys.stderr)
-            return 1
-        finally:
-            progress.done()
-            writer.close()
+    def log(s: OuterStep) -> None:
+        rows.append({k: getattr(s, k) for k in FIELDS})
+        if time.monotonic() - written[0] >= 5.0 or s.step == cfg.gtn.outer_steps:
+            save_metrics()
+        writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
+        writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
+        writer.add_scalar("gtn/seconds_per_step", s.seconds, s.step)
+        writer.add_scalar("gtn/meta_lr", s.meta_lr, s.step)
+        if s.val_acc is not None:
+            last_val[0] = s.val_acc
+            writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
+        val = "-" if last_val[0] is None else f"{last_val[0]:.4f}"
+        progress.show(f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  "
+                      f"{s.seconds:.2f}s/step", force=s.step == cfg.gtn.outer_steps)
+
+    try:
+        teacher = train_teacher(cfg, data, callback=log, checkpoint=state, on_checkpoint=lambda _: save_metrics())
+    except MetaTrainingError as e:
+        print(f"\ngtnnas: meta-training stopped: {e}", file=sys.stderr)
+        return 1
+    finally:
+        save_metrics()
+        progress.done()
+        writer.close()
     save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
     state.unlink(missing_ok=True)
     from search.teach import load_teacher

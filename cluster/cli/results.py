@@ -61,7 +61,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "table":
         df = df[[c for c in SHOWN if c in df.columns]]
     if args.format == "parquet":
-        df.to_parquet(args.output, index=False)
+        import pyarrow as pa
+
+        from results.storage import write_parquet
+
+        write_parquet(pa.Table.from_pandas(df, preserve_index=False), args.output)
         print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
         return 0
     if args.format == "csv":
@@ -71,8 +75,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         text = (df.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(df) else "(no rows)") + "\n"
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        from results.storage import write_text
+
+        write_text(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

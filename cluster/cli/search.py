@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cluster.cli.common import (add_config_args, add_ray_args, check_rank_pool, check_teacher, config, ensure_data,
-                                on_cluster)
+from cluster.cli.common import (
+    add_config_args,
+    add_ray_args,
+    check_rank_pool,
+    check_teacher,
+    config,
+    ensure_data,
+    on_cluster,
+)
 from results.phases import split_line
 from search.config import ExperimentConfig
 from search.errors import InputError
