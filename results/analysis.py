@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 
 from results.leaderboard import FINAL, PARTS, best_per_class, read_parts, read_statuses
 from results.storage import join, read_metadata, resolve
+from search.errors import first_line
 from search.errors import LeaderboardError
 from search.space import EDGE_KEYS, OPS, parse
 
@@ -71,7 +72,7 @@ def load(path: str, where: str | None = None) -> Any:
             frames.append(ds.to_table(filter=expr).to_pandas())
         except (pa.ArrowException, OSError) as e:
             what = f"cannot read the leaderboard with --where {where!r}" if where else "not a readable leaderboard"
-            raise LeaderboardError(f"{path}: {what} ({_first_line(e)})") from None
+            raise LeaderboardError(f"{path}: {what} ({first_line(e)})") from None
     for root in running:
         df = best_per_class(read_parts(root), read_statuses(root))
         if where and not df.empty:
@@ -79,7 +80,7 @@ def load(path: str, where: str | None = None) -> Any:
             try:
                 df = table.filter(parse_where(where, table.schema)).to_pandas()
             except (pa.ArrowException, TypeError) as e:
-                raise LeaderboardError(f"{root}: cannot apply --where ({_first_line(e)})") from None
+                raise LeaderboardError(f"{root}: cannot apply --where ({first_line(e)})") from None
         frames.append(df)
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if df.empty and not where:
@@ -93,9 +94,6 @@ def _check_columns(names: list[str], path: str) -> None:
         raise LeaderboardError(f"{path}: not a gtnnas leaderboard (missing columns: {', '.join(missing)})")
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 def metadata(path: str) -> dict[str, Any]:
@@ -125,7 +123,7 @@ def parse_where(text: str, schema: pa.Schema) -> pc.Expression:
     try:
         expr = _expr(tree, schema, text)
     except (TypeError, pa.ArrowException) as e:
-        raise LeaderboardError(f"--where: {text!r}: {_first_line(e)}") from None
+        raise LeaderboardError(f"--where: {text!r}: {first_line(e)}") from None
     if not isinstance(expr, pc.Expression):
         raise LeaderboardError(f"--where: {text!r} does not test any column")
     return expr

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from results.storage import join, part_name, resolve, write_parquet
-from search.errors import LeaderboardError
+from search.errors import LeaderboardError, first_line
 from search.stats import rho_interval, spearman
 
 SCHEMA = pa.schema([
@@ -93,7 +93,7 @@ def read_parts(root: str, *, lost: bool = False) -> Any:
     try:
         df = dedupe(_read(join(root, PARTS), SCHEMA))
     except (FileNotFoundError, pa.ArrowInvalid, OSError) as e:
-        raise LeaderboardError(f"{root}: no readable leaderboard part files ({str(e).splitlines()[0][:160]})") from None
+        raise LeaderboardError(f"{root}: no readable leaderboard part files ({first_line(e)})") from None
     if lost:
         return df
     gone = {t for t, s in read_statuses(root).items() if s == "LOST"}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError  # noqa: F401  (re-exported: search.config.ConfigError)
+from .errors import ConfigError, first_line
 from .scoring import DATA_FREE, Scorer
 from .typed import apply_overrides, build
 
@@ -280,7 +280,8 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """The optional last stage of ``gtnnas search`` (and the defaults of ``gtnnas retrain``)."""
+    """The optional last stage of ``gtnnas search`` (``top`` 0: none). ``epochs`` and ``seeds`` are also
+    ``gtnnas retrain``'s defaults; its ``--top`` defaults to 3, since running it means retraining some."""
 
     top: int = 0  # retrain the best `top` distinct cells after the search (0: no final stage)
     epochs: float = 1.0  # full schedule over the training split
@@ -350,7 +351,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{source}: not valid YAML ({first_line(e)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: top level must be a mapping")
     if overrides:

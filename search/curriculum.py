@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .data import Split
 from .gtn import Teacher, soft_cross_entropy
+from .meta import momentum_step
 from .nets import build_net
 from .space import Arch
 from .train import evaluate
@@ -86,8 +87,8 @@ def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, se
     c, h = curriculum.images.shape[2], curriculum.images.shape[3]
     net = build_net(arch, channels=channels, cells=cells, in_channels=c, image_size=h, num_classes=num_classes,
                     norm=curriculum.norm, seed=seed, device=device)
-    params = [p for p in net.parameters()]
-    velocity = [torch.zeros_like(p) for p in params]
+    params = dict(net.named_parameters())
+    velocity = {k: torch.zeros_like(p) for k, p in params.items()}
     images = curriculum.images.to(device=device, dtype=torch.float32)
     targets = curriculum.targets.to(device=device, dtype=torch.float32)
     lrs, moms = curriculum.lr.tolist(), curriculum.momentum.tolist()
@@ -95,12 +96,11 @@ def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, se
     for t in range(steps if steps is not None else curriculum.steps):
         i = t % curriculum.steps
         loss = soft_cross_entropy(net(images[i]), targets[i])
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        with torch.no_grad():
-            for p, v, g in zip(params, velocity, grads):
-                if g is not None:
-                    v.mul_(moms[i]).add_(g)
-                p.sub_(v, alpha=lrs[i])
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        with torch.no_grad():  # the meta-training update, not differentiated here
+            new, velocity = momentum_step(params, velocity, dict(zip(params, grads)), lrs[i], moms[i])
+            for k, p in params.items():
+                p.copy_(new[k])
     return net
 
 

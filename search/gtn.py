@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .config import GTNConfig
 from .data import Split
-from .nets import WNConv2d, WNLinear
+from .nets import WNConv2d, WNLinear, weight_norm_init
 
 
 class Generator(nn.Module):
@@ -65,11 +65,7 @@ class Generator(nn.Module):
         """He-normal directions with g = ||v|| (so the first effective weights are He-normal)."""
         for m in self.modules():
             if isinstance(m, (WNConv2d, WNLinear)):
-                nn.init.kaiming_normal_(m.weight_v, generator=g)
-                dims = tuple(range(1, m.weight_v.dim()))
-                m.weight_g.copy_(m.weight_v.pow(2).sum(dim=dims, keepdim=True).sqrt())
-                if m.bias is not None:
-                    m.bias.zero_()
+                weight_norm_init(m, g)
 
     def forward(self, noise: Tensor, labels: Tensor) -> Tensor:
         onehot = F.one_hot(labels, self.num_classes).to(noise.dtype)

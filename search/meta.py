@@ -94,16 +94,19 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
         logits, new_buffers = functional_forward(learner, at, buffers, x)
     loss = soft_cross_entropy(logits.float() if autocast is not None else logits, y)
     grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
-    lr, mom = teacher.lr()[t], teacher.momentum()[t]
-    new_v, new_p = {}, {}
-    for (k, p), g in zip(params.items(), grads):
-        g = torch.zeros_like(p) if g is None else g
-        new_v[k] = mom * velocity[k] + g
-        new_p[k] = p - lr * new_v[k]
+    new_p, new_v = momentum_step(params, velocity, dict(zip(params, grads)), teacher.lr()[t], teacher.momentum()[t])
     return new_p, new_buffers, new_v
 
 
-def eval_loss(learner: nn.Module, state: State, x: Tensor, y: Tensor, eval_bn: str = "running") -> tuple[Tensor, Tensor]:
+def momentum_step(params: dict[str, Tensor], velocity: dict[str, Tensor], grads: dict[str, Tensor | None],
+                  lr: Tensor | float, momentum: Tensor | float) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The learners' update, out of place (differentiable): v <- m v + g;  theta <- theta - lr v, as in the GTN
+    code; a parameter without a gradient keeps its momentum. Meta-training and scoring share it."""
+    new_v = {k: momentum * velocity[k] + (grads[k] if grads[k] is not None else 0.0) for k in params}
+    return {k: p - lr * new_v[k] for k, p in params.items()}, new_v
+
+
+def eval_loss(learner: nn.Module, state: State, x: Tensor, y: Tensor, eval_bn: str) -> tuple[Tensor, Tensor]:
     """(cross-entropy, accuracy) of the learner on real data.
 
     ``eval_bn="running"`` is the official code's eval mode (BatchNorm uses the statistics carried
@@ -188,7 +191,7 @@ class UnrollResult:
 
 def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]],
            *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True,
-           eval_bn: str = "running", autocast: torch.dtype | None = None) -> UnrollResult:
+           eval_bn: str, autocast: torch.dtype | None = None) -> UnrollResult:
     """Train ``learner`` through ``plan`` and return the meta-loss on real data.
 
     ``meta_batches`` holds the real batches of the meta-loss: the last is used after the final step,

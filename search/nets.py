@@ -2,8 +2,9 @@
 
 Macro skeleton as in NAS-Bench-201: a 3x3 stem conv + norm, three stages of N cells at C, 2C and 4C
 channels, a residual reduction block between stages, norm + ReLU, global pooling and a linear
-classifier. Two normalisations: ``bn`` (standard BatchNorm, NAS-Bench-201) and ``gtn`` (the GTN
-learners: weight-normalised convs and linear layers, mean-only BatchNorm).
+classifier. Three normalisations: ``bn`` (standard BatchNorm, NAS-Bench-201), ``gtn`` (the GTN paper's
+learners: weight-normalised convs and linear layers, mean-only BatchNorm) and ``gtn_bn`` (weight
+normalisation with full BatchNorm on the latest batch, as the official code's NAS cells).
 
 Every model runs under ``torch.func.functional_call``; :func:`functional_forward` also returns the
 updated BatchNorm statistics out-of-place so the GTN inner loop can keep them differentiable.
@@ -250,6 +251,15 @@ class PaperLearner(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
+@torch.no_grad()
+def weight_norm_init(m: WNConv2d | WNLinear, generator: torch.Generator) -> None:
+    """He-normal directions with g = ||v||, so the first effective weights are He-normal; zero bias."""
+    nn.init.kaiming_normal_(m.weight_v, nonlinearity="relu", generator=generator)
+    m.weight_g.copy_(m.weight_v.pow(2).sum(dim=tuple(range(1, m.weight_v.dim())), keepdim=True).sqrt())
+    if m.bias is not None:
+        m.bias.zero_()
+
+
 def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
     """Deterministic He initialisation from ``generator``; norms start as the identity."""
     with torch.no_grad():
@@ -259,11 +269,7 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
                 if m.bias is not None:
                     m.bias.zero_()
             elif isinstance(m, (WNConv2d, WNLinear)):
-                if m.bias is not None:
-                    m.bias.zero_()
-                nn.init.kaiming_normal_(m.weight_v, nonlinearity="relu", generator=generator)
-                dims = tuple(range(1, m.weight_v.dim()))
-                m.weight_g.copy_(m.weight_v.pow(2).sum(dim=dims, keepdim=True).sqrt())
+                weight_norm_init(m, generator)
             elif isinstance(m, Norm2d):
                 if m.weight is not None:
                     m.weight.fill_(1.0)

@@ -1,7 +1,8 @@
 """A teacher trained to rank (ours; the GTN paper optimises how well a learner is taught, not ranking).
 
 Each outer step unrolls ``gtn.learners_per_step`` learners drawn from a *rank pool*: cells whose
-real-data quality was measured once on the training split (:func:`build_pool`: ``steps`` SGD steps on
+real-data quality was measured once on the training split (:func:`pool_target`, run over the cells of
+:func:`sample_pool_cells` by ``benchmarks/rank_pool.py``: ``steps`` SGD steps on
 most of the training split, accuracy on a held-out slice of it; never the validation split, and never
 cells of a truth table's evaluation split). Besides the paper's meta-loss (mean over the learners),
 a pairwise logistic term asks the learners' post-curriculum losses on one shared real batch to order

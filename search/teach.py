@@ -26,12 +26,13 @@ import torch
 from .config import ExperimentConfig, config_from_dict
 from .curriculum import Curriculum, gtn_score, materialize
 from .data import Dataset
-from .errors import CheckpointError, InputError  # noqa: F401  (CheckpointError re-exported)
+from .errors import CheckpointError, InputError, first_line  # noqa: F401  (CheckpointError re-exported)
 from .files import atomic_write
 from .gtn import Teacher
 from .meta import autocast_dtype, draw_meta_batches, learner_seed, make_learner, meta_batch_count, unroll
 from .rank import load_pool, ranking_gradient
 from .space import parse
+from .train import cosine
 
 FORMAT = "gtnnas-teacher"
 FORMAT_VERSION = 1
@@ -162,11 +163,6 @@ def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
     return blob
 
 
-def cosine(i: int, steps: int, final: float) -> float:
-    """Cosine decay from 1 to ``final`` over ``steps`` (a factor on each parameter group's lr)."""
-    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
-
-
 def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: np.random.Generator,
                   gen: torch.Generator, it: int) -> tuple[float, float, str]:
     """Set the teacher's .grad to outer step ``it``'s meta-gradient; (meta-loss, learner accuracy, learner).
@@ -262,7 +258,7 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle garbage, foreign objects
         raise CheckpointError(f"{path}: not a readable teacher checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'})") from None
+                              f"{first_line(e)})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a gtn-nas teacher checkpoint (no '{FORMAT}' format tag)")
     if blob.get("format_version") != FORMAT_VERSION:
@@ -272,8 +268,7 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
         teacher = Teacher(cfg.gtn, tuple(blob["shape"]), int(blob["num_classes"]))
         teacher.load_state_dict(blob["teacher"], strict=True)
     except (KeyError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: checkpoint does not match its config ({first})") from None
+        raise CheckpointError(f"{path}: checkpoint does not match its config ({first_line(e, 200)})") from None
     if cfg.gtn.curriculum == "pixels" and "pixels_init" not in blob["config"].get("gtn", {}):
         raise CheckpointError(f"{path}: a pixels teacher from before learned images were stored unsquashed; "
                               "train it again")

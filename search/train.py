@@ -34,6 +34,11 @@ class TrainResult:
     eval_seconds: float = 0.0  # of which evaluating
 
 
+def cosine(i: int, steps: int, final: float = 0.0) -> float:
+    """Cosine decay of a learning rate's factor from 1 at step 0 to ``final`` at ``steps`` (and after)."""
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, *, bn: Literal["running", "batch"], batch_size: int = 1000,
              prefixes: tuple[int, ...] | None = None) -> dict[int, tuple[float, float]]:
@@ -91,7 +96,7 @@ def train(
         idx = perm[pos : pos + bs].to(train_split.x.device)
         pos += bs
         for group in opt.param_groups:
-            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = cfg.lr * cosine(step, steps)
         loss = F.cross_entropy(model(train_split.x[idx]), train_split.y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -9,10 +9,11 @@ from cluster.cli import main
 PAPER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
-def test_help_lists_subcommands():
+def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True, check=True)
-    for cmd in ("arch", "data", "baseline"):
-        assert cmd in out.stdout
+    listed = out.stdout.split("{", 1)[1].split("}", 1)[0].split(",")  # argparse's "{search,retrain,...}"
+    assert set(listed) == {"search", "retrain", "baseline", "gtn", "data", "arch", "truth", "bench", "leaderboard",
+                           "report", "compare"}
 
 
 def test_arch_info(capsys):
@@ -98,7 +99,8 @@ def test_seeded_evolution_passes_the_door_check():
     from search.config import load_config
 
     cfg = load_config(_repo() / "configs" / "nb201_bench.yaml", ["search.seed_proxy=synflow", "search.score=none"])
-    check_searcher(cfg)  # the proxy that scores the first population is only needed once the search runs
+    searcher = check_searcher(cfg)  # the proxy that scores the first population is only needed once the search runs
+    assert searcher.inner.initial and len(searcher.inner.initial) == cfg.search.population  # seeded by the stub
 
 
 def test_resume_with_another_configuration_is_refused(capsys, tmp_path):

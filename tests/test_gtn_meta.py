@@ -74,7 +74,8 @@ def test_functional_unroll_equals_hand_written(checkpointing, every, curriculum,
     teacher, learner = _teacher(curriculum, soft=soft), _learner()
     plan = teacher.plan(torch.Generator().manual_seed(0))
     batches = _meta_batches(3 if every else 1)
-    ours = unroll(learner, teacher, plan, batches, meta_loss_every=every, checkpointing=checkpointing).meta_loss
+    ours = unroll(learner, teacher, plan, batches, meta_loss_every=every, checkpointing=checkpointing,
+                  eval_bn="running").meta_loss
     ref = _hand_unroll(teacher, learner, plan, batches, every)
     assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12)
     for a, b in zip(_grads(teacher, ours), _grads(teacher, ref)):
@@ -85,7 +86,7 @@ def test_first_order_matches_detached_reference():
     teacher, learner = _teacher(), _learner()
     plan = teacher.plan(torch.Generator().manual_seed(0))
     batches = _meta_batches(1)
-    ours = unroll(learner, teacher, plan, batches, first_order=True).meta_loss
+    ours = unroll(learner, teacher, plan, batches, first_order=True, eval_bn="running").meta_loss
     ref = _hand_unroll(teacher, learner, plan, batches, first_order=True)
     exact = _hand_unroll(teacher, learner, plan, batches)
     assert torch.allclose(ours, ref, rtol=1e-10)  # the forward pass is the same maths...
@@ -102,7 +103,7 @@ def test_every_teacher_part_gets_gradient_through_an_nb201_learner():
     learner = build_net(parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
                         channels=2, cells=1, in_channels=1, image_size=8, norm="gtn")
     batches = [(torch.randn(6, 1, 8, 8), torch.randint(10, (6,)))]
-    res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches)
+    res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches, eval_bn="running")
     res.meta_loss.backward()
     for name, p in teacher.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -157,7 +158,7 @@ def _meta_steps_lower_the_meta_loss(fashion):
     plan = teacher.plan(torch.Generator())
     losses = []
     for _ in range(15):
-        res = unroll(learner, teacher, plan, batches, checkpointing=False)
+        res = unroll(learner, teacher, plan, batches, checkpointing=False, eval_bn="running")
         losses.append(res.meta_loss.item())
         opt.zero_grad()
         res.meta_loss.backward()

@@ -78,8 +78,7 @@ def test_proxies_are_deterministic_and_separate_cells(ctx, name):
     archs = [parse(CONV_CELL), parse(SKIP_CELL), parse(NONE_CELL)]
     first, secs = proxy.score_many(archs, ctx)
     again, _ = proxy.score_many(archs, ctx)
-    assert first == again
-    assert all(s >= 0 for s in secs)
+    assert first == again and len(secs) == 3
     assert len(set(first)) == 3
     assert first[0] > first[2]  # a conv cell beats the cell with no path from input to output
 

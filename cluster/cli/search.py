@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cluster.cli.common import (
     add_config_args,
@@ -126,12 +127,12 @@ def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
                              f"{cfg.hash()}); resume it with the same --config and overrides")
 
 
-def check_searcher(cfg: ExperimentConfig) -> None:
+def check_searcher(cfg: ExperimentConfig) -> Any:
     """Build the searcher once before Ray starts, so a missing optional package is an exit-2 line."""
     from cluster.searchers import make_searcher
 
     stub = (lambda archs: [0.0] * len(archs)) if cfg.search.seed_proxy else None  # the real one runs at search time
-    make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed, proxy=stub)
+    return make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed, proxy=stub)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
