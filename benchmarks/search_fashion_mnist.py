@@ -84,8 +84,8 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()  # code changes, not results
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 

@@ -13,6 +13,7 @@ benchmarks/results/search_scale.json.
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import subprocess
 import sys
@@ -28,7 +29,8 @@ from benchmarks._common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["search.score=none", "search.searcher=random", "search.seed_proxy=null", "search.scheduler=fifo",
-            "search.cpus_per_trial=0.5", "search.state_save=timer", "search.flush_rows=500", "search.flush_seconds=30"]
+            "search.cpus_per_trial=0.5", "search.state_save=timer", "search.flush_rows=500", "search.flush_seconds=30",
+            "search.trial_logs=false"]
 
 
 def run(trials: int, storage: Path) -> dict:
@@ -55,11 +57,15 @@ def run(trials: int, storage: Path) -> dict:
         raise RuntimeError(f"{trials} trials failed: {err[-2000:]}")
     exp = storage / f"scale{trials}"
     raw = pd.read_parquet(exp / "leaderboard")  # the parts as any reader sees them, no dedupe
-    # What Tune itself recorded, counted per trial folder (Tune's analysis keys trials by id, so two
-    # trials sharing an id would count as one there): one result.json line per reported result.
-    folders = [d for d in exp.iterdir() if d.is_dir() and (d / "result.json").exists()]
-    results = sum(sum(1 for line in open(d / "result.json") if line.strip()) for d in folders)
-    tune_ids = [d.name.split("_")[2] for d in folders]  # nas_trainable_<id>_<n>_<config>_<time>
+    # What Tune itself recorded: its saved experiment state lists every trial with its last result
+    # (the search runs without per-trial result files; a trial keeps its own id there even when two
+    # trials drew the same one, which Tune's analysis, keyed by id, would merge).
+    state = json.loads(sorted(exp.glob("experiment_state-*.json"))[-1].read_text())
+    trials_saved = [json.loads(t[0]) for t in state["trial_data"]]
+    folders = [d for d in exp.iterdir() if d.is_dir() and d.name.startswith("nas_trainable_")]
+    results = sum(int(json.loads(t[1]).get("last_result", {}).get("training_iteration", 0)) for t in
+                  state["trial_data"])
+    tune_ids = [t["trial_id"] for t in trials_saved]
     states = sorted(exp.glob("searcher-state-*.pkl"))  # our Deduplicated searcher's saved state
     refused = pickle.loads(states[-1].read_bytes()).get("refused") if states else None
     return {"requested": trials, "trials": int(raw["trial_id"].nunique()), "trial_folders": len(folders),

@@ -11,6 +11,7 @@ after that state's upload, so every trial with rows on disk is one the saved exp
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 from ray.tune import Callback
 
 from cluster.progress import Progress, bar, duration
-from cluster.tune_compat import upload_experiment_state
+from cluster.tune_compat import forget_encode_keys, slim_finished_trial, upload_experiment_state
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 from results.phases import COLUMNS as PHASE_COLUMNS
 from results.phases import phase_split, split_line
@@ -31,8 +32,9 @@ class LeaderboardCallback(Callback):
     """Buffer result rows and trial statuses; flush them at the end of a control-loop step.
 
     ``every_step``: whatever arrived, in the first step in which Tune saved its state (that state
-    knows every trial created so far, so every trial with rows); otherwise every N rows, S seconds,
-    or when a trial ends.
+    knows every trial created so far, so every trial with rows); otherwise every N rows or S seconds
+    (a part file per finished trial would make thousands of parts, and reading them back costs the
+    driver more memory than the trials did). Statuses follow their trials' rows.
     """
 
     def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
@@ -59,14 +61,14 @@ class LeaderboardCallback(Callback):
         self.statuses.append(status_row(self.experiment, trial.trial_id, "ERROR"))
 
     def flush(self, force: bool = False) -> None:
-        due = time.monotonic() - self.last_flush >= self.flush_seconds
-        if self.rows and (force or due or self.every_step or self.statuses or len(self.rows) >= self.flush_rows):
+        ready = force or self.every_step or time.monotonic() - self.last_flush >= self.flush_seconds
+        if self.rows and (ready or len(self.rows) >= self.flush_rows):
             write_part(self.root, self.rows, self.metadata)
             self.parts_written += 1
             self.rows, self.last_flush = [], time.monotonic()
-        if self.statuses and not self.rows:  # statuses only once their trial's rows are on disk
-            write_statuses(self.root, self.statuses)
-            self.statuses = []
+        if self.statuses and not self.rows and (ready or len(self.statuses) >= self.flush_rows):
+            write_statuses(self.root, self.statuses)  # only once their trials' rows are on disk
+            self.statuses, self.last_flush = [], time.monotonic()
 
     def get_state(self) -> None:
         """Tune calls this while it saves the experiment state; nothing of ours needs saving with it."""
@@ -83,6 +85,36 @@ class LeaderboardCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush(force=True)
+
+
+class SlimFinishedTrials(Callback):
+    """Keep the driver from growing with the trial count: a finished trial keeps only what the results
+    and a restore need (:func:`cluster.tune_compat.slim_finished_trial`); every ``every`` trials Ray's
+    debug keys are forgotten and free heap pages given back to the OS."""
+
+    def __init__(self, metric: str = "score", every: int = 100):
+        self.metric, self.every, self.done = metric, every, 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._slim(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._slim(trial)
+
+    def _slim(self, trial: Any) -> None:
+        slim_finished_trial(trial, (self.metric,))
+        self.done += 1
+        if self.done % self.every == 0:
+            forget_encode_keys()
+            malloc_trim()
+
+
+def malloc_trim() -> None:
+    """Give glibc's free heap pages back to the OS (a no-op where there is no glibc)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class StatusCallback(Callback):
@@ -140,15 +172,22 @@ class StatusCallback(Callback):
 
 
 @contextlib.contextmanager
-def tune_env(verbose: bool = False, every_step: bool = False) -> Iterator[None]:
+def tune_env(verbose: bool = False, every_step: bool = False, trial_logs: bool = True) -> Iterator[None]:
     """Environment Tune reads while it runs, set for one ``fit`` and restored after.
 
     ``every_step`` saves the experiment and searcher state at the end of a control-loop step at
     most every ``STEP_SAVE_S`` seconds (saving every step serialises every trial ten times a second);
-    without ``verbose`` Tune's console output is off (a status line replaces it).
+    without ``verbose`` Tune's console output is off (a status line replaces it); without
+    ``trial_logs`` Tune writes no per-trial result.json, progress.csv or TensorBoard files (and reads
+    none back at the end: for searches of many thousand trials).
     """
     want = {"TUNE_GLOBAL_CHECKPOINT_S": str(STEP_SAVE_S) if every_step else None,
-            "RAY_AIR_NEW_OUTPUT": None if verbose else "0"}
+            "RAY_AIR_NEW_OUTPUT": None if verbose else "0",
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": None if trial_logs else "1"}
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # one warning per trial without logs
+    level = quiet.level
+    if not trial_logs:
+        quiet.setLevel(logging.ERROR)
     old = {k: os.environ.get(k) for k in want}
     for k, v in want.items():
         if v is not None:
@@ -156,6 +195,7 @@ def tune_env(verbose: bool = False, every_step: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
+        quiet.setLevel(level)
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -15,7 +15,7 @@ from typing import Any
 
 from cluster import faults
 from cluster.actor import start_teacher_actor
-from cluster.callbacks import LeaderboardCallback, StatusCallback, tune_env
+from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
 from cluster.entry import one_line
 from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
@@ -99,7 +99,7 @@ def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: 
 
     s = cfg.search
     callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds,
-                                     every_step=s.state_save == "step")]
+                                     every_step=s.state_save == "step"), SlimFinishedTrials()]
     if not verbose:
         callbacks.append(StatusCallback(s.num_samples))
     return tune.RunConfig(
@@ -159,7 +159,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
         left = None if budget is None else max(1.0, budget - (time.monotonic() - started))
         tuner = build_tuner(cfg, root, meta, verbose, left)
     searching = time.monotonic()
-    with tune_env(verbose, every_step=cfg.search.state_save == "step"):
+    with tune_env(verbose, every_step=cfg.search.state_save == "step", trial_logs=cfg.search.trial_logs):
         grid = tuner.fit()
     wall = time.monotonic() - searching
     report_failures(grid)

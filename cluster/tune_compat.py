@@ -8,6 +8,10 @@ when Ray changes it (tests/test_tune_compat.py). Upgrading Ray means running tho
 - :func:`upload_experiment_state`: wait until the experiment state Tune just saved is on the storage
   (Tune uploads it in the background and offers no public wait).
 - :func:`live_trials`: the trial ids ``ConcurrencyLimiter`` counts as running.
+- :func:`slim_finished_trial`, :func:`forget_encode_keys`: what Tune's driver keeps for every finished
+  trial that only a running one needs (running statistics of every numeric metric, the auto-filled
+  metrics' object ref) and a debug set Ray grows with every object Tune serialises; together with the
+  trials' loggers they are most of the driver's growth per trial (benchmarks/results/search_scale.json).
 
 Checked against the sources of Ray 2.10, 2.35, 2.50 and 2.60; tested with the installed one.
 """
@@ -66,6 +70,25 @@ def upload_experiment_state(trials: list, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while fs.get_file_info(stored).size != size and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def slim_finished_trial(trial: Any, keep: tuple[str, ...] = ("score",)) -> None:
+    """Drop a finished trial's running statistics of every metric but ``keep`` (two deques per numeric
+    metric) and its auto-filled-metrics object ref; Tune re-saves the trial slim at its next save."""
+    md = trial.run_metadata
+    md.metric_analysis = {k: v for k, v in md.metric_analysis.items() if k in keep}
+    md.metric_n_steps = {k: v for k, v in md.metric_n_steps.items() if k in md.metric_analysis}
+    if md.last_result:  # the ref is read only while a trial has reported nothing
+        trial._default_result_or_future = None
+
+
+def forget_encode_keys() -> int:
+    """Forget the one-time-log keys Ray keeps for every object Tune has cloudpickled (never cleared)."""
+    from ray.util import debug
+
+    stale = [k for k in debug._logged if k.startswith("tune_func_encode:")]
+    debug._logged.difference_update(stale)
+    return len(stale)
 
 
 def live_trials(limiter: Any) -> set[str]:

@@ -223,6 +223,8 @@ class SearchConfig:
     teacher_gpus: float = 0.0
     state_save: Literal["step", "timer"] = "step"  # save Tune's experiment state every controller step, or
     # on Tune's own timer (TUNE_GLOBAL_CHECKPOINT_S); see docs/reliability.md
+    trial_logs: bool = True  # Tune's per-trial result.json, progress.csv and TensorBoard files (false for
+    # searches of many thousand trials: the driver reads them all back at the end)
     flush_rows: int = 50  # leaderboard part file every N rows...
     flush_seconds: float = 30.0  # ...or every S seconds
     top_k: int = 10
