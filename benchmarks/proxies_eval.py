@@ -240,6 +240,10 @@ def main() -> None:
                "best_gtn_alone_chosen_on_tuning": best_alone, "gtn_alone_step_efficiency": eff_alone,
                "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
                "machine": machine(), "generated": time.strftime("%Y-%m-%d %H:%M"), "candidates": results}
+    if args.previous:  # the earlier run's other candidates (other teachers), kept apart from this run's choice
+        payload["previous"] = {k: old.get(k) for k in ("generated", "winner_chosen_on_tuning",
+                                                         "best_gtn_alone_chosen_on_tuning", "machine")}
+        payload["previous"]["candidates"] = {n: r for n, r in old["candidates"].items() if not n.startswith("real:")}
     write_json(args.json, json.loads(json.dumps(payload, default=float)))
     rows = [{"candidate": n, "s/arch": r["seconds_per_arch"],
              **{f"{sp}_rho": r.get(sp, {}).get("spearman") for sp in ("tuning", "evaluation")},
