@@ -9,6 +9,11 @@ weights than today's and comparing it with a new one would compare two different
 first milestone this scheduler records classes, not values, and asks ``rescore`` for every recorded
 class's score and the new one's on the current weights, then applies the same rule. Other scores
 are compared as recorded, as Tune's ASHA does (a test checks they decide alike).
+
+``screen`` N holds promotions at the first milestone until N trials are recorded there: early in a
+search ASHA's quantile is taken over one or two scores, so nearly every early cell is promoted to real
+training and the cheap score screens little. With a screen, the first N cells are scored only (the
+searcher still learns from their scores) and later ones are promoted against a pool of N or more.
 """
 
 from __future__ import annotations
@@ -38,10 +43,10 @@ class RungHalving(FIFOScheduler):
     """Asynchronous successive halving over rungs; ``rescore`` re-ranks calibrated rung-1 scores."""
 
     def __init__(self, max_t: int, reduction_factor: float, rescore: Rescore | None = None,
-                 time_attr: str = "training_iteration"):
+                 time_attr: str = "training_iteration", screen: int = 0):
         super().__init__()
         self.time_attr, self.sign = time_attr, 1.0
-        self.max_t, self.rf, self.rescore = max_t, reduction_factor, rescore
+        self.max_t, self.rf, self.rescore, self.screen = max_t, reduction_factor, rescore, screen
         self.recorded: dict[int, dict[str, Any]] = {m: {} for m in milestones(max_t, reduction_factor)}
         self.stopped = 0
 
@@ -79,6 +84,8 @@ class RungHalving(FIFOScheduler):
             else:
                 bar = cutoff(list(recorded.values()), self.rf)
                 recorded[trial_id] = value
+            if m == 1 and len(recorded) <= self.screen:
+                return TrialScheduler.STOP  # still screening: scored only
             return TrialScheduler.STOP if bar is not None and value < bar else TrialScheduler.CONTINUE
         return TrialScheduler.CONTINUE
 

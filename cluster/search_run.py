@@ -80,7 +80,8 @@ def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose:
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
     if s.scheduler == "asha" and s.rungs > 1:
         rescore = ActorRescore(namespace_for(cfg)) if s.scorer.calibrated else None
-        scheduler: Any = RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore)
+        scheduler: Any = RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore,
+                                     screen=s.screen)
     else:
         scheduler = FIFOScheduler()
     tune_native = s.searcher not in ("random", "evolution")

@@ -18,6 +18,7 @@ import yaml
 
 from .errors import ConfigError, first_line
 from .scoring import DATA_FREE, Scorer
+from .space import parse
 from .typed import apply_overrides, build
 
 
@@ -156,7 +157,8 @@ class GTNConfig:
         _check(self.meta_batch >= 1, "meta_batch", "must be >= 1")
         _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
-        _check(self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init", "real needs curriculum: pixels")
+        _check(self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init",
+               "real needs curriculum: pixels")
         _check(self.generator_init == "random" or self.curriculum in ("full", "shuffled_batches"), "generator_init",
                "real needs a learned curriculum (full or shuffled_batches)")
         _check(self.generator_init_steps >= 1, "generator_init_steps", "must be >= 1")
@@ -173,9 +175,7 @@ class GTNConfig:
         _check(self.validate_every >= 1, "validate_every", "must be >= 1")
         _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         _check(self.validate_size >= 1, "validate_size", "must be >= 1")
-        from .space import parse  # malformed cells are config errors too
-
-        for key in ("learner_arch", "validate_arch"):
+        for key in ("learner_arch", "validate_arch"):  # malformed cells are config errors too
             if getattr(self, key) is not None:
                 try:
                     parse(getattr(self, key))
@@ -217,6 +217,8 @@ class SearchConfig:
     real_rungs: int = 2  # real-data rungs after the rung-1 score (benchmark mode: exactly 1, the table)
     real_steps: int = 100  # SGD steps of real-data training per rung
     reduction_factor: int = 4  # ASHA: keep the top 1/rf at each rung
+    screen: int = 0  # ASHA: the first N cells only get the rung-1 score (none is promoted until N are
+    # scored), so promotions compare against a screened pool rather than the few cells seen so far
     time_budget_s: float | None = None  # wall-clock budget of the whole run, teacher stage included
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # 0, 1/n (n trials share a GPU) or whole GPUs
@@ -241,7 +243,8 @@ class SearchConfig:
         _check(self.seed_proxy is None or self.seed_sample >= self.population, "seed_sample", "must be >= population")
         if self.evaluator == "nb201":
             _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
-            _check(scorer.data_free, "score", f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none")
+            _check(scorer.data_free, "score",
+                   f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none")
         _check(self.num_samples >= 1, "num_samples", "must be >= 1")
         _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
         _check(self.population >= 2, "population", "must be >= 2")
@@ -254,6 +257,7 @@ class SearchConfig:
         _check(self.real_rungs >= 1 or self.score != "none", "real_rungs", "must be >= 1 when score is none")
         _check(self.real_steps >= 1, "real_steps", "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", "must be >= 2")
+        _check(self.screen >= 0, "screen", "must be >= 0")
         _check(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s", "must be > 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
         _check(is_unit_fraction(self.gpus_per_trial), "gpus_per_trial",

@@ -11,7 +11,8 @@ PAPER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_co
 
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True, check=True)
-    listed = out.stdout.split("{", 1)[1].split("}", 1)[0].split(",")  # argparse's "{search,retrain,...}"
+    body = out.stdout.split("positional arguments:", 1)[1].split("options:", 1)[0]
+    listed = [line.split()[0] for line in body.splitlines() if line.startswith("    ") and line[4] != " "]
     assert set(listed) == {"search", "retrain", "baseline", "gtn", "data", "arch", "truth", "bench", "leaderboard",
                            "report", "compare"}
 

@@ -67,3 +67,20 @@ def test_a_calibrated_rung1_score_is_compared_on_the_weights_of_the_moment():
     assert ours.on_trial_result(None, SimpleNamespace(trial_id="C"), result("C")) == GO  # the median of 0 and 1
     assert ours.recorded[1] == {"A": "A", "B": "B", "C": "C"}  # classes, re-scored at each decision
     assert ours.on_trial_result(None, SimpleNamespace(trial_id="C"), {"training_iteration": 3, "score": 0.9}) == STOP
+
+
+def test_a_screen_promotes_nobody_until_n_cells_are_scored_then_the_top_quarter_of_all():
+    s = RungHalving(max_t=3, reduction_factor=4, screen=8)
+    assert s.set_search_properties("score", "max")
+    scores = [0.9, 0.1, 0.2, 0.95, 0.3, 0.4, 0.5, 0.6]  # the best two come early: plain ASHA would promote them
+    plain = _ours(3, 4)
+    got = [s.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
+           for i, v in enumerate(scores)]
+    assert got == [STOP] * 8
+    plain_got = [plain.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
+                 for i, v in enumerate(scores)]
+    assert plain_got[0] == GO and plain_got[3] == GO  # what the screen prevents
+    # after the screen: the 75th percentile of the eight scored before it (0.675) is the bar
+    assert s.on_trial_result(None, SimpleNamespace(trial_id="t8"), {"training_iteration": 1, "score": 0.7}) == GO
+    assert s.on_trial_result(None, SimpleNamespace(trial_id="t9"), {"training_iteration": 1, "score": 0.55}) == STOP
+    assert s.on_trial_result(None, SimpleNamespace(trial_id="t8"), {"training_iteration": 2, "score": 0.8}) == GO
