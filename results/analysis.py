@@ -12,15 +12,16 @@ import ast
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from results.leaderboard import FINAL, PARTS, best_per_class, read_parts, read_statuses
 from results.storage import join, read_metadata, resolve
-from search.errors import first_line
-from search.errors import LeaderboardError
+from search.errors import LeaderboardError, first_line
 from search.space import EDGE_KEYS, OPS, parse
 
 REQUIRED = ("arch", "val_acc")
@@ -59,8 +60,6 @@ def _is_experiment(fs: pafs.FileSystem, p: str) -> bool:
 
 def load(path: str, where: str | None = None) -> Any:
     """All leaderboard rows under ``path`` (pandas), filtered by ``where``; one clear error if unusable."""
-    import pandas as pd
-
     finals, running = locate(path)
     frames = []
     if finals:
@@ -98,8 +97,6 @@ def _check_columns(names: list[str], path: str) -> None:
 
 def metadata(path: str) -> dict[str, Any]:
     """The gtnnas.* metadata of the first leaderboard under ``path`` (config, versions, teacher, ...)."""
-    import pyarrow.parquet as pq
-
     finals, running = locate(path)
     if finals:
         fs, p = resolve(finals[0])
@@ -145,7 +142,7 @@ def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
         return -node.operand.value
     if isinstance(node, ast.Compare):
         left, out = _expr(node.left, schema, text), None
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _expr(right_node, schema, text)
             if isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, list):
@@ -182,7 +179,7 @@ def pareto_front(df: Any, cost: str = "params", value: str = "val_acc") -> Any:
     """Rows no other row beats on both (lower ``cost``, higher ``value``), cheapest first."""
     d = df.dropna(subset=[cost, value]).sort_values([cost, value], ascending=[True, False], kind="mergesort")
     keep, best = [], -np.inf
-    for idx, v in zip(d.index, d[value]):
+    for idx, v in zip(d.index, d[value], strict=True):
         if v > best:
             keep.append(idx)
             best = v
@@ -191,8 +188,6 @@ def pareto_front(df: Any, cost: str = "params", value: str = "val_acc") -> Any:
 
 def op_frequency(df: Any, k: int = 10) -> Any:
     """Share of each operation on each edge among the top ``k`` architectures by val_acc."""
-    import pandas as pd
-
     best = top(df.dropna(subset=["val_acc"]), k)
     counts = pd.DataFrame(0.0, index=list(EDGE_KEYS), columns=list(OPS))
     for a in best["arch"]:
@@ -207,8 +202,6 @@ def history(path: str) -> Any:
     ``trial`` counts the trials started up to that result and ``evaluation`` the results so far, so
     "best so far against trials / evaluations / wall time" credits each score to when it arrived.
     """
-    import pandas as pd
-
     finals, running = locate(path)
     roots = running + [f.rsplit("/", 1)[0] for f in finals]
     frames = []

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
@@ -41,7 +42,8 @@ SCHEMA = pa.schema([
     ("val_acc", pa.float64()), ("val_loss", pa.float64()), ("test_acc", pa.float64()), ("params", pa.int64()),
     ("flops", pa.int64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()),
     # where and how it ran
-    ("node_ip", pa.string()), ("node_id", pa.string()), ("device", pa.string()), ("gpus", pa.string()), ("seed", pa.int64()),
+    ("node_ip", pa.string()), ("node_id", pa.string()), ("device", pa.string()), ("gpus", pa.string()),
+    ("seed", pa.int64()),
     ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
     ("proxy_rho", pa.float64()), ("started", pa.float64()), ("timestamp", pa.float64()),
     # the trial's core-seconds so far by phase (results.phases)
@@ -107,7 +109,7 @@ def read_statuses(root: str) -> dict[str, str]:
     except (FileNotFoundError, pa.ArrowInvalid, OSError):
         return {}
     df = df.sort_values("timestamp", kind="mergesort").drop_duplicates("trial_id", keep="last")
-    return dict(zip(df["trial_id"], df["status"]))
+    return dict(zip(df["trial_id"], df["status"], strict=True))
 
 
 def dedupe(df: Any) -> Any:
@@ -122,8 +124,6 @@ def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
     the cell string of that result, ``variants`` every cell string of the class that was evaluated,
     ``trials`` how many trials evaluated the class and ``status`` the best trial's status.
     """
-    import pandas as pd
-
     if df.empty:
         return df
     key = df["arch_hash"].fillna(df["arch"])
@@ -182,7 +182,7 @@ def calibration_pairs(df: Any, score: str = "rung1_score") -> dict[str, tuple[fl
     """arch_hash -> (rung-1 score, newest real validation accuracy): what live calibration is fitted on."""
     real = df.dropna(subset=["val_acc", score]).sort_values("timestamp", kind="mergesort")
     real = real.drop_duplicates("arch_hash", keep="last")
-    return {h: (float(g), float(v)) for h, g, v in zip(real["arch_hash"], real[score], real["val_acc"])}
+    return {h: (float(g), float(v)) for h, g, v in zip(real["arch_hash"], real[score], real["val_acc"], strict=True)}
 
 
 def live_calibration(pairs: dict[str, tuple[float, float]]) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def live_calibration(pairs: dict[str, tuple[float, float]]) -> dict[str, Any]:
     (from 10 cells; a figure over a few cells means little, and the interval says how little)."""
     out: dict[str, Any] = {"calibration_n": len(pairs)}
     if len(pairs) >= 10:
-        g, v = zip(*pairs.values())
+        g, v = zip(*pairs.values(), strict=True)
         rho = spearman(list(g), list(v))
         out["proxy_rho"] = rho
         lo_hi = rho_interval(rho, len(pairs))

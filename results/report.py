@@ -19,6 +19,8 @@ import numpy as np
 
 from results.analysis import history, load, locate, metadata, op_frequency, pareto_front, top
 from results.storage import exists, join, resolve, write_text
+from results.truthtable import load_truth
+from search.space import parse
 from search.stats import kendall, spearman
 
 CHECK_SCRIPT = """<script>
@@ -31,10 +33,10 @@ window.addEventListener('load', function () {
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (lazy: matplotlib, Agg backend at plot time)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (lazy: after matplotlib.use("Agg"))
 
     return plt
 
@@ -115,7 +117,8 @@ def curriculum_png(path: str, meta: dict[str, Any], out: str) -> tuple[str | Non
     fs, p = resolve(src)
     with fs.open_input_stream(p) as f, open(os.path.join(out, "curriculum.png"), "wb") as dst:
         dst.write(f.read())
-    return "curriculum.png", f"teacher {meta.get('teacher', '?')}, curriculum {meta.get('curriculum', {}).get('content_hash', '?')}"
+    content_hash = meta.get("curriculum", {}).get("content_hash", "?")
+    return "curriculum.png", f"teacher {meta.get('teacher', '?')}, curriculum {content_hash}"
 
 
 def _table(df: Any, cols: list[str]) -> str:
@@ -133,8 +136,6 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
     meta = metadata(path)
     truth_df = None
     if truth:
-        from results.truthtable import load_truth
-
         truth_df = load_truth(truth)[0]
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
@@ -189,8 +190,9 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
         sections.append(f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
                         "alt='operation frequency per edge'>")
     grid, note = curriculum_png(path, meta, out)
-    sections.append("<h2>The GTN curriculum</h2>" + (f"<p>{html.escape(note)}</p><img src='{grid}' "
-                                                     "alt='curriculum grid'>" if grid else f"<p>{html.escape(note)}</p>"))
+    sections.append("<h2>The GTN curriculum</h2>"
+                    + (f"<p>{html.escape(note)}</p><img src='{grid}' alt='curriculum grid'>" if grid
+                       else f"<p>{html.escape(note)}</p>"))
     shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration", "phases")
              if k in meta}
     sections.append("<h2>Config and versions</h2><pre>" + html.escape(json.dumps(shown, indent=2, default=str))
@@ -216,12 +218,11 @@ def _phases_section(split: dict[str, Any]) -> str:
 
 def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:
     if "arch_hash" not in t:
-        from search.space import parse
-
         t = t.assign(arch_hash=[parse(a).equiv_hash() for a in t["arch"]])
     mean = t.groupby("arch_hash")["val_acc"].mean().rename("truth_val_acc")
     joined = df.merge(mean, left_on="arch_hash", right_index=True)
-    parts = [f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in {html.escape(truth)}."]
+    parts = [f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in "
+             f"{html.escape(truth)}."]
     for col, fname in (("rung1_score", "truth_rung1.png"), ("val_acc", "truth_real.png")):
         d = joined.dropna(subset=[col])
         if len(d) >= 2:

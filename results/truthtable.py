@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from results.storage import exists, join, part_name, read_metadata, resolve, write_parquet
 from search.errors import InputError, TruthError, first_line
+from search.space import all_archs
 from search.stats import spearman
 
 SCHEMA = pa.schema([
@@ -32,8 +33,6 @@ TUNING = 100  # cells 1-100 of the plan: every choice is made there; the rest is
 
 def planned_cells(n: int, sample_seed: int = 0) -> list[str]:
     """The first ``n`` cells of the truth plan: uniform without replacement (seeded), so prefixes agree."""
-    from search.space import all_archs
-
     everything = all_archs()
     if not 1 <= n <= len(everything):
         raise InputError(f"--archs must be in 1..{len(everything)}, got {n}")

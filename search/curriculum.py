@@ -55,7 +55,7 @@ class Curriculum:
                 "eval_bn": self.eval_bn, "content_hash": self.content_hash}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Curriculum":
+    def from_dict(cls, d: dict) -> Curriculum:
         c = cls(d["images"], d["targets"], d["lr"], d["momentum"], d["dataset"], tuple(d["mean"]),
                 tuple(d["std"]), d["norm"], d["eval_bn"])
         h = c.compute_hash()
@@ -74,7 +74,7 @@ def materialize(teacher: Teacher, *, dataset: str, mean: tuple[float, ...], std:
                 real: Split | None = None, seed: int = 0) -> Curriculum:
     """Run the teacher once and keep its T batches. Random curricula are drawn from ``seed``."""
     plan = teacher.plan(torch.Generator().manual_seed(seed), real)
-    xs, ys = zip(*(teacher.batch(s) for s in plan))
+    xs, ys = zip(*(teacher.batch(s) for s in plan), strict=True)
     c = Curriculum(torch.stack(xs).half().cpu(), torch.stack(ys).half().cpu(), teacher.lr().float().cpu(),
                    teacher.momentum().float().cpu(), dataset, tuple(mean), tuple(std), teacher.cfg.learner_norm,
                    teacher.cfg.eval_bn)
@@ -98,7 +98,7 @@ def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, se
         loss = soft_cross_entropy(net(images[i]), targets[i])
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         with torch.no_grad():  # the meta-training update, not differentiated here
-            new, velocity = momentum_step(params, velocity, dict(zip(params, grads)), lrs[i], moms[i])
+            new, velocity = momentum_step(params, velocity, dict(zip(params, grads, strict=True)), lrs[i], moms[i])
             for k, p in params.items():
                 p.copy_(new[k])
     return net

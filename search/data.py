@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,10 +51,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def head(self, n: int | None) -> "Split":
+    def head(self, n: int | None) -> Split:
         return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
 
-    def to(self, device: str | torch.device) -> "Split":
+    def to(self, device: str | torch.device) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
@@ -145,8 +146,6 @@ def _load_from(name: str, looked: tuple[Path, ...]) -> tuple[np.ndarray, np.ndar
 
 
 def _load_cifar(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    import pickle
-
     def batch(fname: str) -> tuple[np.ndarray, np.ndarray]:
         with open(folder / fname, "rb") as f:
             d = pickle.load(f, encoding="bytes")
@@ -165,7 +164,7 @@ def check_available(name: str, root: str | Path | None = None) -> None:
 
 
 def normalise(images: np.ndarray | Tensor, name: str) -> Tensor:
-    import torch
+    import torch  # noqa: PLC0415  (lazy: torch only when tensors are built)
 
     mean, std = STATS[name]
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)
@@ -188,7 +187,7 @@ def load_dataset(
     The validation images are a seeded random subset of the official training set; the test set is
     the official test set. ``train_subset``/``val_subset`` keep only the first N of each split.
     """
-    import torch
+    import torch  # noqa: PLC0415  (lazy: torch only when tensors are built)
 
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")

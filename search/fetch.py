@@ -24,6 +24,9 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path, PurePosixPath
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+
 from . import data
 from .data import FOLDERS, check_available, default_roots, find_file, forget_cached
 from .errors import DataNotFoundError
@@ -147,8 +150,6 @@ def _from_mirror(name: str, mirror: str | None, stage: Path, say: Callable[[str]
     """Copy ``name``'s folder from the mirror (a local folder or any pyarrow.fs URI) into ``stage``."""
     if not mirror:
         raise _Failed("no data.mirror set")
-    import pyarrow as pa
-    import pyarrow.fs as pafs
 
     sub = FOLDERS[name] if name == "cifar10" else f"{FOLDERS[name]}/raw"
     say(f"{name}: copying from {mirror} ...")
@@ -245,7 +246,7 @@ def _install(name: str, target: Path, fill: Callable[[Path], Path], say: Callabl
 
 def _torchvision(name: str, stage: Path, timeout: float, say: Callable[[str], None]) -> Path:
     try:
-        from torchvision import datasets
+        from torchvision import datasets  # noqa: PLC0415  (lazy: optional torchvision)
     except ImportError:
         raise _Failed("not installed") from None
     say(f"{name}: trying torchvision's download ...")

@@ -94,7 +94,8 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
         logits, new_buffers = functional_forward(learner, at, buffers, x)
     loss = soft_cross_entropy(logits.float() if autocast is not None else logits, y)
     grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
-    new_p, new_v = momentum_step(params, velocity, dict(zip(params, grads)), teacher.lr()[t], teacher.momentum()[t])
+    new_p, new_v = momentum_step(params, velocity, dict(zip(params, grads, strict=True)), teacher.lr()[t],
+                                 teacher.momentum()[t])
     return new_p, new_buffers, new_v
 
 
@@ -132,7 +133,8 @@ def _flat(state: State) -> tuple[list[str], list[str], list[str], list[Tensor]]:
 def _unflat(keys: tuple[list[str], list[str], list[str]], tensors: Sequence[Tensor]) -> State:
     kp, kb, kv = keys
     i, j = len(kp), len(kp) + len(kb)
-    return dict(zip(kp, tensors[:i])), dict(zip(kb, tensors[i:j])), dict(zip(kv, tensors[j:]))
+    return (dict(zip(kp, tensors[:i], strict=True)), dict(zip(kb, tensors[i:j], strict=True)),
+            dict(zip(kv, tensors[j:], strict=True)))
 
 
 class _CheckpointedStep(torch.autograd.Function):
@@ -159,7 +161,7 @@ class _CheckpointedStep(torch.autograd.Function):
         with torch.enable_grad():
             state = [x.detach().requires_grad_(x.is_floating_point()) for x in ctx.saved_tensors]
             out = ctx.body(state, True)
-        pairs = [(o, g) for o, g in zip(out, grad_out) if g is not None and o.requires_grad]
+        pairs = [(o, g) for o, g in zip(out, grad_out, strict=True) if g is not None and o.requires_grad]
         wrt = [x for x in state if x.requires_grad] + [p for p in ctx.teacher_params if p.requires_grad]
         grads = iter(torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
                      if pairs else [None] * len(wrt))

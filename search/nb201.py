@@ -14,8 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from .space import Arch
+from .config import NetConfig
+from .space import Arch, parse
 
 TABLES = Path(__file__).resolve().parent / "tables"
 TABLE = TABLES / "nb201_12epoch.parquet"
@@ -28,10 +30,8 @@ N_CELLS = 15_625
 @lru_cache(maxsize=1)
 def table() -> dict[str, tuple[float, float]]:
     """cell string -> (cifar10_val, cifar10_test) as fractions."""
-    import pyarrow.parquet as pq
-
     t = pq.read_table(TABLE, columns=["arch", "cifar10_val", "cifar10_test"]).to_pydict()
-    return {a: (v / 100.0, s / 100.0) for a, v, s in zip(t["arch"], t["cifar10_val"], t["cifar10_test"])}
+    return {a: (v / 100.0, s / 100.0) for a, v, s in zip(t["arch"], t["cifar10_val"], t["cifar10_test"], strict=True)}
 
 
 def lookup(arch: Arch | str) -> dict[str, float]:
@@ -59,8 +59,6 @@ def proxy_table() -> dict[str, dict[str, float]]:
     """cell string -> {params, flops, synflow}, or {} when the table has not been built."""
     if not PROXY_TABLE.is_file():
         return {}
-    import pyarrow.parquet as pq
-
     t = pq.read_table(PROXY_TABLE).to_pylist()
     return {r["arch"]: {k: float(v) for k, v in r.items() if k != "arch"} for r in t}
 
@@ -74,8 +72,7 @@ def proxy(arch: Arch | str, name: str) -> float:
 
 
 def compute_proxy(arch: Arch, name: str) -> float:
-    from .config import NetConfig
-    from .proxies import ProxyContext, make_proxy
+    from .proxies import ProxyContext, make_proxy  # noqa: PLC0415  (lazy: torch only when a proxy is computed)
 
     ctx = ProxyContext(net=NetConfig(channels=CHANNELS, cells=CELLS), shape=SHAPE, num_classes=CLASSES)
     scores, _ = make_proxy(name).score_many([arch], ctx)
@@ -83,6 +80,4 @@ def compute_proxy(arch: Arch, name: str) -> float:
 
 
 def _parse(text: str) -> Arch:
-    from .space import parse
-
     return parse(text)

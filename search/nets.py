@@ -169,7 +169,7 @@ class Cell(nn.Module):
     def __init__(self, arch: Arch, ns: NormSpec, c: int):
         super().__init__()
         self.edges = nn.ModuleDict()
-        for (j, i), name in zip(EDGES, arch.ops):
+        for (j, i), name in zip(EDGES, arch.ops, strict=True):
             op = make_op(name, ns, c)
             if op is not None:
                 self.edges[f"{j}_{i}"] = op

@@ -196,7 +196,7 @@ def _loss_grads(name: str, arch: Arch, ctx: ProxyContext) -> list[tuple[Tensor, 
     net = ctx.build(arch).train()
     ws = _weights(net)
     grads = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
-    return [(w.detach(), g) for w, g in zip(ws, grads) if g is not None]
+    return [(w.detach(), g) for w, g in zip(ws, grads, strict=True) if g is not None]
 
 
 class Snip(_Single):
@@ -296,7 +296,8 @@ class Ensemble:
     @staticmethod
     def of(results: Sequence[tuple[list[float], list[float]]]) -> tuple[list[float], list[float]]:
         """The ensemble of its components' (scores, seconds): mean rank, summed seconds."""
-        return combine_ranks([r[0] for r in results]), [float(sum(s)) for s in zip(*(r[1] for r in results))]
+        seconds = [float(sum(s)) for s in zip(*(r[1] for r in results), strict=True)]
+        return combine_ranks([r[0] for r in results]), seconds
 
 
 @dataclass

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,7 +44,7 @@ class Pool:
 
 def pairwise_rank_loss(scores: Tensor, targets: Tensor, tau: float) -> Tensor:
     """Mean logistic loss over pairs whose targets differ: score order should follow target order."""
-    i, j = zip(*itertools.combinations(range(len(scores)), 2))
+    i, j = zip(*itertools.combinations(range(len(scores)), 2), strict=True)
     i, j = torch.tensor(i), torch.tensor(j)
     sign = torch.sign(targets[i] - targets[j])
     keep = sign != 0
@@ -121,9 +123,6 @@ def pool_target(arch: Arch, cfg: ExperimentConfig, data: Dataset, steps: int, se
 
 def load_pool(path: str | Path) -> Pool:
     """A rank pool written by ``benchmarks/rank_pool.py`` (columns arch, target)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     try:
         t = pq.read_table(path, columns=["arch", "target"]).to_pydict()
     except (OSError, pa.ArrowException, KeyError) as e:  # missing, unreadable, wrong columns

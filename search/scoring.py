@@ -107,12 +107,12 @@ class Scorer:
 
         ``nb201``: benchmark mode, where data-free proxies are NAS-Bench-201's network's (a table lookup).
         """
-        from .proxies import GTNSteps, ProxyContext, make_proxy  # noqa: PLC0415  (keeps the config torch-free)
+        from .proxies import GTNSteps, ProxyContext, make_proxy  # noqa: PLC0415  (lazy: keeps the config torch-free)
 
         out: dict[str, float] = {}
         for part in self.parts:
             if nb201:
-                from . import nb201 as table  # noqa: PLC0415
+                from . import nb201 as table  # noqa: PLC0415  (lazy: cycle nb201 -> config -> scoring)
 
                 out[COMPONENTS[part]] = table.proxy(arch, part)
                 continue
@@ -133,13 +133,13 @@ class Scorer:
             return float(parts[self.columns[0]])
         if calibrator is None:
             raise ValueError("a calibrated score needs a calibrator")
-        return float(calibrator.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns)})[0])
+        return float(calibrator.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns, strict=True)})[0])
 
     def calibrator(self, known: Sequence[tuple[Mapping[str, float], float]],
                    seen: Sequence[Mapping[str, float]]) -> Calibrator:
         """The weights now: a ridge fit on ``known`` (components, real accuracy) once there are enough,
         else equal weights on ranks among every class ``seen`` so far."""
-        cols = dict(zip(self.parts, self.columns))
+        cols = dict(zip(self.parts, self.columns, strict=True))
         if len(known) >= MIN_PAIRS:
             return Calibrator.fit(self.parts, {p: [k[c] for k, _ in known] for p, c in cols.items()},
                                   [v for _, v in known])

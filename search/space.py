@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -49,10 +49,10 @@ class Arch:
 
     def to_dict(self) -> dict[str, str]:
         """Six categorical choices keyed ``edge_<to>_<from>``; Tune's param_space uses these keys."""
-        return dict(zip(EDGE_KEYS, self.ops))
+        return dict(zip(EDGE_KEYS, self.ops, strict=True))
 
     @classmethod
-    def from_dict(cls, choices: dict[str, str]) -> "Arch":
+    def from_dict(cls, choices: dict[str, str]) -> Arch:
         missing = [k for k in EDGE_KEYS if k not in choices]
         if missing:
             raise ArchError(f"missing edge choice(s): {', '.join(missing)}")
@@ -68,7 +68,7 @@ class Arch:
         other NB201 isomorphism analyses, a conv on a zero input counts as zero, ignoring the
         constant that BatchNorm's bias would add.)
         """
-        ops = dict(zip(EDGES, _prune(self)))
+        ops = dict(zip(EDGES, _prune(self), strict=True))
         variants = [ops]
         if ops[(2, 1)] == "none":
             swap = {0: 0, 1: 2, 2: 1, 3: 3}
@@ -80,7 +80,7 @@ class Arch:
         and caches ask for it on every proposal, and there are only 15,625 cells)."""
         return _equiv_hash(self.ops)
 
-    def mutate(self, rng: np.random.Generator) -> "Arch":
+    def mutate(self, rng: np.random.Generator) -> Arch:
         """Change the operation on one uniformly chosen edge to a different one."""
         k = int(rng.integers(len(EDGES)))
         choices = [o for o in OPS if o != self.ops[k]]
@@ -88,7 +88,7 @@ class Arch:
         ops[k] = choices[int(rng.integers(len(choices)))]
         return Arch(tuple(ops))
 
-    def neighbours(self) -> list["Arch"]:
+    def neighbours(self) -> list[Arch]:
         """All 24 cells one edge away, in a fixed order."""
         out = []
         for k in range(len(EDGES)):
@@ -98,7 +98,7 @@ class Arch:
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _equiv_hash(ops: tuple[str, ...]) -> str:
     return hashlib.sha1(Arch(ops).canonical().encode()).hexdigest()[:16]
 
@@ -113,7 +113,7 @@ def _prune(arch: Arch) -> tuple[str, ...]:
     for i in range(NUM_NODES - 2, -1, -1):
         if any(arch.op(j, i) != "none" and j in useful for j in range(i + 1, NUM_NODES)):
             useful.add(i)
-    return tuple(op if i in live and j in useful else "none" for (j, i), op in zip(EDGES, arch.ops))
+    return tuple(op if i in live and j in useful else "none" for (j, i), op in zip(EDGES, arch.ops, strict=True))
 
 
 def parse(text: str) -> Arch:

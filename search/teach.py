@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import __version__
 from .config import ExperimentConfig, config_from_dict
 from .curriculum import Curriculum, gtn_score, materialize
 from .data import Dataset
@@ -77,7 +78,8 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
         teacher.fit_generator_to(data.train, gen, g.generator_init_steps)
     gen_params = list(teacher.generator.parameters()) if teacher.generator is not None else []
     rest = [p for n, p in teacher.named_parameters() if not n.startswith("generator.")]
-    groups = [{"params": rest}] + ([{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else [])
+    groups = [{"params": rest}] + (
+        [{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else [])
     opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, g.outer_steps, g.final_relative_lr))
     first = 1
@@ -203,12 +205,7 @@ def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = 
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import torch as _torch
-
-    from . import __version__
-
-    return {"gtnnas": __version__, "torch": str(_torch.__version__), "numpy": str(numpy.__version__),
+    return {"gtnnas": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
             "python": platform.python_version()}
 
 
@@ -262,7 +259,8 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a gtn-nas teacher checkpoint (no '{FORMAT}' format tag)")
     if blob.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {blob.get('format_version')} (this gtnnas reads {FORMAT_VERSION})")
+        raise CheckpointError(f"{path}: checkpoint format {blob.get('format_version')} "
+                              f"(this gtnnas reads {FORMAT_VERSION})")
     try:
         cfg = config_from_dict(blob["config"], str(path))
         teacher = Teacher(cfg.gtn, tuple(blob["shape"]), int(blob["num_classes"]))

@@ -12,10 +12,10 @@ from .files import atomic_write
 
 def save_grid(cur: Curriculum, path: str | Path, steps: int = 4) -> None:
     """A steps x classes grid of the curriculum's images (first image of each class per step)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (lazy: matplotlib, Agg backend at draw time)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (lazy: after matplotlib.use("Agg"))
 
     labels = cur.targets.float().argmax(-1)
     k = int(cur.targets.shape[-1])
