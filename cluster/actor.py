@@ -15,13 +15,17 @@ restarted forever.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import ray
 
-from cluster.entry import node_dataset
+from cluster.entry import enter, naming_the_node, node_dataset
 from results.leaderboard import calibration_pairs, live_calibration, read_parts
+from results.storage import local_copy
+from search.config import config_from_dict
 from search.errors import LeaderboardError
 from search.scoring import COMPONENTS, EXTRA_COLUMNS
 
@@ -37,11 +41,9 @@ def curriculum_to_arrays(cur: Any) -> dict[str, Any]:
 
 def curriculum_from_arrays(d: dict[str, Any]) -> Any:
     """A :class:`search.curriculum.Curriculum` over the arrays; tensors share their memory (read-only)."""
-    import warnings
+    import torch  # noqa: PLC0415  (lazy: benchmark-mode trials and the actor run without torch)
 
-    import torch
-
-    from search.curriculum import Curriculum
+    from search.curriculum import Curriculum  # noqa: PLC0415  (lazy: torch, as above)
 
     with warnings.catch_warnings():  # object-store arrays are read-only; nothing writes to them
         warnings.simplefilter("ignore", UserWarning)
@@ -55,8 +57,6 @@ class TeacherServer:
     def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None,
                  data: Callable[[], Any] | None = None):
         """``data``: how to get the data set (default: found or fetched here, on the CPU)."""
-        from search.config import config_from_dict
-
         self.cfg = config_from_dict(experiment, "<actor>")
         self.scorer = self.cfg.search.scorer
         self.curriculum: Any = None
@@ -73,8 +73,7 @@ class TeacherServer:
         self.rebuilt = self.rebuild(root) if root else 0
 
     def _load(self, teacher_uri: str | None, get_data: Callable[[], Any]) -> None:
-        from results.storage import local_copy
-        from search.teach import load_teacher
+        from search.teach import load_teacher  # noqa: PLC0415  (lazy: torch only with a GTN teacher)
 
         with local_copy(teacher_uri) as path:
             loaded = load_teacher(path, expect_dataset=self.cfg.data.dataset)
@@ -119,8 +118,6 @@ class TeacherServer:
     def refs(self) -> list[Any]:
         """[the curriculum's ref], in a list so Ray hands back the ref itself (put once, on first call)."""
         if self._ref is None:
-            import ray
-
             self._ref = ray.put(self._arrays)
         return [self._ref]
 
@@ -173,8 +170,6 @@ def start_teacher_actor(experiment: dict[str, Any], teacher_uri: str | None, nam
 
     It serves arrays and remembers numbers, so it asks for no CPU and no GPU.
     """
-    import ray
-
     remote_cls = ray.remote(num_cpus=0, num_gpus=0, max_restarts=-1, max_task_retries=-1)(_ActorServer)
     return remote_cls.options(name=ACTOR_NAME, namespace=namespace, get_if_exists=True,
                               lifetime=None).remote(experiment, teacher_uri, root)
@@ -184,8 +179,6 @@ class _ActorServer(TeacherServer):
     """:class:`TeacherServer` inside Ray: it comes in through :func:`cluster.entry.enter` like every Ray process."""
 
     def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None):
-        from cluster.entry import enter, naming_the_node
-
         with naming_the_node("the shared actor"):
             me = enter(experiment, "actor", threads=1)
             super().__init__(experiment, teacher_uri, root, data=me.data)
@@ -195,6 +188,4 @@ class _ActorServer(TeacherServer):
 
 
 def get_teacher_actor(namespace: str) -> Any:
-    import ray
-
     return ray.get_actor(ACTOR_NAME, namespace=namespace)

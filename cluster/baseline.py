@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ray import tune
 
 from cluster.callbacks import StatusCallback, tune_env
+from cluster.entry import enter, naming_the_node
 from results.storage import storage_path
 from search import space
 from search.config import ExperimentConfig
+from search.train import train_arch
 
 
 def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:
@@ -28,11 +31,6 @@ def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:
 
 def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> None:
     """One Tune trial: parse the cell, train it on real data, report the metrics once."""
-    from ray import tune
-
-    from cluster.entry import enter, naming_the_node
-    from search.train import train_arch
-
     with naming_the_node("a baseline trial"):
         me = enter(experiment, "baseline", threads=experiment["baseline"]["cpus_per_trial"])
         cfg, data = me.cfg, me.data()
@@ -40,10 +38,8 @@ def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> Non
     tune.report({k: v for k, v in result.items() if v is not None})
 
 
-def run_baseline(cfg: ExperimentConfig) -> "Any":
+def run_baseline(cfg: ExperimentConfig) -> Any:
     """Run the baseline on the Ray that is already initialised; return the results DataFrame."""
-    from ray import tune
-
     archs = sample_archs(cfg)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()),

@@ -21,6 +21,7 @@ import numpy as np
 
 from search import nb201
 from search.config import SearchConfig
+from search.errors import InputError
 from search.files import atomic_write
 from search.space import Arch, parse
 
@@ -55,8 +56,6 @@ PROTOCOL = ("Ours: the budget is 300 evaluations (12-epoch table lookups), not 1
 
 def strategy_config(name: str, evaluations: int) -> SearchConfig:
     if name not in STRATEGIES:
-        from search.errors import InputError
-
         raise InputError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     return SearchConfig(evaluator="nb201", real_rungs=1, num_samples=evaluations, **STRATEGIES[name])
 
@@ -83,10 +82,11 @@ def proxy_fn(name: str | None) -> Any:
 
 def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | None = None) -> Repeat:
     """One search of ``evaluations`` table lookups, as Tune would run it one trial at a time."""
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    # `gtnnas --help` imports this module for the strategy names and must not load Ray:
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: PLC0415  (lazy: no Ray at --help)
 
-    from cluster.searchers import make_searcher, searcher_metric
-    from cluster.trainable import param_space
+    from cluster.searchers import make_searcher, searcher_metric  # noqa: PLC0415  (lazy: no Ray at --help)
+    from cluster.trainable import param_space  # noqa: PLC0415  (lazy: no Ray at --help)
 
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=seed, proxy=proxy_fn(s.seed_proxy))
     if s.searcher not in ("random", "evolution"):
@@ -159,10 +159,10 @@ def summarise(repeats: Sequence[Repeat], evaluations: int) -> dict[str, Any]:
 
 
 def plot(results: dict[str, dict[str, Any]], path: str) -> None:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (lazy: matplotlib only to plot, with the Agg backend)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (lazy: after matplotlib.use("Agg"))
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
     best = nb201.best_test()

@@ -11,12 +11,15 @@ after that state's upload, so every trial with rows on disk is one the saved exp
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
+import ray
 from ray.tune import Callback
 
 from cluster.progress import Progress, bar, duration
@@ -111,8 +114,6 @@ class SlimFinishedTrials(Callback):
 
 def malloc_trim() -> None:
     """Give glibc's free heap pages back to the OS (a no-op where there is no glibc)."""
-    import ctypes
-
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -142,9 +143,6 @@ class StatusCallback(Callback):
             self.phases[trial.trial_id] = {c: result.get(c) or 0.0 for c in PHASE_COLUMNS}
 
     def split(self) -> dict[str, Any]:
-        import pandas as pd
-        import ray
-
         cores = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
         rows = pd.DataFrame([{"trial_id": t, **p} for t, p in self.phases.items()], columns=["trial_id", *PHASE_COLUMNS])
         return phase_split(rows, cores, time.monotonic() - self.start)

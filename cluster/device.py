@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gc
 
+import ray
+
 
 def granted_device(share: float | None = None) -> str:
     """``"cuda"`` or ``"cpu"`` for the calling Ray task/actor; caps memory when ``share`` < 1."""
-    import ray
-    import torch
+    import torch  # noqa: PLC0415  (lazy: cluster.entry loads this module in trials that run without torch)
 
     if not ray.get_gpu_ids() or not torch.cuda.is_available():
         return "cpu"
@@ -26,7 +27,7 @@ def release(device: str) -> None:
     """Give back what the previous cell of a reused trial left cached on the GPU (ray#23971, #32698)."""
     if device != "cuda":
         return
-    import torch
+    import torch  # noqa: PLC0415  (lazy: as in granted_device)
 
     gc.collect()
     torch.cuda.empty_cache()

@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from filelock import FileLock
 
 from cluster.device import granted_device, release
 from search.config import DataConfig, ExperimentConfig, config_from_dict
-from search.errors import InputError, first_line
+from search.data import default_roots, load_dataset
+from search.errors import DataNotFoundError, InputError, first_line
+from search.fetch import LOCAL, configured_sources, fetch
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def enter(experiment: dict[str, Any], what: str, *, threads: int = 1, gpu_share:
     cfg = config_from_dict(experiment, f"<{what}>")
     device = "cpu"
     if uses_torch:
-        import torch
+        import torch  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
 
         torch.set_num_threads(max(1, int(threads)))
         torch.set_flush_denormal(True)
@@ -72,12 +75,6 @@ def enter(experiment: dict[str, Any], what: str, *, threads: int = 1, gpu_share:
 @lru_cache(maxsize=2)
 def node_dataset(d: DataConfig, device: str) -> tuple[Any, str]:
     """(the data set on ``device``, where it came from); found or fetched on this node under a file lock."""
-    from filelock import FileLock
-
-    from search.data import default_roots, load_dataset
-    from search.errors import DataNotFoundError
-    from search.fetch import LOCAL, configured_sources, fetch
-
     folder = Path(d.root) if d.root is not None else default_roots()[0]
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".gtnnas-fetch.lock")):

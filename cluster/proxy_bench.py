@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.errors import TruthError
@@ -82,10 +84,10 @@ def table(summary: dict[str, dict[str, float]], ceiling: float | None = None,
 
 def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float], rho: float, tau: float,
             ylabel: str = "truth: mean val_acc") -> None:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (lazy: matplotlib only to draw, with the Agg backend)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (lazy: after matplotlib.use("Agg"))
 
     x, y = np.asarray(proxy, float), np.asarray(truth, float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -103,10 +105,6 @@ def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float]
 
 
 def _machine() -> dict[str, Any]:
-    import platform
-
-    import torch
-
     return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version()}

@@ -13,9 +13,12 @@ import glob
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
+
+import psutil
 
 from cluster.tune_compat import LOOPBACK, init_local
 from search.errors import ClusterError, first_line
@@ -45,7 +48,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
     Tune's INFO logs from the workers stay in the session's log files instead of the console.
     """
     ray_env()
-    import ray
+    import ray  # noqa: PLC0415  (lazy: Ray is imported only after ray_env() has set what it reads)
 
     logging_config = ray.LoggingConfig(log_level="INFO" if verbose else "WARNING")
     if address not in (None, "local"):
@@ -74,15 +77,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, dashboa
         yield
     finally:
         if started:
-            import ray
+            import ray  # noqa: PLC0415  (lazy: as in start_ray)
 
             ray.shutdown()
 
 
 def _probe(address: str) -> None:
     """Fail in seconds, not minutes, when a host:port address has nothing listening."""
-    import socket
-
     target = address.split("://", 1)[-1]
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
@@ -98,8 +99,6 @@ def _probe(address: str) -> None:
 
 def record_owner(folder: str) -> str:
     """Write this driver's PID and every process under it into the embedded Ray's session folder."""
-    import psutil
-
     me = psutil.Process()
     procs = [{"pid": p.pid, "started": p.create_time()} for p in me.children(recursive=True)]
     path = os.path.join(folder, OWNER_FILE)
@@ -108,8 +107,6 @@ def record_owner(folder: str) -> str:
 
 
 def _alive(entry: dict) -> bool:
-    import psutil
-
     try:
         return abs(psutil.Process(entry["pid"]).create_time() - entry["started"]) < 1e-3
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -122,8 +119,6 @@ def end_orphans(root: str | None = None, grace: float = 3.0) -> list[int]:
     Looks only at ``gtnnas-owner.json`` files under ``$RAY_TMPDIR/ray/session_*`` and only at
     processes whose PID and start time both match the record (a reused PID is left alone).
     """
-    import psutil
-
     ray_env()
     root = root or os.path.join(os.environ["RAY_TMPDIR"], "ray")
     ended: list[int] = []

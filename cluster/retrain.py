@@ -18,11 +18,21 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+import torch
+from ray import tune
+
 from cluster.callbacks import StatusCallback, tune_env
+from cluster.entry import enter, naming_the_node
 from results.analysis import load
-from results.storage import exists, join, storage_path, upload, write_parquet
+from results.storage import exists, join, local_copy, storage_path, upload, write_parquet
 from search.config import ExperimentConfig, config_from_dict
+from search.data import SHAPES, STATS
 from search.errors import InputError, first_line
+from search.nets import build_net, count_flops, count_params
+from search.space import parse
+from search.train import net_for, train
 
 RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
 
@@ -33,8 +43,6 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
         raise InputError(f"--top must be >= 1, got {top}")
     if not exists(join(root, "experiment.json")) or not exists(join(root, "leaderboard.parquet")):
         raise InputError(f"{root}: no finished experiment here (needs experiment.json and leaderboard.parquet)")
-    from results.storage import local_copy
-
     try:
         with local_copy(join(root, "experiment.json")) as path, open(path) as f:
             cfg = config_from_dict(json.load(f)["config"], f"{root}/experiment.json")
@@ -57,14 +65,6 @@ def check_budget(epochs: float, seeds: int) -> None:
 
 def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], root: str) -> None:
     """One (cell, seed): train the full schedule, store the weights, report the figures."""
-    import torch
-    from ray import tune
-
-    from cluster.entry import enter, naming_the_node
-    from search.nets import count_flops, count_params
-    from search.space import parse
-    from search.train import net_for, train
-
     s = experiment["search"]
     with naming_the_node("a retraining trial"):
         me = enter(experiment, "retrain", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"])
@@ -84,9 +84,6 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
 
 def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
     """Retrain the top ``top`` cells of the experiment at ``root``; returns the final table (pandas)."""
-    import pandas as pd
-    from ray import tune
-
     check_budget(epochs, seeds)
     cfg, rows = plan(root, top)  # the final training uses all of the data, whatever the search used
     cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None),
@@ -118,8 +115,6 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
     final = final.sort_values("val_acc", ascending=False, kind="mergesort").reset_index(drop=True)
     best = runs.sort_values("val_acc", ascending=False, kind="mergesort").iloc[0]
     export(cfg, root, best)
-    import pyarrow as pa
-
     write_parquet(pa.Table.from_pandas(final, preserve_index=False), join(root, "final.parquet"),
                   {"config": cfg.to_dict(), "best": {"arch": best["arch"], "seed": int(best["seed"])}})
     return final
@@ -127,13 +122,6 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
 
 def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
-    import torch
-
-    from results.storage import local_copy
-    from search.data import SHAPES, STATS
-    from search.nets import build_net
-    from search.space import parse
-
     arch = parse(best["arch"])
     channels, size, _ = SHAPES[cfg.data.dataset]
     net = build_net(arch, channels=cfg.net.channels, cells=cfg.net.cells, in_channels=channels, image_size=size,

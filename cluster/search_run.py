@@ -11,10 +11,18 @@ actor rebuilds its memory from the leaderboard. See docs/reliability.md.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import time
 from typing import Any
 
+import pyarrow.fs as pafs
+import ray
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler
+
 from cluster import faults
-from cluster.actor import start_teacher_actor
+from cluster.actor import curriculum_from_arrays, start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
 from cluster.entry import one_line
 from cluster.schedulers import ActorRescore, RungHalving
@@ -24,10 +32,13 @@ from cluster.trainable import nas_trainable, param_space
 from cluster.tune_compat import trial_outcomes
 from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
 from results.phases import phase_split
-from results.storage import exists, join, storage_path, upload, write_json
+from results.storage import exists, join, resolve, storage_path, upload, write_json
 from search.config import ExperimentConfig
-from search.errors import LeaderboardError, first_line
+from search.data import SHAPES
+from search.errors import InputError, LeaderboardError, first_line
 from search.scoring import Scorer
+from search.teach import versions
+from search.viz import save_grid
 
 EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed
 
@@ -37,10 +48,6 @@ def namespace_for(cfg: ExperimentConfig) -> str:
 
 
 def metadata(cfg: ExperimentConfig, teacher_uri: str | None, curriculum: dict[str, Any]) -> dict[str, Any]:
-    import ray
-
-    from search.teach import versions
-
     return {"config": cfg.to_dict(), "config_hash": cfg.hash(), "versions": {**versions(), "ray": ray.__version__},
             "teacher": teacher_uri, "curriculum": curriculum, "evaluator": cfg.search.evaluator,
             "score": cfg.search.score}
@@ -48,8 +55,6 @@ def metadata(cfg: ExperimentConfig, teacher_uri: str | None, curriculum: dict[st
 
 def trainable_for(cfg: ExperimentConfig) -> Any:
     """The trainable with this experiment's settings and resources (for new and restored runs alike)."""
-    from ray import tune
-
     return tune.with_resources(
         tune.with_parameters(nas_trainable, experiment=cfg.to_dict(), namespace=namespace_for(cfg)),
         {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
@@ -60,8 +65,6 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     """Scores for the evolution's first population (``search.seed_proxy``), on the searched network."""
     if not cfg.search.seed_proxy:
         return None
-    from search.data import SHAPES
-
     scorer = Scorer.parse(cfg.search.seed_proxy)
 
     def score(archs: Any) -> list[float]:
@@ -73,9 +76,6 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
 
 def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False,
                 budget_s: float | None = None) -> Any:
-    from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
-
     s = cfg.search
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
     if s.scheduler == "asha" and s.rungs > 1:
@@ -96,8 +96,6 @@ def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose:
 
 
 def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: str, verbose: bool) -> Any:
-    from ray import tune
-
     s = cfg.search
     callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds,
                                      every_step=s.state_save == "step"), SlimFinishedTrials()]
@@ -133,10 +131,6 @@ def histories(grid: Any, root: str) -> list[tuple[str, list[dict[str, Any]], str
 
 def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = False) -> Any:
     """Run (or resume) the whole pipeline on the initialised Ray; returns (final table, root, calibration)."""
-    import time
-
-    import ray
-
     started = time.monotonic()
     root = join(cfg.storage, cfg.name)
     if not exists(join(root, EXPERIMENT)):
@@ -181,10 +175,6 @@ def report_failures(grid: Any) -> None:
 
     A failure that is not an input error is a bug: Tune has logged its traceback, and the search goes on.
     """
-    import sys
-
-    from search.errors import InputError
-
     errors = [r.error for r in grid if r.error is not None]
     lines = sorted({str(one_line(e) or first_line(e)) for e in errors})
     if errors and len(errors) == len(grid):
@@ -195,11 +185,6 @@ def report_failures(grid: Any) -> None:
 
 def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:
     """The interrupted experiment's Tuner, or None when Tune had not saved its state yet."""
-    import pyarrow.fs as pafs
-    from ray import tune
-
-    from results.storage import resolve
-
     fs, path = resolve(root)
     names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(path))] if exists(root) else []
     if "tuner.pkl" not in names or not any(n.startswith("experiment_state-") for n in names):
@@ -211,13 +196,6 @@ def restore_tuner(cfg: ExperimentConfig, root: str) -> Any:
 
 def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:
     """``<experiment>/curriculum.png`` for the report, drawn once from the actor's curriculum."""
-    import tempfile
-
-    import ray
-
-    from cluster.actor import curriculum_from_arrays
-    from search.viz import save_grid
-
     target = join(root, "curriculum.png")
     if exists(target):
         return

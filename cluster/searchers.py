@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, create_searcher
 
 from cluster.tune_compat import live_trials
 from search import space
+from search.errors import ConfigError, first_line
 from search.files import write_bytes
 
 ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
@@ -258,10 +259,6 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
     ``random`` and ``evolution`` are ours; any other name is a Tune searcher (``optuna``,
     ``hyperopt``, ...) when its package is installed, else one clear error.
     """
-    from ray.tune.search import create_searcher
-
-    from search.errors import ConfigError, first_line
-
     if s.searcher == "random":
         inner: Any = RandomSearch(metric, mode, seed)
     elif s.searcher == "evolution":

@@ -20,11 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cluster.entry import enter, naming_the_node
+import ray
+
+from cluster.entry import enter, naming_the_node, one_line
 from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
 from search.errors import CheckpointError
-from search.teach import teacher_key
+from search.teach import load_teacher, save_teacher, teacher_key, train_teacher
 
 SHIPPED = Path(__file__).resolve().parents[1] / "search" / "teachers"
 
@@ -55,8 +57,6 @@ def find_teacher(cfg: ExperimentConfig) -> str | None:
 
 def check_stored(uri: str, key: str, dataset: str) -> None:
     """A stored teacher must load and carry the key it is filed under."""
-    from search.teach import load_teacher
-
     with local_copy(uri) as path:
         loaded = load_teacher(path, expect_dataset=dataset)
     if loaded.key != key:
@@ -74,8 +74,6 @@ def file_teacher(cfg: ExperimentConfig, uri: str) -> str:
 
 def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> dict[str, Any]:
     """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``."""
-    from search.teach import save_teacher, train_teacher
-
     with naming_the_node("the teacher stage"):
         me = enter(experiment, "teacher stage", threads=threads,
                    gpu_share=experiment["search"]["teacher_gpus"])
@@ -109,10 +107,6 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> d
 
 def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
     """The experiment's teacher: configured, already its own, found in a store, or meta-trained now."""
-    import ray
-
-    from cluster.entry import one_line
-
     s = cfg.search
     if not s.uses_gtn:
         return None

@@ -27,8 +27,9 @@ from ray import tune
 from cluster import faults
 from cluster.actor import curriculum_from_arrays, get_teacher_actor
 from cluster.entry import enter, naming_the_node
+from search import nb201
 from search.scoring import Scorer
-from search.space import EDGE_KEYS, Arch, parse
+from search.space import EDGE_KEYS, OPS, Arch, parse
 
 PHASES = ("startup", "data", "score", "train", "eval")
 
@@ -96,7 +97,7 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
     ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
     state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0, "phases": dict.fromkeys(PHASES, 0.0)}
     if ckpt is not None:
-        import torch
+        import torch  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
 
         with ckpt.as_directory() as folder:
             state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
@@ -106,8 +107,8 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
     clock.lap("data")
     model = None
     if real:
-        from search.nets import count_flops, count_params
-        from search.train import net_for
+        from search.nets import count_flops, count_params  # noqa: PLC0415  (lazy: torch, real rungs only)
+        from search.train import net_for  # noqa: PLC0415  (lazy: torch, real rungs only)
 
         model = net_for(arch, cfg.net, data, cfg.seed)
         if "params" not in state["extra"]:  # the size of the class's canonical cell, as rung-1 proxies see it
@@ -129,7 +130,7 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
         clock.restart()
         last = rung == s.rungs
         if real:
-            from search.train import train
+            from search.train import train  # noqa: PLC0415  (lazy: torch, real rungs only)
 
             res = train(model, data.train, replace(cfg.train, steps=s.real_steps), seed=cfg.seed + rung,
                         val=data.val, test=data.test if last else None)
@@ -168,8 +169,6 @@ class Clock:
 
 def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
     """Benchmark mode's real rung: the table, once per equivalence class (later equivalent cells reuse it)."""
-    from search import nb201
-
     mine = {**nb201.lookup(arch), "sim_epochs": float(nb201.EPOCHS)}
     first, new = ray.get(actor.first_result.remote(arch.equiv_hash(), mine))
     return first if new else {**first, "sim_epochs": 0.0, "cached": True}
@@ -183,7 +182,7 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
     if not checkpoint:
         tune.report(row)
         return
-    import torch
+    import torch  # noqa: PLC0415  (lazy: benchmark-mode trials keep no checkpoints and run without torch)
 
     with tempfile.TemporaryDirectory() as folder:
         torch.save(state, os.path.join(folder, "state.pt"))
@@ -192,6 +191,4 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
 
 def param_space() -> dict[str, Any]:
     """Six categorical edge choices, as Tune search-space objects (for Tune's own searchers)."""
-    from search.space import OPS
-
     return {k: tune.choice(list(OPS)) for k in EDGE_KEYS}

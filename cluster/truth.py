@@ -14,13 +14,18 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from ray import tune
 from ray.tune import Callback
 
 from cluster.callbacks import StatusCallback, tune_env
+from cluster.entry import enter, naming_the_node
 from results.storage import join
 from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, write_row, write_truth
 from search.config import ExperimentConfig
 from search.errors import InputError, TruthError
+from search.space import parse
+from search.teach import versions
+from search.train import train_arch
 
 
 def plan_jobs(n_archs: int, n_seeds: int, sample_seed: int = 0) -> list[tuple[str, int]]:
@@ -48,13 +53,6 @@ def truth_hash(cfg: ExperimentConfig) -> str:
 
 def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threads: int) -> None:
     """One (arch, seed): train for the budget, report the row (the driver writes it)."""
-    from ray import tune
-
-    from cluster.entry import enter, naming_the_node
-    from search.space import parse
-    from search.teach import versions
-    from search.train import train_arch
-
     with naming_the_node("a truth trial"):
         me = enter(experiment, "truth", threads=threads, gpu_share=experiment["search"]["gpus_per_trial"])
         cfg, data = me.cfg, me.data()
@@ -84,8 +82,6 @@ def check_compatible(rows: list[dict[str, Any]], cfg: ExperimentConfig, out: str
 def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, sample_seed: int = 0,
                 cpus_per_trial: int = 1) -> tuple[list[dict[str, Any]], int]:
     """Train what is missing, write ``out``; returns (all rows, how many trials ran now)."""
-    from ray import tune
-
     jobs = plan_jobs(n_archs, n_seeds, sample_seed)
     rows = read_rows(out)
     check_compatible(rows, cfg, out)

@@ -18,6 +18,9 @@ Checked against the sources of Ray 2.10, 2.35, 2.50 and 2.60; tested with the in
 
 from __future__ import annotations
 
+import glob
+import os
+import time
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
@@ -25,7 +28,7 @@ LOOPBACK = "127.0.0.1"
 
 def init_local(**kwargs: Any) -> Any:
     """``ray.init("local", ...)`` bound to loopback; returns Ray's context (``address_info["session_dir"]``)."""
-    import ray
+    import ray  # noqa: PLC0415  (lazy: cluster.raysetup imports this module before it sets Ray's environment)
 
     return ray.init("local", _node_ip_address=LOOPBACK, **kwargs)
 
@@ -37,7 +40,7 @@ def trial_outcomes(grid: Any) -> list[tuple[str, str, Any]]:
     if analysis is not None:
         trials = analysis.trials
     else:  # the public route: reads the experiment's state and every trial's results again
-        from ray import tune
+        from ray import tune  # noqa: PLC0415  (lazy: see init_local)
 
         trials = tune.ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem).trials
     status = {t.trial_id: t.status for t in trials}
@@ -51,10 +54,6 @@ def upload_experiment_state(trials: list, timeout: float = 60.0) -> None:
     until the stored state file has the staged one's size: Tune's own upload of it, launched by another
     syncer than the trials', may still be rewriting it.
     """
-    import glob
-    import os
-    import time
-
     storage = getattr(trials[0], "storage", None) if trials else None
     syncer = getattr(storage, "syncer", None)
     if syncer is None:  # nothing to upload: Tune writes straight to the storage
@@ -84,7 +83,7 @@ def slim_finished_trial(trial: Any, keep: tuple[str, ...] = ("score",)) -> None:
 
 def forget_encode_keys() -> int:
     """Forget the one-time-log keys Ray keeps for every object Tune has cloudpickled (never cleared)."""
-    from ray.util import debug
+    from ray.util import debug  # noqa: PLC0415  (lazy: see init_local)
 
     stale = [k for k in debug._logged if k.startswith("tune_func_encode:")]
     debug._logged.difference_update(stale)

@@ -1,3 +1,4 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """``gtnnas arch info`` and ``gtnnas data fetch``: small commands that need neither Ray nor a config."""
 
 from __future__ import annotations
@@ -6,6 +7,8 @@ import argparse
 import json
 
 from cluster.cli.common import say
+from search.fetch import fetch
+from search.space import parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_arch_info(args: argparse.Namespace) -> int:
     from search.nets import arch_cost
-    from search.space import parse
 
     arch = parse(args.arch)
     params, flops = arch_cost(arch, channels=args.channels, cells=args.cells, in_channels=args.in_channels,
@@ -50,8 +52,6 @@ def cmd_arch_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from search.fetch import fetch
-
     where = fetch(args.name, args.root, log=say)
     print(f"{args.name} is in {where}")
     return 0

@@ -1,14 +1,36 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """``gtnnas truth``, ``gtnnas bench proxies`` and ``gtnnas bench search``: ground truth and the benchmarks on it."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from cluster.bench_search import (
+    CHECKPOINTS,
+    PROTOCOL,
+    STRATEGIES,
+    STRATEGY_NOTE,
+    plot,
+    run_repeat,
+    strategy_config,
+    summarise,
+)
 from cluster.cli.common import add_ray_args, ensure_data
-from search.config import load_config
+from cluster.raysetup import ray_session
+from results.truthtable import load_truth, replicate_rho, seed_rho
+from search import nb201
+from search.config import ExperimentConfig, config_from_dict, load_config
+from search.data import load_dataset
 from search.errors import InputError
+from search.files import write_json
+
+if TYPE_CHECKING:
+    from search.proxies import ProxyContext
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,8 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="network init / batch seed (default: %(default)s)")
     p.set_defaults(func=cmd_bench_proxies)
 
-    from cluster.bench_search import CHECKPOINTS, STRATEGIES
-
     bs = bench.add_parser("search", help="search strategies compared in benchmark mode (NAS-Bench-201 table), "
                                          "many repeats each: JSON and a regret plot")
     bs.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated (default: %(default)s)")
@@ -60,11 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_truth(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from cluster.raysetup import ray_session
     from cluster.truth import build_truth, plan_jobs, truth_config
-    from results.truthtable import replicate_rho, seed_rho
 
     cfg = load_config(args.config, list(args.overrides))
     if args.dataset:
@@ -92,12 +108,8 @@ def cmd_truth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace, meta: dict) -> "object":
+def _config(args: argparse.Namespace, meta: dict) -> ExperimentConfig:
     """The settings proxies run with: --config, else the ones the truth table was built with."""
-    from dataclasses import replace
-
-    from search.config import config_from_dict
-
     if args.config:
         cfg = load_config(args.config, [])
     elif "config" in meta:  # the data directory of the machine that built the table need not exist here
@@ -108,10 +120,7 @@ def _config(args: argparse.Namespace, meta: dict) -> "object":
     return cfg
 
 
-def _context(args: argparse.Namespace, cfg: "object") -> "object":
-    from dataclasses import replace
-
-    from search.data import load_dataset
+def _context(args: argparse.Namespace, cfg: ExperimentConfig) -> ProxyContext:
     from search.proxies import ProxyContext
 
     d = cfg.data
@@ -134,7 +143,6 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     import torch
 
     from cluster.proxy_bench import bench, table
-    from results.truthtable import load_truth
     from search.proxies import needs_curriculum, parse_proxies
 
     if any(needs_curriculum(p) for p in parse_proxies(args.proxies)) and not args.teacher:  # before reading files
@@ -161,22 +169,14 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
 
 
 def write_bench_json(path: str, results: dict) -> None:
-    from cluster.bench_search import PROTOCOL
-    from search import nb201
-    from search.files import write_json
-
     payload = {"benchmark": "search_nb201", "table": "NAS-Bench-201 12-epoch (vendored)",
                "best_test": nb201.best_test(), "protocol": PROTOCOL, "strategies": results}
     write_json(path, payload)
 
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
-    from cluster.bench_search import STRATEGY_NOTE, plot, run_repeat, strategy_config, summarise
-
     if args.repeats < 1 or args.evaluations < 1:
         raise InputError("--repeats and --evaluations must be >= 1")
-    import logging
-
     logging.getLogger("optuna").setLevel(logging.WARNING)  # one "study created" line per repeat otherwise
     from cluster.searchers import make_searcher, searcher_metric
 

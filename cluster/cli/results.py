@@ -1,3 +1,4 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """``gtnnas leaderboard``, ``gtnnas report`` and ``gtnnas compare``: answers from finished searches.
 
 Only :mod:`results` is imported here, never torch or Ray, so these commands start in a fraction of a second.
@@ -10,6 +11,9 @@ import json
 import sys
 from typing import Any
 
+import pyarrow as pa
+
+from results.storage import write_parquet, write_text
 from search.errors import InputError
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -61,10 +65,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "table":
         df = df[[c for c in SHOWN if c in df.columns]]
     if args.format == "parquet":
-        import pyarrow as pa
-
-        from results.storage import write_parquet
-
         write_parquet(pa.Table.from_pandas(df, preserve_index=False), args.output)
         print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
         return 0
@@ -75,8 +75,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         text = (df.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(df) else "(no rows)") + "\n"
     if args.output:
-        from results.storage import write_text
-
         write_text(args.output, text)
     else:
         sys.stdout.write(text)

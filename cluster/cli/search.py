@@ -1,8 +1,10 @@
+# Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
 """``gtnnas search`` (the main job) and ``gtnnas baseline`` (real-data training of sampled cells)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from cluster.cli.common import (
@@ -14,7 +16,9 @@ from cluster.cli.common import (
     ensure_data,
     on_cluster,
 )
+from cluster.raysetup import ray_session
 from results.phases import split_line
+from results.storage import exists, join, local_copy
 from search.config import ExperimentConfig
 from search.errors import InputError
 
@@ -52,7 +56,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         check_rank_pool(cfg)
     check_searcher(cfg)
     check_experiment(cfg, args.resume)
-    from cluster.raysetup import ray_session
     from cluster.search_run import run_search
 
     with ray_session(args.address, num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose):
@@ -74,7 +77,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def _retrained(root: str, top: int, epochs: float, seeds: int, args: argparse.Namespace) -> None:
-    from cluster.raysetup import ray_session
     from cluster.retrain import run_retrain
 
     with ray_session(args.address, num_cpus=args.num_cpus):
@@ -108,18 +110,12 @@ def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
 
 def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
     """--resume needs an experiment to continue; a new run must not mix rows into an old one."""
-    from results.storage import exists, join
-
     root = join(cfg.storage, cfg.name)
     if resume and not exists(root):
         raise InputError(f"--resume: no experiment at {root}")
     if not resume and exists(root):
         raise InputError(f"experiment {root} exists; pass --resume to continue it or choose another name=")
     if resume and exists(join(root, "experiment.json")):
-        import json
-
-        from results.storage import local_copy
-
         with local_copy(join(root, "experiment.json")) as path, open(path) as f:
             stored = json.load(f).get("config_hash")
         if stored != cfg.hash():
@@ -140,7 +136,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if not on_cluster(args):
         ensure_data(cfg)
     from cluster.baseline import run_baseline
-    from cluster.raysetup import ray_session
 
     with ray_session(args.address, num_cpus=args.num_cpus):
         table = run_baseline(cfg)
