@@ -7,14 +7,17 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from search.config import load_config
+from search.curriculum import gtn_score, materialize
 from search.files import write_json
+from search.gtn import Teacher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    import torch
-
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
@@ -50,10 +53,6 @@ def real_baseline(arch: Any, data: Any, overrides: list[str], lrs: tuple[float, 
     accuracy on 2,000 validation images wins (ties: the larger), then its test accuracy for each seed
     (each seed also draws its own real batches). Returns (lr, test accuracies).
     """
-    from search.config import load_config
-    from search.curriculum import gtn_score, materialize
-    from search.gtn import Teacher
-
     def curriculum(lr: float, seed: int) -> Any:
         cfg = load_config(None, [*overrides, "gtn.curriculum=real", f"gtn.init_lr={lr}"])
         return materialize(Teacher(cfg.gtn, data.shape, data.num_classes), dataset=data.name, mean=data.mean,

@@ -24,18 +24,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from benchmarks._common import machine, table
+from search.config import GTNConfig, load_config
+from search.curriculum import gtn_score, materialize
+from search.data import load_dataset
 from search.files import write_json
+from search.gtn import Teacher
+from search.space import sample
+from search.teach import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def outer_steps(config: str, overrides: list[str], steps: int, device: str) -> dict:
-    import torch
-
-    from search.config import load_config
-    from search.data import load_dataset
-    from search.teach import train_teacher
-
     cfg = load_config(ROOT / "configs" / config, [f"gtn.outer_steps={steps}", "gtn.validate_every=100000",
                                                   "gtn.generator_init=random", *overrides])
     d = cfg.data
@@ -50,14 +53,6 @@ def outer_steps(config: str, overrides: list[str], steps: int, device: str) -> d
 
 
 def _scorer(rank: int, share: float, seconds: float, smoke: bool, queue: mp.Queue) -> None:
-    import torch
-
-    from search.config import GTNConfig
-    from search.curriculum import gtn_score, materialize
-    from search.data import load_dataset
-    from search.gtn import Teacher
-    from search.space import sample
-
     device = "cuda" if torch.cuda.is_available() and not smoke else "cpu"
     if device == "cuda" and share < 1:
         torch.cuda.set_per_process_memory_fraction(share, 0)
@@ -117,9 +112,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0, help="scoring time per packing level")
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
     args = ap.parse_args()
-    import torch
-
-    from benchmarks._common import machine, table
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     steps = 4 if args.smoke else 12

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import real_baseline, table, write
+from benchmarks._common import RESULTS, real_baseline, table, write
 from search.config import load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
@@ -92,8 +92,6 @@ def main() -> None:
     ap.add_argument("--memory-only", action="store_true", help="re-measure memory, keep the stored accuracies")
     args = ap.parse_args()
     if args.memory_only:
-        from benchmarks._common import RESULTS
-
         old = json.loads((RESULTS / "gtn_few_step.json").read_text())
         mem = memory([int(t) for t in args.memory_ts.split(",")])
         path = write("gtn_few_step", {k: old[k] for k in ("settings", "results", "eval_arch")} | {"memory": mem})

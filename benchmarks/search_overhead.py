@@ -20,6 +20,9 @@ from pathlib import Path
 
 from benchmarks._common import table, write
 from cluster.tune_compat import init_local
+from search.config import load_config
+from search.data import load_dataset
+from search.teach import save_teacher, train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -33,10 +36,6 @@ PRESET = ["data.val_subset=2000", "net.channels=8", "net.cells=1", "gtn.inner_st
 
 
 def make_teacher(folder: Path) -> Path:
-    from search.config import load_config
-    from search.data import load_dataset
-    from search.teach import save_teacher, train_teacher
-
     cfg = load_config(None, PRESET)
     data = load_dataset("fashion_mnist", train_subset=5000, val_subset=500)
     path = folder / "teacher.pt"
@@ -45,10 +44,9 @@ def make_teacher(folder: Path) -> Path:
 
 
 def run(label: str, teacher: Path, storage: Path, trials: int, slots: int, extra: tuple[str, ...] = ()) -> dict:
-    from ray.tune import ExperimentAnalysis
+    from ray.tune import ExperimentAnalysis  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
-    from cluster.search_run import run_search
-    from search.config import load_config
+    from cluster.search_run import run_search  # noqa: PLC0415  (lazy: it imports Ray, as above)
 
     cfg = load_config(None, PRESET + [f"storage={storage}", f"name={label}", f"search.teacher={teacher}",
                                       f"search.num_samples={trials}", *extra])
@@ -78,7 +76,7 @@ def main() -> None:
     ap.add_argument("--saving", action="store_true", help="compare search.state_save step (the default) with Tune's "
                                                           "timer on the embedded Ray; writes resume_overhead.json")
     args = ap.parse_args()
-    import ray
+    import ray  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
     if args.saving:
         return compare_saving(args.trials)
@@ -93,7 +91,7 @@ def main() -> None:
         finally:
             ray.shutdown()
         if not args.skip_cluster:
-            from ray.cluster_utils import Cluster
+            from ray.cluster_utils import Cluster  # noqa: PLC0415  (lazy: as ray)
 
             c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1"})
             for _ in range(2):
@@ -114,7 +112,7 @@ def main() -> None:
 
 def compare_saving(trials: int) -> None:
     """The overhead of saving Tune's state every control-loop step (crash consistency) against its timer."""
-    import ray
+    import ray  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

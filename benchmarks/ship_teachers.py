@@ -19,6 +19,7 @@ import torch
 
 from benchmarks._common import machine
 from search.config import load_config
+from search.curriculum import materialize
 from search.data import load_dataset
 from search.files import write_text
 from search.teach import load_teacher, save_teacher, teacher_key, train_teacher, validate
@@ -49,7 +50,6 @@ def ship(dataset: str, threads: int) -> Path:
     path = SHIPPED / f"{teacher_key(cfg)}.pt"
     save_teacher(path, teacher, cfg, data, cfg.gtn.outer_steps, provenance=provenance, compact=True)
     full = load_teacher(path).curriculum(real=data.train)  # the compact file gives the same curriculum
-    from search.curriculum import materialize
 
     same = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train,
                        seed=cfg.gtn.seed).content_hash == full.content_hash

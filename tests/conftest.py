@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from cluster.tune_compat import init_local
+from search.config import load_config
+from search.data import FOLDERS, load_dataset
+from search.errors import DataNotFoundError
+from search.fetch import fetch
+from search.teach import save_teacher, train_teacher
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# Before anything imports ray: loopback only, no usage stats, a short temp dir.
+# Before anything imports ray (the modules imported above do not): loopback only, no usage stats, a short temp dir.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -29,10 +37,6 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gtnnas-test-cache-")
 
 def _raw_folder(name: str) -> Path:
     """The folder holding ``name``'s IDX files, wherever the data directory or Debian has them."""
-    from search.data import FOLDERS
-    from search.errors import DataNotFoundError
-    from search.fetch import fetch
-
     try:
         root = fetch(name)
     except DataNotFoundError as e:
@@ -54,17 +58,13 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fashion(data_dir):
-    from search.data import load_dataset
-
     return load_dataset("fashion_mnist", data_dir, train_subset=10_000, val_subset=2_000)
 
 
 @pytest.fixture(scope="session")
 def ray_session():
     """One embedded Ray for the whole test session (2 CPUs, no dashboard)."""
-    import ray
-
-    from cluster.tune_compat import init_local
+    import ray  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
     if not ray.is_initialized():
         init_local(num_cpus=2, include_dashboard=False, configure_logging=False)
@@ -75,10 +75,6 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory, data_dir):
     """A real (tiny) teacher checkpoint meta-trained with configs/gtn_smoke.yaml; (path, config)."""
-    from search.config import load_config
-    from search.data import load_dataset
-    from search.teach import save_teacher, train_teacher
-
     cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2"])
     d = cfg.data
     data = load_dataset(d.dataset, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset)
@@ -93,10 +89,7 @@ def smoke_search(ray_session, tmp_path_factory):
 
     Returns (config, final leaderboard, experiment folder, calibration, seconds taken).
     """
-    import time
-
-    from cluster.search_run import run_search
-    from search.config import load_config
+    from cluster.search_run import run_search  # noqa: PLC0415  (lazy: it imports Ray, after the environment above)
 
     storage = tmp_path_factory.mktemp("smoke")
     cfg = load_config(ROOT / "configs" / "smoke.yaml", [f"storage={storage}", "name=e2e"])

@@ -1,9 +1,12 @@
 import time
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, start_teacher_actor
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
+from search.combine import MIN_PAIRS
 from search.space import parse
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -76,12 +79,6 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
 
 
 def test_calibrated_scores_start_equal_weighted_then_follow_the_searchs_own_real_results(tiny_teacher):
-    from dataclasses import replace
-
-    import numpy as np
-
-    from search.combine import MIN_PAIRS
-
     path, cfg = tiny_teacher
     cfg = replace(cfg, search=replace(cfg.search, score="calibrated:gtn+params"))
     server = TeacherServer(cfg.to_dict(), str(path))

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cluster.cli import main
-from results.analysis import load, op_frequency, pareto_front, top
+from results.analysis import history, load, op_frequency, pareto_front, top
+from results.leaderboard import row_from_result, write_part
 from search.errors import LeaderboardError
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -52,9 +53,6 @@ def test_filters_and_sorting_have_known_answers(boards):
 
 
 def test_history_credits_each_score_to_when_it_arrived(tmp_path):
-    from results.analysis import history
-    from results.leaderboard import row_from_result, write_part
-
     def res(it, v=None, g=None):
         return {"training_iteration": it, "arch": A, "val_acc": v, "rung1_score": g}
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import pickle
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from ray.tune.experiment.trial import Trial
 
 from cluster.bench_search import Repeat, incumbent_curve, run_repeat, summarise
+from cluster.search_run import run_search
+from results.leaderboard import read_parts
 from search import nb201
 from search.config import load_config
 from search.space import parse
@@ -36,9 +41,6 @@ def test_incumbent_is_the_best_by_validation_and_summaries_have_known_answers():
 
 
 def test_light_loop_evaluates_the_same_cells_in_the_same_order_as_tune(ray_session, tmp_path):
-    from cluster.search_run import run_search
-    from results.leaderboard import read_parts
-
     overrides = [f"storage={tmp_path}", "name=loop", "search.searcher=evolution", "search.population=4",
                  "search.tournament=2", "search.scheduler=asha", "search.score=params", "search.max_concurrent=1"]
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", overrides)
@@ -77,13 +79,6 @@ def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(ra
     """Tune's trial ids are 8 random hex digits: a 10,000-trial run drew one twice, and the leaderboard,
     keyed by (trial_id, iteration), kept one of the two trials' results (and Tune's concurrency limiter
     asserts on it). Forced here: the second id repeats the first."""
-    import itertools
-
-    from ray.tune.experiment.trial import Trial
-
-    from cluster.search_run import run_search
-    from results.leaderboard import read_parts
-
     ids = itertools.chain(["dup00000", "dup00000"], (f"id{i:06d}" for i in itertools.count()))
     monkeypatch.setattr(Trial, "generate_id", classmethod(lambda cls: next(ids)))
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
@@ -94,7 +89,6 @@ def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(ra
     assert len(rows) == 6 and rows["trial_id"].is_unique  # six trials, six rows, none overwritten
     assert "dup00000" in set(rows["trial_id"])
     assert [nb201.lookup(a)["val_acc"] for a in rows["arch"]] == list(rows["val_acc"])
-    import pickle
 
     state = pickle.loads(sorted((tmp_path / "ids").glob("searcher-state-*.pkl"))[-1].read_bytes())
     assert state["refused"] == (0 if limit else 1)  # the limiter refuses a live id before Deduplicated sees it

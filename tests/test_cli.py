@@ -1,10 +1,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from cluster.cli import main
+from cluster.cli.search import check_searcher
+from search.config import load_config
 
 PAPER = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -90,23 +93,16 @@ def test_corrupt_teacher_exits_2(capsys, tmp_path):
 
 
 def _repo():
-    from pathlib import Path
-
     return Path(__file__).resolve().parents[1]
 
 
 def test_seeded_evolution_passes_the_door_check():
-    from cluster.cli.search import check_searcher
-    from search.config import load_config
-
     cfg = load_config(_repo() / "configs" / "nb201_bench.yaml", ["search.seed_proxy=synflow", "search.score=none"])
     searcher = check_searcher(cfg)  # the proxy that scores the first population is only needed once the search runs
     assert searcher.inner.initial and len(searcher.inner.initial) == cfg.search.population  # seeded by the stub
 
 
 def test_resume_with_another_configuration_is_refused(capsys, tmp_path):
-    import json
-
     smoke = str(_repo() / "configs" / "smoke.yaml")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "experiment.json").write_text(json.dumps({"config": {}, "config_hash": "0123456789ab"}))

@@ -22,7 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
+import ray
+from ray.cluster_utils import Cluster
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from results.leaderboard import read_statuses
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +47,8 @@ def _port() -> int:
 @pytest.fixture(scope="module")
 def s3(data_dir):
     """moto's S3 server on loopback with the bucket and the data set in it; the AWS_* environment for it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    import boto3  # noqa: PLC0415  (lazy: boto3 and moto load for this test only, not at every collection)
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (lazy: as boto3)
 
     port = _port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
@@ -83,10 +91,6 @@ def _own(name: str, base: Path, s3env: dict[str, str]) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster(s3, tmp_path_factory):
-    import psutil
-    import ray
-    from ray.cluster_utils import Cluster
-
     assert not ray.is_initialized()
     base = tmp_path_factory.mktemp("nodes")
     before = {p.pid for p in psutil.Process().children(recursive=True)}
@@ -120,8 +124,6 @@ def _submit(address: str, *args: str) -> str:
 
 
 def _finish(address: str, job: str, timeout: float = 400) -> tuple[str, str]:
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
     client = JobSubmissionClient(address)
     deadline = time.time() + timeout
     while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
@@ -131,8 +133,6 @@ def _finish(address: str, job: str, timeout: float = 400) -> tuple[str, str]:
 
 
 def _parts(prefix: str) -> int:
-    import pyarrow.fs as pafs
-
     fs, path = pafs.FileSystem.from_uri(f"s3://{BUCKET}/{prefix}/leaderboard")
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     return sum(i.base_name.startswith("part-") for i in infos)
@@ -140,9 +140,6 @@ def _parts(prefix: str) -> int:
 
 @pytest.mark.timeout(900)
 def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
     c, workers, address, base, ids = cluster
     started = time.time()
     args = [f"storage=s3://{BUCKET}/runs", "name=cluster", f"data.mirror=s3://{BUCKET}/data", "search.num_samples=10",
@@ -177,7 +174,6 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
     rows = pq.ParquetDataset(f"{path}/leaderboard", filesystem=fs).read().to_pandas()
     assert rows["trial_id"].nunique() == 10 and len(final) >= 1
     assert set(rows["node_id"]) <= {ids["w0"][:8], ids["w1"][:8]}  # trials ran on the workers only
-    from results.leaderboard import read_statuses
 
     assert sorted(read_statuses(uri).values()) == ["TERMINATED"] * 10
     out = subprocess.run([sys.executable, "-m", "cluster.cli", "leaderboard", uri, "--format", "json", "--top", "3"],

@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from cluster.entry import enter, naming_the_node, node_dataset, one_line
-from search.config import DataConfig, NetConfig, load_config
+from search.config import DataConfig, NetConfig, SearchConfig, load_config
 from search.data import Dataset, Split
 from search.errors import DataNotFoundError, InputError
 from search.proxies import ProxyContext, make_proxy
+from search.scoring import Scorer
 from search.space import parse
+from search.teach import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -95,10 +97,6 @@ def test_proxies_build_their_networks_on_the_datas_device(fashion):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a fake GPU cannot show a device mix-up)")
 def test_the_default_score_runs_on_cuda_when_the_data_is_there(fashion, tiny_teacher):
-    from search.config import SearchConfig
-    from search.scoring import Scorer
-    from search.teach import load_teacher
-
     path, _ = tiny_teacher
     cuda = Dataset(fashion.name, fashion.train.to("cuda"), fashion.val.to("cuda"), fashion.test.to("cuda"),
                    fashion.mean, fashion.std)

@@ -18,9 +18,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pyarrow.parquet as pq
 import pytest
+import ray
+from ray.cluster_utils import Cluster
 
+from cluster.actor import get_teacher_actor
+from cluster.search_run import namespace_for, run_search
+from results.leaderboard import read_parts, read_statuses
 from search.config import load_config
 
 pytestmark = pytest.mark.multinode
@@ -31,9 +37,6 @@ LOOPBACK = {"node_ip_address": "127.0.0.1"}
 
 @pytest.fixture(scope="module")
 def cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
     assert not ray.is_initialized()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **LOOPBACK})
     workers = [c.add_node(num_cpus=1, **LOOPBACK) for _ in range(2)]
@@ -50,8 +53,6 @@ def _cfg(tmp_path, teacher, name, *extra):
 
 
 def _run_in_thread(cfg):
-    from cluster.search_run import run_search
-
     box: dict = {}
 
     def target():
@@ -77,8 +78,6 @@ def _parts(root: Path) -> int:
 
 
 def _check_complete(root: Path, num_samples: int, real_rungs: int) -> pd.DataFrame:
-    from results.leaderboard import read_parts, read_statuses
-
     rows = read_parts(str(root))
     raw = pd.read_parquet(root / "leaderboard")  # the parts as any reader sees them
     lost = {t for t, s in read_statuses(str(root)).items() if s == "LOST"}
@@ -111,11 +110,6 @@ def test_worker_node_removed_mid_search(cluster, tiny_teacher, tmp_path):
 
 
 def test_gtn_actor_killed_mid_search(cluster, tiny_teacher, tmp_path):
-    import ray
-
-    from cluster.actor import get_teacher_actor
-    from cluster.search_run import namespace_for
-
     cfg = _cfg(tmp_path, tiny_teacher[0], "actor_kill")
     t, box = _run_in_thread(cfg)
     _wait_for(lambda: _parts(tmp_path / "actor_kill") >= 1 or not t.is_alive(), what="first leaderboard part")
@@ -133,8 +127,6 @@ def test_gtn_actor_killed_mid_search(cluster, tiny_teacher, tmp_path):
 
 def _descendants(pid: int) -> dict[int, float]:
     """pid -> start time of every process under ``pid`` (the embedded Ray a driver started)."""
-    import psutil
-
     try:
         return {p.pid: p.create_time() for p in psutil.Process(pid).children(recursive=True)}
     except psutil.NoSuchProcess:
@@ -142,8 +134,6 @@ def _descendants(pid: int) -> dict[int, float]:
 
 
 def _alive(procs: dict[int, float]) -> list[int]:
-    import psutil
-
     out = []
     for pid, started in procs.items():
         try:
@@ -162,8 +152,6 @@ def _search_cmd(tmp_path, name, *extra):
 
 
 def _statuses(root: Path) -> int:
-    from results.leaderboard import read_statuses
-
     return sum(s == "TERMINATED" for s in read_statuses(str(root)).values())
 
 
@@ -182,10 +170,6 @@ def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(t
 
     Needs no Cluster: each driver subprocess starts its own embedded Ray (run after the others).
     """
-    import ray
-
-    from results.leaderboard import read_parts, read_statuses
-
     if ray.is_initialized():
         ray.shutdown()
     env = {**os.environ}

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
+from cluster.search_run import run_search
+from cluster.teacher_stage import _meta_train_task
 from search.config import load_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -18,13 +21,10 @@ TINY = ["search.num_samples=4", "search.real_steps=10", "net.channels=4", "net.c
 
 
 def test_the_gpu_configs_trials_and_teacher_stage_run_on_the_gpu(ray_session, tmp_path):
-    from cluster.search_run import run_search
-
     cfg = load_config(ROOT / "configs" / "gpu.yaml", [*TINY, f"storage={tmp_path}", "name=gpu",
                                                       "search.teacher=fresh"])
     assert cfg.search.gpus_per_trial == 0.25 and cfg.search.teacher_gpus == 1
     final, root, _ = run_search(cfg)
-    import pandas as pd
 
     rows = pd.read_parquet(Path(root) / "leaderboard")
     assert set(rows["device"]) == {"cuda"} and rows["gtn_score"].notna().all() and rows["naswot"].notna().all()
@@ -32,8 +32,6 @@ def test_the_gpu_configs_trials_and_teacher_stage_run_on_the_gpu(ray_session, tm
 
 
 def test_the_teacher_stage_task_meta_trains_on_the_granted_gpu(ray_session, tmp_path):
-    from cluster.teacher_stage import _meta_train_task
-
     cfg = load_config(ROOT / "configs" / "gpu.yaml", [*TINY, f"storage={tmp_path}"])
     task = ray_session.remote(num_cpus=1, num_gpus=1)(_meta_train_task)
     done = ray_session.get(task.remote(cfg.to_dict(), str(tmp_path / "teacher.pt"), 1))

@@ -11,7 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
+import ray
+from ray.cluster_utils import Cluster
 
+from cluster.actor import start_teacher_actor
+from cluster.search_run import run_search
+from results.leaderboard import read_parts
 from search.config import load_config
 
 pytestmark = pytest.mark.multinode
@@ -22,9 +27,6 @@ PAUSE = 45.0  # longer than it takes a loaded 2-core machine to start eight tria
 
 @pytest.fixture(scope="module")
 def gpu_cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
     assert not ray.is_initialized()
     os.environ["GTNNAS_TEST_PAUSE"] = f"trial:{PAUSE:g}"
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 8, "num_gpus": 2, **LOOPBACK})
@@ -36,9 +38,6 @@ def gpu_cluster():
 
 
 def test_quarter_gpu_trials_run_four_at_a_time_per_gpu_and_the_actor_takes_none(gpu_cluster, tmp_path):
-    from cluster.search_run import run_search
-    from results.leaderboard import read_parts
-
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
                       [f"storage={tmp_path}", "name=pack", "search.num_samples=8", "search.gpus_per_trial=0.25",
                        "search.cpus_per_trial=1", "search.scheduler=fifo", "search.searcher=random", "search.score=none",
@@ -62,7 +61,6 @@ def test_quarter_gpu_trials_run_four_at_a_time_per_gpu_and_the_actor_takes_none(
 
 def test_the_actor_asks_for_no_gpu(gpu_cluster, tmp_path):
     ray = gpu_cluster
-    from cluster.actor import start_teacher_actor
 
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", [f"storage={tmp_path}", "name=a"])
     actor = start_teacher_actor(cfg.to_dict(), None, "gpu-test", None)
@@ -75,9 +73,9 @@ def test_device_rule_follows_what_ray_granted_not_what_torch_sees(gpu_cluster):
     ray = gpu_cluster
 
     def probe() -> str:
-        import torch
+        import torch  # noqa: PLC0415  (lazy: imported in the Ray worker that runs probe)
 
-        from cluster.device import granted_device
+        from cluster.device import granted_device  # noqa: PLC0415  (lazy: in the Ray worker, as torch)
 
         torch.cuda.is_available = lambda: True  # pretend this worker's torch sees a GPU
         return granted_device()

@@ -1,15 +1,19 @@
 """The functional unroll against a hand-written one, gradients, first-order mode, learning."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.config import GTNConfig
+from search.config import ExperimentConfig, GTNConfig, load_config
 from search.gtn import Generator, Teacher, soft_cross_entropy
-from search.meta import draw_meta_batches, unroll
+from search.meta import draw_meta_batches, make_learner, meta_batch_count, unroll
 from search.nets import Norm2d, build_net
 from search.space import parse
+from search.teach import meta_gradient, train_teacher
 
 SHAPE = (1, 8, 8)
 
@@ -168,14 +172,6 @@ def _meta_steps_lower_the_meta_loss(fashion):
 
 def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     """meta_gradient with L=2 equals the mean of two unrolls built by hand from the same seeds."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    from search.config import ExperimentConfig
-    from search.meta import make_learner, meta_batch_count
-    from search.teach import meta_gradient
-
     data = replace(fashion, train=fashion.train.head(300))
     g = GTNConfig(seed=3, inner_steps=2, inner_batch=10, noise_dim=8, meta_batch=20, learner_channels=2,
                   learners_per_step=2, checkpointing=False)
@@ -210,11 +206,6 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
 def test_generator_meta_lr_sets_the_generators_step_alone(fashion):
     """With gtn.generator_meta_lr, Adam's first outer step (|step| = lr for every parameter with a
     gradient) moves the generator's weights by that rate and the latents and schedule by meta_lr."""
-    from dataclasses import replace
-
-    from search.config import load_config
-    from search.teach import train_teacher
-
     data = replace(fashion, train=fashion.train.head(300), val=fashion.val.head(50))
     cfg = load_config(None, ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20",
                              "gtn.learner_channels=2", "gtn.outer_steps=1", "gtn.checkpointing=false",
@@ -234,11 +225,6 @@ def test_train_teacher_runs_the_warm_start_and_steps_pixels_at_meta_lr(fashion, 
     """train_teacher fits the generator first exactly when generator_init is real (and that fit, not
     the tiny meta step, is what moves its weights); a pixels teacher (no generator, one Adam group)
     steps its images and schedule at meta_lr."""
-    from dataclasses import replace
-
-    from search.config import load_config
-    from search.teach import train_teacher
-
     calls = []
     fit = Teacher.fit_generator_to
     monkeypatch.setattr(Teacher, "fit_generator_to", lambda self, *a, **k: calls.append(a[2]) or fit(self, *a, **k))

@@ -1,5 +1,9 @@
 """Teacher checkpoints, the scoring API, divergence handling and the gtn CLI."""
 
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,6 +14,7 @@ from cluster.cli import main
 from search.config import load_config
 from search.curriculum import Curriculum, gtn_score, materialize
 from search.data import load_dataset
+from search.gtn import Teacher
 from search.space import parse
 from search.teach import CheckpointError, MetaTrainingError, load_teacher, save_teacher, train_teacher
 
@@ -85,7 +90,6 @@ def test_real_curriculum_scores_like_real_training(fashion):
     """The `real` baseline's curriculum holds real images: a conv cell learns from it."""
     cfg = load_config(None, ["gtn.curriculum=real", "gtn.inner_steps=40", "gtn.inner_batch=64",
                              "gtn.init_lr=0.1"])
-    from search.gtn import Teacher
 
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
     cur = materialize(teacher, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std, real=fashion.train)
@@ -96,8 +100,6 @@ def test_real_curriculum_scores_like_real_training(fashion):
 def test_pixels_start_from_real_images_of_their_labels(fashion):
     """`pixels_init: real` starts the learned images at real images of the fixed labels, so an
     untrained teacher already teaches like real data; from noise it teaches nothing."""
-    from search.gtn import Teacher
-
     overrides = ["gtn.curriculum=pixels", "gtn.inner_steps=40", "gtn.inner_batch=64", "gtn.init_lr=0.1"]
     cfg = load_config(None, overrides + ["gtn.pixels_init=real"])
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
@@ -120,8 +122,6 @@ def test_generator_warm_start_fits_real_images_of_each_slots_label(fashion):
     """`generator_init: real` fits generator and curriculum noise to real images of the slots' labels:
     the generated images end far closer to their targets than the untrained generator's, each is
     nearer its own target than any other slot's, and the warm teacher teaches above chance."""
-    from search.gtn import Teacher
-
     overrides = ["gtn.inner_steps=8", "gtn.inner_batch=20", "gtn.init_lr=0.1"]
     cfg = load_config(None, overrides + ["gtn.generator_init=real", "gtn.generator_init_steps=80"])
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
@@ -176,13 +176,6 @@ def test_gtn_cli_divergence_exits_1_without_checkpoint(tmp_path, capsys):
 
 def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp_path):
     """SIGKILL `gtnnas gtn train` once its first checkpoint exists, --resume it, compare with a run never killed."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import torch
-
     root = Path(__file__).resolve().parents[1]
     base = [sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"),
             "--threads", "1", "gtn.outer_steps=8", "gtn.checkpoint_every=2", "gtn.validate_every=4"]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 # Run the CLI in a fresh interpreter where importing torch, torchvision or ray raises ImportError.
 BLOCKED = ("import sys; sys.modules.update({m: None for m in ('torch', 'torchvision', 'ray')}); "
@@ -23,7 +25,6 @@ def test_leaderboard_report_and_compare_run_with_torch_and_ray_unimportable(smok
     assert out.returncode == 0, out.stderr
     assert '"arch"' in out.stdout and out.stdout.count('"arch_hash"') == min(3, len(final))
     truth = tmp_path / "truth.parquet"
-    import pandas as pd
 
     pd.DataFrame({"arch": list(final["arch"]) * 2, "seed": [0] * len(final) + [1] * len(final),
                   "val_acc": list(final["params"] / 1e5) * 2, "test_acc": 0.5}).to_parquet(truth)

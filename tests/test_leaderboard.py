@@ -4,6 +4,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from cluster.callbacks import LeaderboardCallback
 from results.leaderboard import (
     LeaderboardError,
     best_per_class,
@@ -124,9 +125,6 @@ def test_spearman_against_hand_computed_values():
 def test_step_saves_write_rows_only_in_a_step_in_which_tune_saved(tmp_path):
     """state_save: step: rows wait for a save of Tune's state (Tune calls get_state as it saves); a save
     in an earlier step does not count, as it may not know the trials of this one."""
-    from cluster.callbacks import LeaderboardCallback
-    from results.leaderboard import read_parts
-
     cb = LeaderboardCallback(str(tmp_path), "e", {}, every_step=True)
     trial = SimpleNamespace(trial_id="t1")
     cb.get_state()  # a save with nothing buffered

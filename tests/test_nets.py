@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from search.nets import Norm2d, build_net, count_flops, count_params, functional_forward
+from search.nets import AvgPool3x3, Norm2d, build_net, count_flops, count_params, functional_forward
 from search.space import parse
 
 CONV = parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|")
@@ -87,8 +87,6 @@ def test_mean_only_norm_tracks_last_batch():
 @pytest.mark.parametrize("hw", [(28, 28), (7, 5), (2, 2), (1, 1), (1, 4)])
 def test_avg_pool_as_depthwise_conv_equals_torchs_avg_pool(hw):
     """The fast 3x3 average pool gives nn.AvgPool2d's values and gradients (padding not counted)."""
-    from search.nets import AvgPool3x3
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, *hw, generator=g, dtype=torch.float64, requires_grad=True)
     ref = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from search import nb201
@@ -16,11 +17,13 @@ from search.proxies import (
     ProxyError,
     combine_ranks,
     make_proxy,
+    needs_curriculum,
     parse_proxies,
 )
 from search.scoring import DATA_FREE
 from search.space import parse, sample
 from search.stats import kendall, ranks, spearman, top_half_spearman
+from search.teach import load_teacher
 
 NONE_CELL = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -134,8 +137,6 @@ def test_real_steps_trains_and_learns(ctx):
 
 
 def test_gtn_steps_uses_the_curriculum(tiny_teacher, fashion):
-    from search.teach import load_teacher
-
     path, cfg = tiny_teacher
     cur = load_teacher(path).curriculum(real=fashion.train)
     c = ProxyContext(net=NetConfig(channels=4, cells=1), data=fashion, curriculum=cur)
@@ -151,7 +152,6 @@ def test_ensemble_is_the_mean_rank(ctx):
     assert ens.score_many(archs, ctx)[0] == combine_ranks([p, s])
     assert combine_ranks([[1, 2, 3], [3, 2, 1]]) == [1.0, 1.0, 1.0]
     assert combine_ranks([[float("nan"), 1, 2]]) == [0.0, 1.0, 2.0]  # a NaN score ranks last, never first
-    from search.proxies import needs_curriculum
 
     assert needs_curriculum(make_proxy("ensemble:synflow+gtn:8")) and not needs_curriculum(ens)
     assert ens.name == "ensemble:params+synflow"
@@ -168,8 +168,6 @@ def test_bad_proxy_names():
 
 def test_synflow_and_params_rank_nb201_cifar10_cells():
     """On NB201's own network, data-free proxies agree with the published 12-epoch table (small sample)."""
-    import pandas as pd
-
     table = pd.read_parquet(nb201.TABLE).sample(100, random_state=0)
     archs = [parse(a) for a in table["arch"]]
     c = ProxyContext(net=NetConfig(channels=16, cells=5), shape=(3, 32, 32))

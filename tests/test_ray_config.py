@@ -9,7 +9,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import ray
 import yaml
+from ray.autoscaler.sdk import fillout_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,8 +21,6 @@ def _load():
 
 
 def _validate(cfg: dict) -> dict:
-    from ray.autoscaler.sdk import fillout_defaults
-
     full = fillout_defaults(copy.deepcopy(cfg))
     jsonschema.validate(full, json.loads((importlib.resources.files("ray.autoscaler") / "ray-schema.json").read_text()))
     types = full["available_node_types"]
@@ -36,7 +36,6 @@ def test_cluster_config_is_valid_for_ray():
     assert any(t["node_config"].get("InstanceMarketOptions", {}).get("MarketType") == "spot" for t in types.values())
     assert "/home/ubuntu/gtn-nas" in cfg["file_mounts"]
     setup = " ".join(cfg["setup_commands"])
-    import ray
 
     assert f"ray[tune,default]=={ray.__version__}" in setup and "pip install -q -e /home/ubuntu/gtn-nas" in setup
     assert "--dashboard-host=127.0.0.1" in " ".join(cfg["head_start_ray_commands"])

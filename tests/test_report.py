@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 
 from cluster.cli import main
@@ -40,8 +41,6 @@ def test_report_builds_and_every_image_exists(report):
 
 
 def test_report_against_a_truth_table(report, tmp_path):
-    import pandas as pd
-
     exp, _ = report
     board = pd.read_parquet(exp / "leaderboard.parquet")
     truth = tmp_path / "truth.parquet"

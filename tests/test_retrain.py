@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 
 from cluster.cli import main
+from search.nets import build_net
+from search.space import parse
 
 # Load the export in an interpreter where this project's packages cannot be imported.
 STANDALONE = """
@@ -37,8 +39,6 @@ def test_retrain_writes_final_table_checkpoint_and_a_standalone_export(smoke_sea
     best = json.loads(meta[b"gtnnas.best"])
     assert ckpt["arch"] == best["arch"] and ckpt["seed"] == best["seed"]  # the best single run was exported
     # the checkpoint, rebuilt with this package, and the export give the same logits
-    from search.nets import build_net
-    from search.space import parse
 
     net = build_net(parse(ckpt["arch"]), channels=ckpt["channels"], cells=ckpt["cells"], in_channels=1,
                     image_size=28, num_classes=10, norm=ckpt["norm"])

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ray import tune
 
+import cluster.search_run as sr
+from results.leaderboard import read_parts, read_statuses
 from search.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -16,11 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.timeout(1200)
 def test_a_long_benchmark_mode_search_keeps_every_row_and_a_bounded_driver(ray_session, tmp_path):
-    from ray import tune
-
-    import cluster.search_run as sr
-    from results.leaderboard import read_parts, read_statuses
-
     rss: dict[int, float] = {}
 
     class Watch(tune.Callback):

@@ -4,6 +4,8 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from cluster.teacher_stage import find_teacher
+
 
 def test_smoke_search_end_to_end(smoke_search):
     cfg, final, exp, calib, took = smoke_search
@@ -33,7 +35,6 @@ def test_smoke_search_end_to_end(smoke_search):
     assert calib["calibration_n"] == len(real) >= 1  # the calibration is what the leaderboard holds
     assert (exp / "curriculum.png").read_bytes()[:4] == b"\x89PNG"
     # no stored teacher matched: the teacher stage meta-trained one and filed it for the next search
-    from cluster.teacher_stage import find_teacher
 
     assert find_teacher(cfg) is not None and (exp / "teacher.pt").read_bytes() == open(find_teacher(cfg), "rb").read()
     # every trial's core-seconds by phase, and where the search's cores went

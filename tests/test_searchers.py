@@ -1,7 +1,9 @@
+import time
+
 import numpy as np
 
 from cluster.searchers import Deduplicated, RandomSearch, RegularizedEvolution
-from search.space import EDGE_KEYS, Arch, sample
+from search.space import EDGE_KEYS, Arch, cells, sample
 
 
 def _complete(s, tid, cfg, value):
@@ -99,10 +101,6 @@ def test_seeded_evolution_starts_from_the_proxy_best_cells():
 def test_dedup_finds_the_last_unseen_classes_then_lets_duplicates_through():
     """Near exhaustion the fallback draws among unseen classes directly (rejection sampling over the
     whole space slowed a 10,000-trial search tenfold); once every class is seen, a repeat gets through."""
-    import time
-
-    from search.space import cells
-
     classes = {}
     for a in cells():
         classes.setdefault(a.equiv_hash(), a)

@@ -11,8 +11,9 @@ import pytest
 
 from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_teacher, store_uri
 from search.config import load_config
+from search.data import load_dataset
 from search.errors import CheckpointError
-from search.teach import load_teacher, save_teacher, teacher_key
+from search.teach import load_teacher, save_teacher, teacher_key, train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -53,7 +54,6 @@ def test_a_filed_teacher_is_found_by_the_next_search_and_a_bad_one_is_refused(ti
     # another setting's teacher filed under this key, and a torn file: one line each, never used
     other = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=3"])
     loaded = load_teacher(path)
-    from search.data import load_dataset
 
     data = load_dataset("fashion_mnist", train_subset=100, val_subset=50)
     save_teacher(Path(filed), loaded.teacher, other, data, 3)
@@ -104,7 +104,6 @@ def test_a_compact_teacher_gives_the_same_curriculum(tiny_teacher, tmp_path, fas
     path, cfg = tiny_teacher
     pix = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=1", "gtn.curriculum=pixels",
                                                             "gtn.pixels_init=real"])
-    from search.teach import train_teacher
 
     teacher = train_teacher(pix, fashion)
     save_teacher(tmp_path / "full.pt", teacher, pix, fashion, 1)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cluster.cli import main
+from cluster.proxy_bench import step_efficiency
 from cluster.truth import build_truth, plan_jobs, truth_config
 from results.truthtable import read_rows, replicate_rho, seed_rho
 from search.config import load_config
@@ -27,8 +28,6 @@ def test_plan_is_seeded_distinct_and_prefix_stable():
 
 
 def test_gtn_step_efficiency_reads_the_real_ladder():
-    from cluster.proxy_bench import step_efficiency
-
     s = {"real:16": {"spearman": 0.2}, "real:64": {"spearman": 0.5}, "real:256": {"spearman": 0.7},
          "gtn:16": {"spearman": 0.6}, "gtn:8": {"spearman": 0.1}, "synflow": {"spearman": 0.9}}
     e = step_efficiency(s)

@@ -12,8 +12,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
 
 from cluster import tune_compat
+from cluster.searchers import Deduplicated, Limiter, RandomSearch, RegularizedEvolution
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +40,6 @@ def test_init_local_binds_loopback_and_start_ray_records_its_processes_in_the_se
 
 
 def test_trial_outcomes_gives_every_trials_id_and_status(ray_session, tmp_path):
-    from ray import tune
-
     def trainable(config):
         if config["x"] == 1:
             raise ValueError("boom")
@@ -55,8 +56,6 @@ def test_trial_outcomes_gives_every_trials_id_and_status(ray_session, tmp_path):
 
 
 def test_upload_experiment_state_puts_the_saved_state_on_the_storage(ray_session, tmp_path):
-    from ray import tune
-
     checks: list[bool] = []
 
     class Check(tune.Callback):
@@ -84,10 +83,6 @@ def test_upload_experiment_state_puts_the_saved_state_on_the_storage(ray_session
 
 
 def test_live_trials_and_the_limiter_that_refuses_a_repeated_id():
-    from ray.tune.search import ConcurrencyLimiter
-
-    from cluster.searchers import Deduplicated, Limiter, RandomSearch
-
     lim = Limiter(Deduplicated(RandomSearch("score", "max")), 2)
     assert lim.suggest("a") is not None and "a" in tune_compat.live_trials(lim)
     assert lim.suggest("a") is None  # refused, not asserted
@@ -98,8 +93,6 @@ def test_live_trials_and_the_limiter_that_refuses_a_repeated_id():
 
 
 def test_searchers_keep_metric_and_mode_through_public_properties():
-    from cluster.searchers import Deduplicated, RegularizedEvolution
-
     rea = RegularizedEvolution("rung1_score", "min", population=3, tournament=2)
     for i in range(3):
         rea.suggest(f"t{i}")
