@@ -109,7 +109,7 @@ def main() -> None:
             cfg = load_config(None, overrides(args, curriculum, dataset))
             times: list[float] = []
             start = time.perf_counter()
-            teacher = train_teacher(cfg, data, callback=lambda s: times.append(s.seconds))
+            teacher = train_teacher(cfg, data, callback=lambda s, times=times: times.append(s.seconds))
             took = time.perf_counter() - start
             cur = materialize(teacher, dataset=dataset, mean=data.mean, std=data.std, real=data.train, seed=0)
             accs = test_accuracy(cur, data, cfg, args.seeds)

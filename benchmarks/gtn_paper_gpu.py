@@ -4,9 +4,9 @@ Meta-trains a teacher with configs/gtn_mnist_paper.yaml (fixed conv learner, T=3
 losses, checkpointing) for as many outer steps as fit in --minutes (measured with a short probe; the
 cosine schedule is set for that many), then reports test accuracy after T inner steps for:
 fresh learners on the GTN curriculum (``gtn_learner``: the config's learner, fixed or sampled, one per
-seed), the held-out NB201 cell on it, and the same learners on real data with the best fixed learning rate of a small sweep (picked on validation).
-The paper's anchor is 98.9% after 32 steps (2000 outer steps). Writes
-benchmarks/results/gtn_paper_gpu.json (or --json) and prints a table.
+seed), the held-out NB201 cell on it, and the same learners on real data with the best fixed learning
+rate of a small sweep (picked on validation). The paper's anchor is 98.9% after 32 steps (2000 outer
+steps). Writes benchmarks/results/gtn_paper_gpu.json (or --json) and prints a table.
 
     python -m benchmarks.gtn_paper_gpu [--minutes 6] [--seeds 5] [--config configs/gtn_mnist_paper.yaml]
 """

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="the teacher's base config")
     ap.add_argument("--outer-steps", type=int, default=100)
     ap.add_argument("--variant", action="append", type=parse_variant,
-                    help="NAME=KEY=VALUE,KEY=VALUE (repeatable; default: %s)" % ", ".join(VARIANTS))
+                    help=f"NAME=KEY=VALUE,KEY=VALUE (repeatable; default: {', '.join(VARIANTS)})")
     ap.add_argument("--steps", default="16,32", help="k of the gtn:k proxies (default: %(default)s)")
     ap.add_argument("--val-subset", type=int, default=5000, help="validation images the proxies are read on")
     ap.add_argument("--threads", type=int, default=2)

@@ -184,9 +184,9 @@ def main() -> None:
             results.setdefault("ensemble:" + "+".join(parts), {"seconds_per_arch": secs})[label] = \
                 metrics(ens, t, rng, args.boot)
             comps = tuple("gtn" if p.startswith("gtn[") else p for p in parts)
-            fit = Calibrator.fit(comps, {c: frame([p], tuning)[p] for c, p in zip(comps, parts)},
+            fit = Calibrator.fit(comps, {c: frame([p], tuning)[p] for c, p in zip(comps, parts, strict=True)},
                                  truth.reindex(tuning).to_numpy(float))  # always fitted on the tuning split
-            cal = fit.combine({c: f[p] for c, p in zip(comps, parts)})
+            cal = fit.combine({c: f[p] for c, p in zip(comps, parts, strict=True)})
             r = results.setdefault("calibrated:" + "+".join(parts), {"seconds_per_arch": secs,
                                                                      "weights_fit_on_tuning": list(fit.weights)})
             r[label] = metrics(cal, t, rng, args.boot)
@@ -218,7 +218,7 @@ def main() -> None:
         if not (name and ladder and "evaluation" in results[name]):
             return None
         rho = results[name]["evaluation"]["spearman"]
-        for (s0, r0), (s1, r1) in zip(ladder, ladder[1:]):
+        for (s0, r0), (s1, r1) in itertools.pairwise(ladder):
             if min(r0, r1) <= rho <= max(r0, r1) and r0 != r1:
                 steps = float(np.exp(np.log(s0) + (rho - r0) / (r1 - r0) * (np.log(s1) - np.log(s0))))
                 return {"candidate": name, "real_steps_same_rho": steps, "bound": None}

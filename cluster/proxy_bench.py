@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyConte
     for p in proxies:
         if isinstance(p, Ensemble):
             parts = [done.get(c.name) or c.score_many(archs, ctx) for c in p.components]
-            for c, r in zip(p.components, parts):
+            for c, r in zip(p.components, parts, strict=True):
                 done.setdefault(c.name, r)
             done[p.name] = Ensemble.of(parts)
         elif p.name not in done:
@@ -57,7 +58,7 @@ def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str,
             continue
         k, rho = int(name.split(":")[1]), m["spearman"]
         equiv, bound = None, None
-        for (s0, r0), (s1, r1) in zip(ladder, ladder[1:]):
+        for (s0, r0), (s1, r1) in itertools.pairwise(ladder):
             if min(r0, r1) <= rho <= max(r0, r1) and r0 != r1:
                 t = (rho - r0) / (r1 - r0)
                 equiv = float(np.exp(np.log(s0) + t * (np.log(s1) - np.log(s0))))

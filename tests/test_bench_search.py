@@ -53,7 +53,7 @@ def test_light_loop_evaluates_the_same_cells_in_the_same_order_as_tune(ray_sessi
     assert list(first["arch"]) == light.suggested  # every trial, in the order Tune started them
     evaluated = rows.dropna(subset=["val_acc"])
     assert list(evaluated["arch"]) == light.cells  # the evaluations, in order
-    for a, v in zip(evaluated["arch"], evaluated["val_acc"]):  # each one the table's own value
+    for a, v in zip(evaluated["arch"], evaluated["val_acc"], strict=True):  # each one the table's own value
         assert v == nb201.lookup(a)["val_acc"]
     assert (evaluated["sim_epochs"] == nb201.EPOCHS).all()
     assert evaluated["arch"].map(lambda a: parse(a).equiv_hash()).is_unique  # no class evaluated twice

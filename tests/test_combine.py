@@ -17,7 +17,7 @@ def test_fit_recovers_the_signal_and_ignores_noise():
     noise = rng.normal(0, 1, n)
     target = 2.0 * (gtn - 0.5) / 0.1 + 1.0 * (np.log(params) - 10) + 0.1 * rng.normal(size=n)
     cal = Calibrator.fit(("gtn", "params", "naswot"), {"gtn": gtn, "params": params, "naswot": noise}, target, ridge=0.1)
-    w = dict(zip(cal.components, cal.weights))
+    w = dict(zip(cal.components, cal.weights, strict=True))
     assert w["gtn"] > 1.5 * w["params"] > 0.3  # on rank scales the 2:1 signal stays about 2:1
     assert abs(w["naswot"]) < 0.1 * w["params"]
     assert spearman(cal.combine({"gtn": gtn, "params": params, "naswot": noise}), target) > 0.97
@@ -33,7 +33,7 @@ def test_a_few_dead_cells_do_not_flip_a_useful_components_weight():
     target = 0.85 + 0.01 * (np.log(params) - 10.5) / 0.4 + 0.004 * (gtn - 0.6) / 0.05 + 0.002 * rng.normal(size=n)
     target[:2], gtn[:2], params[:2] = 0.10, 0.10, np.exp(11.3)  # dead: big, untrainable
     cal = Calibrator.fit(("gtn", "params"), {"gtn": gtn, "params": params}, target)
-    w = dict(zip(cal.components, cal.weights))
+    w = dict(zip(cal.components, cal.weights, strict=True))
     assert w["params"] > w["gtn"] > 0
     alive = slice(2, None)
     assert spearman(cal.combine({"gtn": gtn[alive], "params": params[alive]}), target[alive]) > 0.85

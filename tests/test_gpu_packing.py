@@ -48,8 +48,8 @@ def test_quarter_gpu_trials_run_four_at_a_time_per_gpu_and_the_actor_takes_none(
     assert set(rows["device"]) == {"cpu"}  # granted a GPU, but torch sees none here: the rule says CPU
     assert set(rows["gpus"]) == {"0", "1"}  # each trial got one GPU id (a quarter of it)
     # trials run from `started` to their report; count how many ran at once, per GPU and in all
-    events = sorted([(t, 1, g) for t, g in zip(rows["started"], rows["gpus"])] +
-                    [(t, -1, g) for t, g in zip(rows["timestamp"], rows["gpus"])])
+    events = sorted([(t, 1, g) for t, g in zip(rows["started"], rows["gpus"], strict=True)] +
+                    [(t, -1, g) for t, g in zip(rows["timestamp"], rows["gpus"], strict=True)])
     running, peak = {"0": 0, "1": 0}, {"0": 0, "1": 0}
     total_peak = 0
     for _, step, gpu in events:

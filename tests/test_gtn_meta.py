@@ -56,8 +56,8 @@ def _hand_unroll(teacher, learner, plan, batches, every=0, first_order=False):
         logits, running = fwd(at, x, True, running)
         grads = torch.autograd.grad(soft_cross_entropy(logits, y), at, create_graph=True)
         lr, m = teacher.log_lr[t].exp(), teacher.log_momentum[t].exp()
-        vel = [m * v + g for v, g in zip(vel, grads)]
-        theta = [p - lr * v for p, v in zip(theta, vel)]
+        vel = [m * v + g for v, g in zip(vel, grads, strict=True)]
+        theta = [p - lr * v for p, v in zip(theta, vel, strict=True)]
         if every and (t + 1) % every == 0 and t + 1 < len(plan):
             xb, yb = next(extra)
             losses.append(F.cross_entropy(fwd(theta, xb, False, running)[0], yb))
@@ -82,7 +82,7 @@ def test_functional_unroll_equals_hand_written(checkpointing, every, curriculum,
                   eval_bn="running").meta_loss
     ref = _hand_unroll(teacher, learner, plan, batches, every)
     assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12)
-    for a, b in zip(_grads(teacher, ours), _grads(teacher, ref)):
+    for a, b in zip(_grads(teacher, ours), _grads(teacher, ref), strict=True):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
 
 
@@ -95,10 +95,10 @@ def test_first_order_matches_detached_reference():
     exact = _hand_unroll(teacher, learner, plan, batches)
     assert torch.allclose(ours, ref, rtol=1e-10)  # the forward pass is the same maths...
     g_ours, g_ref, g_exact = _grads(teacher, ours), _grads(teacher, ref), _grads(teacher, exact)
-    for a, b in zip(g_ours, g_ref):
+    for a, b in zip(g_ours, g_ref, strict=True):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
     # ...but the gradient drops the Hessian terms, so it differs from the exact one
-    assert any(not torch.allclose(a, b, rtol=1e-6) for a, b in zip(g_ours, g_exact))
+    assert any(not torch.allclose(a, b, rtol=1e-6) for a, b in zip(g_ours, g_exact, strict=True))
 
 
 def test_every_teacher_part_gets_gradient_through_an_nb201_learner():
@@ -189,8 +189,8 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
         res = unroll(learner, teacher, plan, draw_meta_batches(data.train, meta_batch_count(g), 20, gen),
                      checkpointing=False, eval_bn=g.eval_bn)
         losses.append(res.meta_loss)
-        for (n, p), gr in zip(teacher.named_parameters(), torch.autograd.grad(res.meta_loss, list(teacher.parameters()),
-                                                                              allow_unused=True)):
+        for (n, _), gr in zip(teacher.named_parameters(), torch.autograd.grad(res.meta_loss, list(teacher.parameters()),
+                                                                              allow_unused=True), strict=True):
             if gr is not None:
                 want[n] = want.get(n, 0) + gr / 2
     assert loss == pytest.approx(float(sum(losses).detach()) / 2, rel=1e-6)

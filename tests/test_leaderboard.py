@@ -80,7 +80,7 @@ def test_reconcile_adds_missing_rows_statuses_and_marks_unknown_trials_lost(tmp_
     assert reconcile(root, "exp", history, {}) == (0, 0)
     assert read_statuses(root) == {"t1": "TERMINATED", "t2": "ERROR", "ghost": "LOST"}
     df = read_parts(root)
-    assert sorted(zip(df.trial_id, df.iteration)) == [("t1", 1), ("t1", 2), ("t2", 1)]  # the LOST trial's row is out
+    assert sorted(zip(df.trial_id, df.iteration, strict=True)) == [("t1", 1), ("t1", 2), ("t2", 1)]  # the LOST trial's row is out
     assert "ghost" in set(read_parts(root, lost=True)["trial_id"])
     final = write_final(root, {})
     assert "ghost" not in set(final["trial_id"]) and set(final["status"]) == {"TERMINATED", "ERROR"}

@@ -62,7 +62,7 @@ def test_rank_gradient_equals_two_hand_written_unrolls_and_reaches_every_teacher
     t = pool.targets[picks]
     sign = float(np.sign(t[0] - t[1]))
     coef = -sign * torch.sigmoid(torch.tensor(-sign * (s[0] - s[1]) / g.rank_tau)).item() / g.rank_tau
-    for (name, p), m0, m1, s0, s1 in zip(teacher.named_parameters(), *dm, *ds):
+    for (name, p), m0, m1, s0, s1 in zip(teacher.named_parameters(), *dm, *ds, strict=True):
         z = torch.zeros_like(p)
         m0, m1, s0, s1 = (z if v is None else v for v in (m0, m1, s0, s1))
         assert s0.abs().sum() > 0 and s1.abs().sum() > 0, f"{name}: no gradient through a learner's unroll"

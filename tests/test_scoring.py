@@ -53,7 +53,7 @@ def test_components_are_the_proxies_own_values_and_a_calibrated_value_combines_t
     scorer = Scorer.parse("calibrated:gtn+params+naswot", seeds=2, val_size=300)
     rows = [scorer.components(parse(a), net=net, data=fashion, curriculum=cur, seed=0) for a in CELLS]
     ctx = ProxyContext(net=net, shape=fashion.shape, data=fashion, curriculum=cur, seed=0)
-    for a, row in zip(CELLS, rows):
+    for a, row in zip(CELLS, rows, strict=True):
         assert row["params"] == make_proxy("params").score_many([parse(a)], ctx)[0][0]
         assert row["naswot"] == pytest.approx(make_proxy("naswot").score_many([parse(a)], ctx)[0][0])
         assert row["gtn_score"] == pytest.approx(GTNSteps(seeds=2, val_size=300).value(parse(a), ctx))

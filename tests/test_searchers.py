@@ -15,12 +15,12 @@ def test_evolution_samples_then_mutates_the_tournament_winner():
     first = [s.suggest(f"t{i}") for i in range(4)]
     assert all(set(c) == set(EDGE_KEYS) for c in first)
     scores = [0.1, 0.9, 0.2, 0.3]
-    for i, (c, v) in enumerate(zip(first, scores)):
+    for i, (c, v) in enumerate(zip(first, scores, strict=True)):
         _complete(s, f"t{i}", c, v)
     best = Arch.from_dict(first[1])
     for j in range(5):  # tournament = whole population: every child is one edge from the best
         child = Arch.from_dict(s.suggest(f"c{j}"))
-        assert sum(a != b for a, b in zip(child.ops, best.ops)) == 1
+        assert sum(a != b for a, b in zip(child.ops, best.ops, strict=True)) == 1
 
 
 def test_aging_removes_the_oldest_not_the_worst():

@@ -57,11 +57,11 @@ def test_sample_mutate_neighbours_are_seeded():
     assert len(samples) > 190  # uniform over 15,625
     a = parse(PAPER)
     m = a.mutate(np.random.default_rng(1))
-    assert sum(x != y for x, y in zip(a.ops, m.ops)) == 1
+    assert sum(x != y for x, y in zip(a.ops, m.ops, strict=True)) == 1
     assert m == a.mutate(np.random.default_rng(1))
     nb = a.neighbours()
     assert len(nb) == 24 == len(set(nb)) and a not in nb
-    assert all(sum(x != y for x, y in zip(a.ops, n.ops)) == 1 for n in nb)
+    assert all(sum(x != y for x, y in zip(a.ops, n.ops, strict=True)) == 1 for n in nb)
     assert m in nb
 
 

@@ -47,7 +47,7 @@ def test_replicate_rho_averages_every_split_of_the_seeds():
     # seeds 0 and 1 rank a<b<c<d, seeds 2 and 3 swap a and b. Halves {0,1}|{2,3} give rho 0.8 by hand
     # (1 - 6*2/(4*15)); {0,2}|{1,3} and {0,3}|{1,2} give identical means, rho 1. Mean: 2.8 / 3.
     ranks = {0: (1, 2, 3, 4), 1: (1, 2, 3, 4), 2: (2, 1, 3, 4), 3: (2, 1, 3, 4)}
-    rows = [{"arch": a, "seed": s, "val_acc": v} for s, t in ranks.items() for a, v in zip("abcd", t)]
+    rows = [{"arch": a, "seed": s, "val_acc": v} for s, t in ranks.items() for a, v in zip("abcd", t, strict=True)]
     rho, k = replicate_rho(rows)
     assert k == 2 and rho == pytest.approx(2.8 / 3)
     assert seed_rho(rows) == pytest.approx((1 + 1 + 4 * 0.8) / 6)
