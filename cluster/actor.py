@@ -63,6 +63,8 @@ class TeacherServer:
         self._arrays: dict[str, Any] | None = None
         self.where: dict[str, str] = {}
         if self.cfg.search.uses_gtn:
+            if teacher_uri is None:  # cluster.teacher_stage.ensure_teacher gives every GTN search one
+                raise ValueError("a GTN-scored search needs its teacher's URI")
             self._load(teacher_uri, data or (lambda: node_dataset(self.cfg.data, "cpu")[0]))
         self._ref: Any = None
         self.cache: dict[str, dict[str, float]] = {}
@@ -72,7 +74,7 @@ class TeacherServer:
         self.reals: dict[str, float] = {}  # class -> its newest real accuracy
         self.rebuilt = self.rebuild(root) if root else 0
 
-    def _load(self, teacher_uri: str | None, get_data: Callable[[], Any]) -> None:
+    def _load(self, teacher_uri: str, get_data: Callable[[], Any]) -> None:
         from search.teach import load_teacher  # noqa: PLC0415  (lazy: torch only with a GTN teacher)
 
         with local_copy(teacher_uri) as path:

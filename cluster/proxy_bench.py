@@ -16,7 +16,7 @@ from search.errors import TruthError
 from search.files import atomic_write, write_json
 from search.proxies import Ensemble, Proxy, ProxyContext
 from search.space import Arch, parse
-from search.stats import kendall, spearman, top_half_spearman
+from search.stats import Values, kendall, spearman, top_half_spearman
 
 
 def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyContext,
@@ -44,7 +44,7 @@ def summarise(scores: dict[str, tuple[list[float], list[float]]], truth: np.ndar
     return out
 
 
-def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float | str | None]]:
     """For each ``gtn:k``: how many real-data steps give the same rho (log-interpolated on the real:k ladder).
 
     The paper's reading: GTN-128 ranks like real-1200, 9.4x fewer steps. ``None`` when the GTN rho lies
@@ -52,7 +52,7 @@ def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str,
     """
     ladder = sorted((int(n.split(":")[1]), m["spearman"]) for n, m in summary.items()
                     if n.startswith("real:") and m["spearman"] == m["spearman"])
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, dict[str, float | str | None]] = {}
     for name, m in summary.items():
         if not name.startswith("gtn:") or len(ladder) < 2:
             continue
@@ -83,7 +83,7 @@ def table(summary: dict[str, dict[str, float]], ceiling: float | None = None,
     return "\n".join(lines)
 
 
-def scatter(path: str, name: str, proxy: Sequence[float], truth: Sequence[float], rho: float, tau: float,
+def scatter(path: str, name: str, proxy: Values, truth: Values, rho: float, tau: float,
             ylabel: str = "truth: mean val_acc") -> None:
     import matplotlib  # noqa: PLC0415  (lazy: matplotlib only to draw, with the Agg backend)
 

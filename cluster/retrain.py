@@ -130,15 +130,16 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()
     mean, std = STATS[cfg.data.dataset]
+    input_shape = [1, channels, size, size]
     info = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": int(best["seed"]), "dataset": cfg.data.dataset,
-            "input_shape": [1, channels, size, size], "input_range": "pixels in [0, 1], then (x - mean) / std",
+            "input_shape": input_shape, "input_range": "pixels in [0, 1], then (x - mean) / std",
             "mean": list(mean), "std": list(std), "num_classes": 10, "val_acc": float(best["val_acc"]),
             "test_acc": float(best["test_acc"]), "channels": cfg.net.channels, "cells": cfg.net.cells,
             "norm": cfg.net.norm, "config_hash": cfg.hash()}
     with tempfile.TemporaryDirectory() as tmp:
         torch.save({"format": "gtnnas-model", "state_dict": net.state_dict(), **info},
                    os.path.join(tmp, "best_model.pt"))
-        example = torch.zeros(2, *info["input_shape"][1:])
+        example = torch.zeros(2, *input_shape[1:])
         program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
         torch.export.save(program, os.path.join(tmp, "best_model.pt2"), extra_files={"gtnnas.json": json.dumps(info)})
         with open(os.path.join(tmp, "best_model.json"), "w") as f:

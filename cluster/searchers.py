@@ -115,10 +115,10 @@ class RegularizedEvolution(_Stateful):
         return self.objective[1] or super().mode
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        config = self.pending.pop(trial_id, None)
-        if config is None or error or not result or result.get(self.metric) is None:
+        config, metric = self.pending.pop(trial_id, None), self.metric
+        if config is None or error or not result or metric is None or result.get(metric) is None:
             return
-        member = (config, float(result[self.metric]))
+        member = (config, float(result[metric]))
         self.history.append(member)
         self.population.append(member)
         while len(self.population) > self.population_size:

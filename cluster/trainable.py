@@ -110,6 +110,7 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
         from search.nets import count_flops, count_params  # noqa: PLC0415  (lazy: torch, real rungs only)
         from search.train import net_for  # noqa: PLC0415  (lazy: torch, real rungs only)
 
+        assert data is not None  # real rungs load the data set
         model = net_for(arch, cfg.net, data, cfg.seed)
         if "params" not in state["extra"]:  # the size of the class's canonical cell, as rung-1 proxies see it
             canonical = net_for(parse(arch.canonical()), cfg.net, data, cfg.seed)
@@ -132,6 +133,7 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
         if real:
             from search.train import train  # noqa: PLC0415  (lazy: torch, real rungs only)
 
+            assert model is not None and data is not None  # built above for real rungs
             res = train(model, data.train, replace(cfg.train, steps=s.real_steps), seed=cfg.seed + rung,
                         val=data.val, test=data.test if last else None)
             metrics = {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}

@@ -56,7 +56,7 @@ def upload_experiment_state(trials: list, timeout: float = 60.0) -> None:
     """
     storage = getattr(trials[0], "storage", None) if trials else None
     syncer = getattr(storage, "syncer", None)
-    if syncer is None:  # nothing to upload: Tune writes straight to the storage
+    if storage is None or syncer is None:  # nothing to upload: Tune writes straight to the storage
         return
     syncer.wait()
     syncer.sync_up(trials[0].local_experiment_path, trials[0].remote_experiment_path)

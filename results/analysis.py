@@ -138,7 +138,8 @@ def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
         return (a & b) if isinstance(node.op, ast.BitAnd) else (a | b)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
         return ~_expr(node.operand, schema, text)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, (int, float))):
         return -node.operand.value
     if isinstance(node, ast.Compare):
         left, out = _expr(node.left, schema, text), None

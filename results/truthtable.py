@@ -135,7 +135,7 @@ def replicate_rho(rows: list[dict[str, Any]]) -> tuple[float, int]:
     for half in combinations(seeds[1:], k - 1):  # each split once: the first half holds seeds[0]
         one = (seeds[0], *half)
         other = [s for s in seeds if s not in one]
-        rhos.append(spearman([np.mean([by_arch[a][s] for s in one]) for a in full],
-                             [np.mean([by_arch[a][s] for s in other]) for a in full]))
+        rhos.append(spearman([float(np.mean([by_arch[a][s] for s in one])) for a in full],
+                             [float(np.mean([by_arch[a][s] for s in other])) for a in full]))
     rhos = [r for r in rhos if r == r]
     return (float(np.mean(rhos)) if rhos else float("nan")), k

@@ -74,7 +74,7 @@ class Calibrator:
 
     def combine(self, values: Mapping[str, Sequence[float]]) -> np.ndarray:
         """The combined score of each cell (higher is better); a missing component counts as average."""
-        total = 0.0
+        total: float | np.ndarray = 0.0
         for c, r, w in zip(self.components, self.refs, self.weights, strict=True):
             total = total + w * rank_scale(np.asarray(r), transform(c, values[c]))
         return np.asarray(total, float)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class Curriculum:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     norm: str = "gtn"  # normalisation of the learners it was meta-trained for
-    eval_bn: str = "batch"  # BatchNorm statistics on real data: "batch" (its own) or "running"
+    eval_bn: Literal["batch", "running"] = "batch"  # BatchNorm statistics on real data: "batch" (its own) or "running"
     content_hash: str = field(default="", compare=False)
 
     @property

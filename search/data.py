@@ -138,9 +138,10 @@ def _load_from(name: str, looked: tuple[Path, ...]) -> tuple[np.ndarray, np.ndar
                 return _load_cifar(d)
         raise _missing(name, looked)
     for d in looked:
-        files = {k: [find_file(d, s) for s in stems] for k, stems in _IDX.items()}
-        if all(p is not None for ps in files.values() for p in ps):
-            (tri, trl), (tei, tel) = files["train"], files["test"]
+        found = [find_file(d, s) for s in (*_IDX["train"], *_IDX["test"])]
+        paths = [p for p in found if p is not None]
+        if len(paths) == len(found):
+            tri, trl, tei, tel = paths
             return (read_idx(tri)[:, None], read_idx(trl), read_idx(tei)[:, None], read_idx(tel))
     raise _missing(name, looked)
 

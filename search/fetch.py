@@ -310,7 +310,9 @@ def _untar(archive: Path, dest: Path, wanted: set[str]) -> None:
             if bad := [m.name for m in members if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts]:
                 raise _Failed(f"unsafe member {bad[0]!r} in {archive.name}")
             picked = [m for m in members if m.isfile() and PurePosixPath(m.name).as_posix() in wanted]
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(dest, members=picked, **extra)
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12: refuse links and devices too
+                tar.extractall(dest, members=picked, filter="data")
+            else:
+                tar.extractall(dest, members=picked)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise _Failed(f"damaged {archive.name} ({_short(e, 80)})") from None

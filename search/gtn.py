@@ -86,11 +86,14 @@ class StepInput:
 class Teacher(nn.Module):
     """The meta-learned part: generator, curriculum, (soft) labels, per-step lr and momentum."""
 
+    labels: Tensor  # buffer: T x B class of each curriculum slot
+
     def __init__(self, cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int = 10,
                  generator: torch.Generator | None = None):
         super().__init__()
         t, b = cfg.inner_steps, cfg.inner_batch
-        self.cfg, self.shape, self.num_classes = cfg, tuple(shape), num_classes
+        c, h, w = shape
+        self.cfg, self.shape, self.num_classes = cfg, (c, h, w), num_classes
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         self.generator = Generator(cfg.noise_dim, num_classes, self.shape, g) if cfg.curriculum != "pixels" else None
         if cfg.curriculum in ("full", "shuffled_batches"):
@@ -140,16 +143,21 @@ class Teacher(nn.Module):
         if self.cfg.curriculum not in ("full", "shuffled_batches"):
             raise ValueError("generator_init: real needs a learned curriculum (full or shuffled_batches)")
         target = self._real_picks(real, gen).to(self.labels.device)
-        opt = torch.optim.Adam(list(self.generator.parameters()) + [self.curriculum], lr=lr)
+        opt = torch.optim.Adam(list(self._generator().parameters()) + [self.curriculum], lr=lr)
         loss = torch.tensor(float("nan"))
         for _ in range(steps):
             i = int(torch.randint(self.steps, (1,), generator=gen))
-            loss = F.mse_loss(self.generator(self.curriculum[i], self.labels[i]), target[i])
+            loss = F.mse_loss(self._generator()(self.curriculum[i], self.labels[i]), target[i])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         opt.zero_grad(set_to_none=True)
         return float(loss.detach())
+
+    def _generator(self) -> Generator:
+        if self.generator is None:  # curriculum "pixels" learns images directly
+            raise ValueError(f"curriculum {self.cfg.curriculum!r} has no generator")
+        return self.generator
 
     def lr(self) -> Tensor:
         return self.log_lr.exp()
@@ -176,15 +184,17 @@ class Teacher(nn.Module):
         """Images and target distributions (B x K) for one inner step."""
         device = self.log_lr.device
         if step.images is not None:
+            assert step.labels is not None  # a real batch carries its labels
             return step.images, F.one_hot(step.labels, self.num_classes).float()
         if step.noise is not None:
-            x = self.generator(step.noise.to(device), step.labels.to(device))
+            assert step.labels is not None  # so does fresh noise
+            x = self._generator()(step.noise.to(device), step.labels.to(device))
             return x, F.one_hot(step.labels.to(device), self.num_classes).float()
         labels = self.labels[step.index]
         if self.cfg.curriculum == "pixels":
             x = self.pixels[step.index]
         else:
-            x = self.generator(self.curriculum[step.index], labels)
+            x = self._generator()(self.curriculum[step.index], labels)
         if self.cfg.soft_labels:
             return x, self.soft_labels[step.index]
         return x, F.one_hot(labels, self.num_classes).float()

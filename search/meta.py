@@ -13,8 +13,9 @@ detached parameters) but keeps the path from the synthetic data to the update.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,17 +30,18 @@ from .nets import PaperLearner, build_net, functional_forward, init_weights
 from .space import Arch, parse, sample
 
 State = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]  # params, buffers, velocity
+Body = Callable[[list[Tensor], bool], tuple[Tensor, ...]]  # one inner step on the flat state (create_graph)
 
 
 def make_learner(cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, rng: np.random.Generator,
                  seed: int) -> tuple[nn.Module, str]:
     """The learner of one outer step: a freshly sampled NB201 cell (default) or the fixed learner."""
     c, h, _ = shape
-    if cfg.learner == "fixed" and cfg.learner_arch is None:
-        with torch.random.fork_rng(devices=[]):
-            net = PaperLearner(c, h, num_classes)
-        return init_weights(net, torch.Generator().manual_seed(seed)), "paper_conv"
     if cfg.learner == "fixed":
+        if cfg.learner_arch is None:
+            with torch.random.fork_rng(devices=[]):
+                paper = PaperLearner(c, h, num_classes)
+            return init_weights(paper, torch.Generator().manual_seed(seed)), "paper_conv"
         arch = parse(cfg.learner_arch)
     else:
         arch = _sample_live(rng)
@@ -99,11 +101,14 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
     return new_p, new_buffers, new_v
 
 
-def momentum_step(params: dict[str, Tensor], velocity: dict[str, Tensor], grads: dict[str, Tensor | None],
+def momentum_step(params: Mapping[str, Tensor], velocity: Mapping[str, Tensor], grads: Mapping[str, Tensor | None],
                   lr: Tensor | float, momentum: Tensor | float) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """The learners' update, out of place (differentiable): v <- m v + g;  theta <- theta - lr v, as in the GTN
     code; a parameter without a gradient keeps its momentum. Meta-training and scoring share it."""
-    new_v = {k: momentum * velocity[k] + (grads[k] if grads[k] is not None else 0.0) for k in params}
+    new_v = {}
+    for k in params:
+        g = grads[k]
+        new_v[k] = momentum * velocity[k] + (g if g is not None else 0.0)
     return {k: p - lr * new_v[k] for k, p in params.items()}, new_v
 
 
@@ -148,7 +153,7 @@ class _CheckpointedStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, body, n_state: int, *inputs: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+    def forward(ctx: Any, body: Body, n_state: int, *inputs: Tensor) -> tuple[Tensor, ...]:
         ctx.body, ctx.teacher_params = body, inputs[n_state:]
         ctx.save_for_backward(*inputs[:n_state])
         with torch.enable_grad():
@@ -157,7 +162,7 @@ class _CheckpointedStep(torch.autograd.Function):
         return tuple(o.detach() for o in out)
 
     @staticmethod
-    def backward(ctx, *grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, *grad_out: Tensor) -> tuple[Tensor | None, ...]:
         with torch.enable_grad():
             state = [x.detach().requires_grad_(x.is_floating_point()) for x in ctx.saved_tensors]
             out = ctx.body(state, True)

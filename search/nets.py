@@ -33,6 +33,9 @@ class Norm2d(nn.Module):
     statistics as tensors still attached to the graph instead of updating buffers in place.
     """
 
+    running_mean: Tensor  # buffers
+    running_var: Tensor
+
     def __init__(self, channels: int, mean_only: bool = False, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         self.mean_only, self.momentum, self.eps = mean_only, momentum, eps
@@ -50,6 +53,7 @@ class Norm2d(nn.Module):
             if self.mean_only:
                 return x - self.running_mean.view(shape) + self.bias.view(shape)
             if self.running_mean.requires_grad or self.running_var.requires_grad:  # GTN meta-loss
+                assert self.weight is not None  # not mean-only
                 scale = torch.rsqrt(self.running_var + self.eps) * self.weight
                 return (x - self.running_mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
@@ -63,6 +67,7 @@ class Norm2d(nn.Module):
             y = centred + self.bias.view(shape)
             var = self.running_var
         else:
+            assert self.weight is not None  # not mean-only
             var = centred.pow(2).mean(dim=dims)
             y = centred * torch.rsqrt(var + self.eps).view(shape) * self.weight.view(shape) + self.bias.view(shape)
             n = x.numel() / x.shape[1]
@@ -331,11 +336,13 @@ def count_flops(model: Network) -> int:
 
     def conv_hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal total
+        assert isinstance(mod, (nn.Conv2d, WNConv2d))  # registered on these only
         w = mod.weight if isinstance(mod, nn.Conv2d) else mod.weight_v
         total += out[0].numel() * w[0].numel()
 
     def linear_hook(mod: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal total
+        assert isinstance(mod, (nn.Linear, WNLinear))  # registered on these only
         w = mod.weight if isinstance(mod, nn.Linear) else mod.weight_v
         total += w.numel()
 

@@ -40,7 +40,7 @@ from .config import NetConfig, SearchConfig, TrainConfig
 from .curriculum import Curriculum, gtn_score
 from .data import Dataset
 from .errors import ProxyError
-from .nets import build_net, count_flops, count_params
+from .nets import Network, build_net, count_flops, count_params
 from .scoring import Scorer
 from .space import Arch
 from .stats import ranks
@@ -67,7 +67,7 @@ class ProxyContext:
     def device(self) -> torch.device:
         return self.data.train.x.device if self.data is not None else torch.device("cpu")
 
-    def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> nn.Module:
+    def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> Network:
         c, h, _ = self.shape
         net = build_net(arch, channels=self.net.channels, cells=self.net.cells, in_channels=c, image_size=h,
                         num_classes=self.num_classes, norm=self.net.norm, seed=self.seed, device=self.device)
@@ -84,7 +84,8 @@ class ProxyContext:
 
 
 class Proxy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def settings(self) -> dict: ...

@@ -44,8 +44,8 @@ class Pool:
 
 def pairwise_rank_loss(scores: Tensor, targets: Tensor, tau: float) -> Tensor:
     """Mean logistic loss over pairs whose targets differ: score order should follow target order."""
-    i, j = zip(*itertools.combinations(range(len(scores)), 2), strict=True)
-    i, j = torch.tensor(i), torch.tensor(j)
+    first, second = zip(*itertools.combinations(range(len(scores)), 2), strict=True)
+    i, j = torch.tensor(first), torch.tensor(second)
     sign = torch.sign(targets[i] - targets[j])
     keep = sign != 0
     if not keep.any():
@@ -121,8 +121,10 @@ def pool_target(arch: Arch, cfg: ExperimentConfig, data: Dataset, steps: int, se
     return train(model, fit, replace(cfg.train, steps=steps), seed=seed, val=held).val_acc
 
 
-def load_pool(path: str | Path) -> Pool:
+def load_pool(path: str | Path | None) -> Pool:
     """A rank pool written by ``benchmarks/rank_pool.py`` (columns arch, target)."""
+    if path is None:
+        raise InputError("gtn.rank_pool: not set (a ranking teacher, gtn.rank_weight > 0, needs one)")
     try:
         t = pq.read_table(path, columns=["arch", "target"]).to_pydict()
     except (OSError, pa.ArrowException, KeyError) as e:  # missing, unreadable, wrong columns

@@ -6,56 +6,58 @@ from collections.abc import Sequence
 
 import numpy as np
 
+Values = Sequence[float] | np.ndarray  # numbers in order: a list, a column, an array
 
-def ranks(x: Sequence[float] | np.ndarray) -> np.ndarray:
+
+def ranks(x: Values) -> np.ndarray:
     """0-based ranks, ties sharing their average rank (scipy.stats.rankdata minus one); O(n log n).
 
     NaN ranks above everything (as in numpy's sort); callers that mean "worst" pass -inf instead.
     """
-    x = np.asarray(x, float)
-    if len(x) == 0:
+    v = np.asarray(x, float)
+    if len(v) == 0:
         return np.zeros(0)
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True, equal_nan=True)
+    _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True, equal_nan=True)
     start = np.cumsum(counts) - counts
     return (start + (counts - 1) / 2.0)[inverse.reshape(-1)]
 
 
-def _finite_pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
-        raise ValueError(f"need two sequences of the same length, got {a.shape} and {b.shape}")
-    keep = ~(np.isnan(a) | np.isnan(b))
-    return a[keep], b[keep]
+def _finite_pairs(a: Values, b: Values) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.shape != y.shape:
+        raise ValueError(f"need two sequences of the same length, got {x.shape} and {y.shape}")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return x[keep], y[keep]
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Values, b: Values) -> float:
     """Spearman's rho: Pearson correlation of average ranks. NaN pairs are dropped; -inf ranks lowest."""
-    a, b = _finite_pairs(a, b)
-    if len(a) < 2:
+    x, y = _finite_pairs(a, b)
+    if len(x) < 2:
         return float("nan")
-    ra, rb = ranks(a), ranks(b)
+    ra, rb = ranks(x), ranks(y)
     if ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def kendall(a: Sequence[float], b: Sequence[float]) -> float:
+def kendall(a: Values, b: Values) -> float:
     """Kendall's tau-b (ties in either sequence allowed) in O(n log n), Knight's algorithm.
 
     Works on ranks, so -inf scores (a proxy's "worst") tie with each other instead of making NaN.
     """
-    a, b = _finite_pairs(a, b)
-    n = len(a)
+    x, y = _finite_pairs(a, b)
+    n = len(x)
     if n < 2:
         return float("nan")
-    a, b = ranks(a), ranks(b)
-    order = np.lexsort((b, a))  # by a, then b
-    a, b = a[order], b[order]
+    rx, ry = ranks(x), ranks(y)
+    order = np.lexsort((ry, rx))  # by a, then b
+    rx, ry = rx[order], ry[order]
     n0 = n * (n - 1) / 2
-    n1 = _tied_pairs(a)
-    n3 = _tied_pairs(a + 1j * b)  # joint ties
-    swaps = _count_inversions(b)
-    n2 = _tied_pairs(b)
+    n1 = _tied_pairs(rx)
+    n3 = _tied_pairs(rx + 1j * ry)  # joint ties
+    swaps = _count_inversions(ry)
+    n2 = _tied_pairs(ry)
     denom = np.sqrt((n0 - n1) * (n0 - n2))
     if denom == 0:
         return float("nan")
@@ -81,7 +83,7 @@ def _count_inversions(x: np.ndarray) -> int:
     return inversions
 
 
-def top_half_spearman(proxy: Sequence[float], truth: Sequence[float]) -> float:
+def top_half_spearman(proxy: Values, truth: Values) -> float:
     """Spearman rho over the architectures in the top half by proxy score: does it rank the good ones?"""
     p, t = _finite_pairs(proxy, truth)
     if len(p) < 4:
@@ -95,7 +97,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+def mean_interval(values: Values) -> tuple[float, float] | None:
     """95% t interval of the mean of a few runs (seeds); None under two values."""
     v = np.asarray(values, float)
     if len(v) < 2:

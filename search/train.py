@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import NetConfig, TrainConfig
 from .data import Dataset, Split
-from .nets import build_net, count_flops, count_params
+from .nets import Network, build_net, count_flops, count_params
 from .space import Arch
 
 
@@ -114,7 +114,7 @@ def _whole(model: nn.Module, split: Split, cfg: TrainConfig) -> tuple[float, flo
     return evaluate(model, split, bn="running", batch_size=cfg.eval_batch_size)[len(split)]
 
 
-def net_for(arch: Arch, net: NetConfig, data: Dataset, seed: int) -> nn.Module:
+def net_for(arch: Arch, net: NetConfig, data: Dataset, seed: int) -> Network:
     c, h, _ = data.shape
     return build_net(arch, channels=net.channels, cells=net.cells, in_channels=c, image_size=h,
                      num_classes=data.num_classes, norm=net.norm, seed=seed, device=data.train.x.device)

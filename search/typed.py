@@ -46,7 +46,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError as e:
                 errors.append(str(e))
         raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {value!r} has the wrong type")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {type(value).__name__}")
         return build(tp, value, key + ".")
