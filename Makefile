@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GTNNAS := $(VENV)/bin/gtnnas
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test bench clean
+.PHONY: install data demo lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,9 +24,16 @@ demo: install
 	$(GTNNAS) data fetch fashion_mnist
 	$(GTNNAS) search --config configs/default.yaml $(ARGS)
 
-# The default suite, then the multi-node fault tests and the cluster test, each in its own pytest process
-# (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
-test: data
+# Lint (imports at the top, line length, bugbear), the format check and the type check; no Ray, no data.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# Lint first, then the default suite, then the multi-node fault tests and the cluster test, each in its own
+# pytest process (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
+# PYTEST_ARGS goes to every pytest run (CI: --durations=15).
+test: lint data
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
