@@ -23,7 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import ray
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from cluster.actor import get_teacher_actor
 
 Rescore = Callable[[Sequence[str]], Sequence[float]]
 
@@ -101,8 +104,4 @@ class ActorRescore:
         self.namespace = namespace
 
     def __call__(self, arch_hashes: Sequence[str]) -> Sequence[float]:
-        import ray
-
-        from cluster.actor import get_teacher_actor
-
         return ray.get(get_teacher_actor(self.namespace).rescore.remote(list(arch_hashes)))
