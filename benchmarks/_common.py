@@ -45,18 +45,26 @@ def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-def real_baseline(arch: Any, data: Any, overrides: list[str], lrs: tuple[float, ...], seeds: int,
-                  **net: Any) -> tuple[float, list[float]]:
+def real_baseline(
+    arch: Any, data: Any, overrides: list[str], lrs: tuple[float, ...], seeds: int, **net: Any
+) -> tuple[float, list[float]]:
     """Real batches at a fixed learning rate (no meta-learning), the baseline GTN must beat at equal steps.
 
     ``overrides`` set the GTN config's T, B, momentum, learner norm; the lr of ``lrs`` with the best
     accuracy on 2,000 validation images wins (ties: the larger), then its test accuracy for each seed
     (each seed also draws its own real batches). Returns (lr, test accuracies).
     """
+
     def curriculum(lr: float, seed: int) -> Any:
         cfg = load_config(None, [*overrides, "gtn.curriculum=real", f"gtn.init_lr={lr}"])
-        return materialize(Teacher(cfg.gtn, data.shape, data.num_classes), dataset=data.name, mean=data.mean,
-                           std=data.std, real=data.train, seed=seed)
+        return materialize(
+            Teacher(cfg.gtn, data.shape, data.num_classes),
+            dataset=data.name,
+            mean=data.mean,
+            std=data.std,
+            real=data.train,
+            seed=seed,
+        )
 
     val = data.val.head(2000)
     _, lr = max((gtn_score(arch, curriculum(lr, 0), val, seed=0, **net)["gtn_score"], lr) for lr in lrs)

@@ -39,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def outer_steps(config: str, overrides: list[str], steps: int, device: str) -> dict:
-    cfg = load_config(ROOT / "configs" / config, [f"gtn.outer_steps={steps}", "gtn.validate_every=100000",
-                                                  "gtn.generator_init=random", *overrides])
+    cfg = load_config(
+        ROOT / "configs" / config,
+        [f"gtn.outer_steps={steps}", "gtn.validate_every=100000", "gtn.generator_init=random", *overrides],
+    )
     d = cfg.data
     data = load_dataset(d.dataset, None, device=device, train_subset=d.train_subset or 20000, val_subset=500)
     times: list[float] = []
@@ -48,8 +50,13 @@ def outer_steps(config: str, overrides: list[str], steps: int, device: str) -> d
         torch.cuda.reset_peak_memory_stats()
     train_teacher(cfg, data, callback=lambda s: times.append(s.seconds))
     warm = times[2:] or times
-    return {"config": config, "overrides": overrides, "steps": steps, "s_per_outer_step": sum(warm) / len(warm),
-            "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None}
+    return {
+        "config": config,
+        "overrides": overrides,
+        "steps": steps,
+        "s_per_outer_step": sum(warm) / len(warm),
+        "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+    }
 
 
 def _scorer(rank: int, share: float, seconds: float, smoke: bool, queue: mp.Queue) -> None:
@@ -85,25 +92,64 @@ def packing(procs: int, seconds: float, smoke: bool) -> dict:
         w.join(timeout=30)
         if w.is_alive():
             w.kill()
-    return {"processes": procs, "candidates_per_gpu_minute": sum(rates), "workers_reported": len(rates),
-            "exitcodes": [w.exitcode for w in workers]}
+    return {
+        "processes": procs,
+        "candidates_per_gpu_minute": sum(rates),
+        "workers_reported": len(rates),
+        "exitcodes": [w.exitcode for w in workers],
+    }
 
 
 def end_to_end(smoke: bool, storage: str) -> dict:
-    extra = ["gtn.outer_steps=2", "search.num_samples=4", "net.channels=4", "net.cells=1", "gtn.inner_steps=4",
-             "gtn.inner_batch=16", "search.gpus_per_trial=0", "search.teacher_gpus=0", "search.real_steps=5",
-             "retrain.top=0", "data.val_subset=500"] if smoke else \
-        ["gtn.outer_steps=40", "search.num_samples=32", "retrain.top=1", "retrain.epochs=1"]
+    extra = (
+        [
+            "gtn.outer_steps=2",
+            "search.num_samples=4",
+            "net.channels=4",
+            "net.cells=1",
+            "gtn.inner_steps=4",
+            "gtn.inner_batch=16",
+            "search.gpus_per_trial=0",
+            "search.teacher_gpus=0",
+            "search.real_steps=5",
+            "retrain.top=0",
+            "data.val_subset=500",
+        ]
+        if smoke
+        else ["gtn.outer_steps=40", "search.num_samples=32", "retrain.top=1", "retrain.epochs=1"]
+    )
     start = time.perf_counter()
     try:
-        out = subprocess.run([sys.executable, "-m", "cluster.cli", "search", "--config", "configs/gpu.yaml",
-                              f"storage={storage}", "name=gpu_e2e", *extra], cwd=ROOT, capture_output=True, text=True,
-                             timeout=240)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cluster.cli",
+                "search",
+                "--config",
+                "configs/gpu.yaml",
+                f"storage={storage}",
+                "name=gpu_e2e",
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     except subprocess.TimeoutExpired as e:
-        return {"returncode": None, "wall_seconds": time.perf_counter() - start, "overrides": extra,
-                "tail": f"timed out after {e.timeout}s"}
-    return {"returncode": out.returncode, "wall_seconds": time.perf_counter() - start, "overrides": extra,
-            "tail": out.stdout[-1500:] + out.stderr[-800:]}
+        return {
+            "returncode": None,
+            "wall_seconds": time.perf_counter() - start,
+            "overrides": extra,
+            "tail": f"timed out after {e.timeout}s",
+        }
+    return {
+        "returncode": out.returncode,
+        "wall_seconds": time.perf_counter() - start,
+        "overrides": extra,
+        "tail": out.stdout[-1500:] + out.stderr[-800:],
+    }
 
 
 def main() -> None:
@@ -115,11 +161,18 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     steps = 4 if args.smoke else 12
-    shapes = [("gtn_fashion_cpu.yaml", []), ("gtn_mnist_paper.yaml", ["gtn.learner=sampled", "gtn.learner_norm=gtn_bn",
-                                                                      "gtn.eval_bn=batch", "gtn.learner_channels=16"])]
+    shapes = [
+        ("gtn_fashion_cpu.yaml", []),
+        (
+            "gtn_mnist_paper.yaml",
+            ["gtn.learner=sampled", "gtn.learner_norm=gtn_bn", "gtn.eval_bn=batch", "gtn.learner_channels=16"],
+        ),
+    ]
     if args.smoke:
-        shapes = [(c, o + ["gtn.inner_steps=4", "gtn.inner_batch=16", "gtn.learner_channels=4", "data.train_subset=2000"])
-                  for c, o in shapes]
+        shapes = [
+            (c, o + ["gtn.inner_steps=4", "gtn.inner_batch=16", "gtn.learner_channels=4", "data.train_subset=2000"])
+            for c, o in shapes
+        ]
     rows = []
     for config, overrides in shapes:
         for precision in ("none", "bf16"):
@@ -130,8 +183,15 @@ def main() -> None:
     pack = [packing(k, args.seconds if not args.smoke else 3.0, args.smoke) for k in levels]
     with tempfile.TemporaryDirectory() as tmp:
         e2e = end_to_end(args.smoke, tmp)
-    result = {"benchmark": "gpu", "smoke": args.smoke, "device": device, "machine": machine(),
-              "outer_step": rows, "packing": pack, "end_to_end": e2e}
+    result = {
+        "benchmark": "gpu",
+        "smoke": args.smoke,
+        "device": device,
+        "machine": machine(),
+        "outer_step": rows,
+        "packing": pack,
+        "end_to_end": e2e,
+    }
     os.makedirs(args.out, exist_ok=True)
     path = Path(args.out) / ("gpu_smoke.json" if args.smoke else "gpu.json")
     write_json(path, result, indent=2)

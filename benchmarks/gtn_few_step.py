@@ -32,22 +32,41 @@ from search.teach import train_teacher
 
 
 def overrides(args: argparse.Namespace, curriculum: str, dataset: str) -> list[str]:
-    return [f"data.dataset={dataset}", f"gtn.curriculum={curriculum}", f"gtn.inner_steps={args.steps}",
-            f"gtn.inner_batch={args.batch}", f"gtn.outer_steps={args.outer_steps}", "gtn.meta_lr=0.02",
-            "gtn.init_lr=0.1", "gtn.grad_clip=1.0", "gtn.checkpointing=false", "gtn.validate_every=100000",
-            f"gtn.learner_channels={args.channels}", f"net.channels={args.channels}", "net.cells=1"]
+    return [
+        f"data.dataset={dataset}",
+        f"gtn.curriculum={curriculum}",
+        f"gtn.inner_steps={args.steps}",
+        f"gtn.inner_batch={args.batch}",
+        f"gtn.outer_steps={args.outer_steps}",
+        "gtn.meta_lr=0.02",
+        "gtn.init_lr=0.1",
+        "gtn.grad_clip=1.0",
+        "gtn.checkpointing=false",
+        "gtn.validate_every=100000",
+        f"gtn.learner_channels={args.channels}",
+        f"net.channels={args.channels}",
+        "net.cells=1",
+    ]
 
 
 def test_accuracy(cur, data, cfg, seeds: int) -> list[float]:
     arch = parse(cfg.gtn.validate_arch)
-    return [gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels, cells=cfg.net.cells)["gtn_score"]
-            for s in range(seeds)]
+    return [
+        gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels, cells=cfg.net.cells)["gtn_score"]
+        for s in range(seeds)
+    ]
 
 
 def best_real_lr(args: argparse.Namespace, data, dataset: str) -> tuple[float, list[float]]:
     """Real batches, fixed lr/momentum (no meta-learning): sweep lr on validation, report test."""
-    return real_baseline(parse(load_config(None).gtn.validate_arch), data, overrides(args, "real", dataset),
-                         (0.01, 0.03, 0.1, 0.3, 1.0), args.seeds, channels=args.channels)
+    return real_baseline(
+        parse(load_config(None).gtn.validate_arch),
+        data,
+        overrides(args, "real", dataset),
+        (0.01, 0.03, 0.1, 0.3, 1.0),
+        args.seeds,
+        channels=args.channels,
+    )
 
 
 MEMORY_PROBE = """
@@ -72,8 +91,12 @@ def memory(ts: list[int]) -> list[dict]:
     rows = []
     for t in ts:
         for ck in ("on", "off"):
-            out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(t), ck], capture_output=True, text=True,
-                                 cwd=Path(__file__).resolve().parents[1])
+            out = subprocess.run(
+                [sys.executable, "-c", MEMORY_PROBE, str(t), ck],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parents[1],
+            )
             peak = float(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else float("nan")
             rows.append({"T": t, "checkpointing": ck, "peak_extra_mb": peak, "batch": 16, "learner_channels": 4})
     return rows
@@ -114,23 +137,52 @@ def main() -> None:
             cur = materialize(teacher, dataset=dataset, mean=data.mean, std=data.std, real=data.train, seed=0)
             accs = test_accuracy(cur, data, cfg, args.seeds)
             results[dataset][curriculum] = {
-                "mean_test_acc": statistics.mean(accs), "std_test_acc": statistics.pstdev(accs), "seeds": args.seeds,
-                "steps": args.steps, "test_accs": accs, "outer_steps": args.outer_steps,
-                "seconds_per_outer_step": statistics.mean(times), "meta_train_seconds": took,
-                "final_lr": cur.lr.tolist()[-1]}
-            rows.append({"dataset": dataset, "curriculum": curriculum, **{k: results[dataset][curriculum][k] for k in
-                         ("mean_test_acc", "std_test_acc", "seconds_per_outer_step")}})
+                "mean_test_acc": statistics.mean(accs),
+                "std_test_acc": statistics.pstdev(accs),
+                "seeds": args.seeds,
+                "steps": args.steps,
+                "test_accs": accs,
+                "outer_steps": args.outer_steps,
+                "seconds_per_outer_step": statistics.mean(times),
+                "meta_train_seconds": took,
+                "final_lr": cur.lr.tolist()[-1],
+            }
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "curriculum": curriculum,
+                    **{
+                        k: results[dataset][curriculum][k]
+                        for k in ("mean_test_acc", "std_test_acc", "seconds_per_outer_step")
+                    },
+                }
+            )
             print(rows[-1], flush=True)
         lr, accs = best_real_lr(args, data, dataset)
-        results[dataset]["real_best_lr"] = {"mean_test_acc": statistics.mean(accs), "std_test_acc": statistics.pstdev(accs),
-                                            "seeds": args.seeds, "steps": args.steps, "test_accs": accs, "lr": lr}
-        rows.append({"dataset": dataset, "curriculum": f"real_best_lr (lr={lr})", "mean_test_acc": statistics.mean(accs),
-                     "std_test_acc": statistics.pstdev(accs), "seconds_per_outer_step": 0.0})
+        results[dataset]["real_best_lr"] = {
+            "mean_test_acc": statistics.mean(accs),
+            "std_test_acc": statistics.pstdev(accs),
+            "seeds": args.seeds,
+            "steps": args.steps,
+            "test_accs": accs,
+            "lr": lr,
+        }
+        rows.append(
+            {
+                "dataset": dataset,
+                "curriculum": f"real_best_lr (lr={lr})",
+                "mean_test_acc": statistics.mean(accs),
+                "std_test_acc": statistics.pstdev(accs),
+                "seconds_per_outer_step": 0.0,
+            }
+        )
         print(rows[-1], flush=True)
     mem = memory([int(t) for t in args.memory_ts.split(",")]) if args.memory_ts else []
     settings = {k: v for k, v in vars(args).items()}
-    path = write("gtn_few_step", {"settings": settings, "results": results, "memory": mem,
-                                  "eval_arch": load_config(None).gtn.validate_arch})
+    path = write(
+        "gtn_few_step",
+        {"settings": settings, "results": results, "memory": mem, "eval_arch": load_config(None).gtn.validate_arch},
+    )
     print(table(rows, ["dataset", "curriculum", "mean_test_acc", "std_test_acc", "seconds_per_outer_step"]))
     if mem:
         print()

@@ -43,8 +43,9 @@ def per_seed(scores: pd.DataFrame, n: int, metric: str) -> pd.DataFrame:
     return d.assign(v=value).pivot(index="arch", columns="seed", values="v").sort_index()
 
 
-def analyse(scores: pd.DataFrame, truth: pd.Series, other: pd.DataFrame | None,
-            cost: pd.DataFrame | None = None) -> list[dict]:
+def analyse(
+    scores: pd.DataFrame, truth: pd.Series, other: pd.DataFrame | None, cost: pd.DataFrame | None = None
+) -> list[dict]:
     rows = []
     cost = scores if cost is None else cost  # the rows whose timings count (medians: robust to shared cores)
     train_s = cost.groupby(["arch", "seed"])["train_seconds"].first().median()
@@ -63,10 +64,19 @@ def analyse(scores: pd.DataFrame, truth: pd.Series, other: pd.DataFrame | None,
             for k in range(1, len(seeds) + 1):
                 # every subset of k seeds, so k=1 is not one lucky seed
                 rhos = [spearman(m[list(sub)].mean(axis=1), t) for sub in itertools.combinations(seeds, k)]
-                rows.append({"val_size": int(n), "metric": metric, "seeds": k, "spearman": float(np.mean(rhos)),
-                             "spearman_sd": float(np.std(rhos)), "seed_to_seed": float(np.mean(pairs)),
-                             "meta_seed_to_seed": meta, "seconds_per_cell": float(k * (train_s + eval_s)),
-                             "cells": int(len(cells))})
+                rows.append(
+                    {
+                        "val_size": int(n),
+                        "metric": metric,
+                        "seeds": k,
+                        "spearman": float(np.mean(rhos)),
+                        "spearman_sd": float(np.std(rhos)),
+                        "seed_to_seed": float(np.mean(pairs)),
+                        "meta_seed_to_seed": meta,
+                        "seconds_per_cell": float(k * (train_s + eval_s)),
+                        "cells": int(len(cells)),
+                    }
+                )
     return rows
 
 
@@ -82,14 +92,39 @@ def main() -> None:
     other = pd.read_parquet(args.other) if args.other else None
     cost = pd.concat([pd.read_parquet(p) for p in args.cost_rows.split(",")]) if args.cost_rows else None
     rows = analyse(scores, truth_means(args.truth), other, cost)
-    print(table(rows, ["val_size", "metric", "seeds", "spearman", "spearman_sd", "seed_to_seed", "meta_seed_to_seed",
-                       "seconds_per_cell", "cells"]))
+    print(
+        table(
+            rows,
+            [
+                "val_size",
+                "metric",
+                "seeds",
+                "spearman",
+                "spearman_sd",
+                "seed_to_seed",
+                "meta_seed_to_seed",
+                "seconds_per_cell",
+                "cells",
+            ],
+        )
+    )
     split = sorted(set(scores["split"]))
-    write_text(args.json, json.dumps({"benchmark": "gtn_noise", "scores": Path(args.scores).name,
-                                           "other": Path(args.other).name if args.other else None, "split": split,
-                                           "cost_rows": args.cost_rows,
-                                           "truth": "mean val_acc of the truth's seeds 0 and 1", "rows": rows},
-                                          indent=1) + "\n")
+    write_text(
+        args.json,
+        json.dumps(
+            {
+                "benchmark": "gtn_noise",
+                "scores": Path(args.scores).name,
+                "other": Path(args.other).name if args.other else None,
+                "split": split,
+                "cost_rows": args.cost_rows,
+                "truth": "mean val_acc of the truth's seeds 0 and 1",
+                "rows": rows,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     print(f"wrote {args.json}")
 
 

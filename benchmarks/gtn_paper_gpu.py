@@ -42,8 +42,11 @@ def learner_test_acc(teacher: Teacher, cfg, data, seed: int, plan_seed: int = 0)
     state = initial_state(learner)
     for t, step in enumerate(plan):
         p, b, v = inner_step(learner, teacher, step, t, state, create_graph=False)
-        state = ({k: x.detach().requires_grad_() for k, x in p.items()}, {k: x.detach() for k, x in b.items()},
-                 {k: x.detach() for k, x in v.items()})
+        state = (
+            {k: x.detach().requires_grad_() for k, x in p.items()},
+            {k: x.detach() for k, x in b.items()},
+            {k: x.detach() for k, x in v.items()},
+        )
     with torch.no_grad():
         correct = 0
         for i in range(0, len(data.test), 2000):
@@ -53,8 +56,11 @@ def learner_test_acc(teacher: Teacher, cfg, data, seed: int, plan_seed: int = 0)
 
 
 def stats(xs: list[float]) -> dict[str, float]:
-    return {"mean_test_acc": statistics.mean(xs), "std_test_acc": statistics.stdev(xs) if len(xs) > 1 else 0.0,
-            "seeds": len(xs)}
+    return {
+        "mean_test_acc": statistics.mean(xs),
+        "std_test_acc": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+        "seeds": len(xs),
+    }
 
 
 def main() -> None:
@@ -89,8 +95,12 @@ def main() -> None:
     rows = {"gtn_learner": stats([learner_test_acc(teacher, cfg, data, s) for s in range(args.seeds)])}
     cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
     arch = parse(cfg.gtn.validate_arch)
-    rows["gtn_nb201_cell"] = stats([gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels,
-                                          cells=cfg.net.cells)["gtn_score"] for s in range(args.seeds)])
+    rows["gtn_nb201_cell"] = stats(
+        [
+            gtn_score(arch, cur, data.test, seed=s, channels=cfg.net.channels, cells=cfg.net.cells)["gtn_score"]
+            for s in range(args.seeds)
+        ]
+    )
     best = (-1.0, 0.0)
     for lr in (0.01, 0.03, 0.1, 0.3):
         rcfg = replace(cfg, gtn=replace(cfg.gtn, curriculum="real", init_lr=lr))
@@ -99,16 +109,29 @@ def main() -> None:
         best = max(best, (learner_test_acc(real_teacher, rcfg, val_data, 0), lr))
     rcfg = replace(cfg, gtn=replace(cfg.gtn, curriculum="real", init_lr=best[1]))
     real_teacher = Teacher(rcfg.gtn, data.shape, 10).to(device)
-    rows[f"real_best_lr_{best[1]}"] = stats([learner_test_acc(real_teacher, rcfg, data, s, plan_seed=s)
-                                             for s in range(args.seeds)])
-    table_rows = [{"curriculum": k, "test_acc": v["mean_test_acc"], "std": v["std_test_acc"], "seeds": v["seeds"]}
-                  for k, v in rows.items()]
+    rows[f"real_best_lr_{best[1]}"] = stats(
+        [learner_test_acc(real_teacher, rcfg, data, s, plan_seed=s) for s in range(args.seeds)]
+    )
+    table_rows = [
+        {"curriculum": k, "test_acc": v["mean_test_acc"], "std": v["std_test_acc"], "seeds": v["seeds"]}
+        for k, v in rows.items()
+    ]
     print(f"{data.name}, T={cfg.gtn.inner_steps}, B={cfg.gtn.inner_batch}, {steps} outer steps in {meta_seconds:.0f}s:")
     print(table(table_rows, ["curriculum", "test_acc", "std", "seeds"]))
-    payload = {"benchmark": "gtn_paper_gpu", "machine": machine(), "config": args.config, "outer_steps": steps,
-               "seconds_per_outer_step": meta_seconds / steps, "meta_seconds": meta_seconds,
-               "learner": cfg.gtn.learner, "inner_steps": cfg.gtn.inner_steps, "inner_batch": cfg.gtn.inner_batch, "paper_anchor": 0.989,
-               "results": rows, "log": log}
+    payload = {
+        "benchmark": "gtn_paper_gpu",
+        "machine": machine(),
+        "config": args.config,
+        "outer_steps": steps,
+        "seconds_per_outer_step": meta_seconds / steps,
+        "meta_seconds": meta_seconds,
+        "learner": cfg.gtn.learner,
+        "inner_steps": cfg.gtn.inner_steps,
+        "inner_batch": cfg.gtn.inner_batch,
+        "paper_anchor": 0.989,
+        "results": rows,
+        "log": log,
+    }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, payload, indent=2)
     print(f"wrote {args.json}")

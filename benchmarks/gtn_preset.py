@@ -28,8 +28,12 @@ LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def stats(xs: list[float]) -> dict:
-    return {"mean_test_acc": statistics.mean(xs), "std_test_acc": statistics.pstdev(xs), "seeds": len(xs),
-            "test_accs": xs}
+    return {
+        "mean_test_acc": statistics.mean(xs),
+        "std_test_acc": statistics.pstdev(xs),
+        "seeds": len(xs),
+        "test_accs": xs,
+    }
 
 
 def main() -> None:
@@ -47,22 +51,42 @@ def main() -> None:
     cur = lt.curriculum(real=data.train)
     gtn = [gtn_score(arch, cur, data.test, seed=s, **net)["gtn_score"] for s in range(args.seeds)]
 
-    overrides = [f"gtn.inner_steps={g.inner_steps}", f"gtn.inner_batch={g.inner_batch}",
-                 f"gtn.init_momentum={g.init_momentum}", f"gtn.learner_norm={g.learner_norm}", f"gtn.eval_bn={g.eval_bn}"]
+    overrides = [
+        f"gtn.inner_steps={g.inner_steps}",
+        f"gtn.inner_batch={g.inner_batch}",
+        f"gtn.init_momentum={g.init_momentum}",
+        f"gtn.learner_norm={g.learner_norm}",
+        f"gtn.eval_bn={g.eval_bn}",
+    ]
     lr, real = real_baseline(arch, data, overrides, LRS, args.seeds, **net)
     results = {"gtn": stats(gtn), "real_best_lr": {**stats(real), "lr": lr}}
     train = {}
     if args.train_log:
         with open(args.train_log) as f:
             rows = list(csv.DictReader(f))
-        train = {"meta_train_seconds": sum(float(r["seconds"]) for r in rows),
-                 "held_out_val_acc": [(int(r["step"]), float(r["val_acc"])) for r in rows if r.get("val_acc")]}
-    path = write(f"gtn_preset_{cfg.name}", {
-        "teacher": str(args.teacher), "config": cfg.to_dict(), "dataset": lt.dataset, "outer_steps": lt.outer_steps,
-        "steps": g.inner_steps, "batch": g.inner_batch, "eval_arch": g.validate_arch, "results": results,
-        "gtn_minus_real": results["gtn"]["mean_test_acc"] - results["real_best_lr"]["mean_test_acc"], **train})
-    rows = [{"curriculum": k, "mean": v["mean_test_acc"], "std": v["std_test_acc"], "seeds": v["seeds"]}
-            for k, v in results.items()]
+        train = {
+            "meta_train_seconds": sum(float(r["seconds"]) for r in rows),
+            "held_out_val_acc": [(int(r["step"]), float(r["val_acc"])) for r in rows if r.get("val_acc")],
+        }
+    path = write(
+        f"gtn_preset_{cfg.name}",
+        {
+            "teacher": str(args.teacher),
+            "config": cfg.to_dict(),
+            "dataset": lt.dataset,
+            "outer_steps": lt.outer_steps,
+            "steps": g.inner_steps,
+            "batch": g.inner_batch,
+            "eval_arch": g.validate_arch,
+            "results": results,
+            "gtn_minus_real": results["gtn"]["mean_test_acc"] - results["real_best_lr"]["mean_test_acc"],
+            **train,
+        },
+    )
+    rows = [
+        {"curriculum": k, "mean": v["mean_test_acc"], "std": v["std_test_acc"], "seeds": v["seeds"]}
+        for k, v in results.items()
+    ]
     print(table(rows, ["curriculum", "mean", "std", "seeds"]))
     print(f"{lt.dataset}, T={g.inner_steps}, B={g.inner_batch}, real lr {lr}; JSON: {path}")
 

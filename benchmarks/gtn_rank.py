@@ -51,8 +51,12 @@ def main() -> None:
     ap.add_argument("--truth", default=str(ROOT / "benchmarks" / "truth" / "fashion_mnist.parquet"))
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="the teacher's base config")
     ap.add_argument("--outer-steps", type=int, default=100)
-    ap.add_argument("--variant", action="append", type=parse_variant,
-                    help=f"NAME=KEY=VALUE,KEY=VALUE (repeatable; default: {', '.join(VARIANTS)})")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        help=f"NAME=KEY=VALUE,KEY=VALUE (repeatable; default: {', '.join(VARIANTS)})",
+    )
     ap.add_argument("--steps", default="16,32", help="k of the gtn:k proxies (default: %(default)s)")
     ap.add_argument("--val-subset", type=int, default=5000, help="validation images the proxies are read on")
     ap.add_argument("--threads", type=int, default=2)
@@ -71,16 +75,20 @@ def main() -> None:
     variants = dict(args.variant) if args.variant else VARIANTS
     rows, results, datasets = [], {}, {}
     for name, extra in variants.items():
-        cfg = load_config(args.config, extra + [f"gtn.outer_steps={args.outer_steps}", f"out={args.keep}/{name}",
-                                             f"data.device={args.device}"])
+        cfg = load_config(
+            args.config,
+            extra + [f"gtn.outer_steps={args.outer_steps}", f"out={args.keep}/{name}", f"data.device={args.device}"],
+        )
         d = cfg.data
         key = (d.dataset, d.root, d.split_seed)
         if key not in datasets:  # variants share the data unless they override it
-            datasets[key] = load_dataset(d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset,
-                                          device=d.device)
+            datasets[key] = load_dataset(
+                d.dataset, d.root, split_seed=d.split_seed, val_subset=args.val_subset, device=d.device
+            )
         data = datasets[key]
         log: list = []
         start = time.perf_counter()
+
         def progress(s, name=name, log=log):
             log.append(s)
             if s.val_acc is not None:
@@ -90,21 +98,52 @@ def main() -> None:
         train_s = time.perf_counter() - start
         save_teacher(Path(args.keep) / name / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
         cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.seed)
-        ctx = ProxyContext(net=truth_cfg.net, shape=data.shape, num_classes=data.num_classes, data=data,
-                           curriculum=cur, train=truth_cfg.train, seed=0)
+        ctx = ProxyContext(
+            net=truth_cfg.net,
+            shape=data.shape,
+            num_classes=data.num_classes,
+            data=data,
+            curriculum=cur,
+            train=truth_cfg.train,
+            seed=0,
+        )
         summary = summarise(run_proxies(proxies, archs, ctx), target)
         vals = [(s.step, s.val_acc) for s in log if s.val_acc is not None]
-        results[name] = {"overrides": extra, "outer_steps": args.outer_steps, "meta_train_seconds": train_s,
-                         "seconds_per_outer_step": train_s / args.outer_steps, "held_out_val_acc": vals,
-                         "proxies": summary}
+        results[name] = {
+            "overrides": extra,
+            "outer_steps": args.outer_steps,
+            "meta_train_seconds": train_s,
+            "seconds_per_outer_step": train_s / args.outer_steps,
+            "held_out_val_acc": vals,
+            "proxies": summary,
+        }
         for p, m in summary.items():
-            rows.append({"variant": name, "proxy": p, "held-out acc": vals[-1][1] if vals else float("nan"),
-                         "rho": m["spearman"], "tau": m["kendall"], "top-half rho": m["spearman_top_half"],
-                         "s/arch": m["seconds_per_arch"], "s/outer step": train_s / args.outer_steps})
-        print(table(rows[-len(summary):], list(rows[-1])), flush=True)
-    path = write(args.name, {"truth": Path(args.truth).name, "n_archs": len(archs), "ceiling_spearman": ceiling,
-                             "replicate_spearman": replicate, "replicate_seeds": halves, "base_config": args.config,
-                             "val_subset": args.val_subset, "variants": results})
+            rows.append(
+                {
+                    "variant": name,
+                    "proxy": p,
+                    "held-out acc": vals[-1][1] if vals else float("nan"),
+                    "rho": m["spearman"],
+                    "tau": m["kendall"],
+                    "top-half rho": m["spearman_top_half"],
+                    "s/arch": m["seconds_per_arch"],
+                    "s/outer step": train_s / args.outer_steps,
+                }
+            )
+        print(table(rows[-len(summary) :], list(rows[-1])), flush=True)
+    path = write(
+        args.name,
+        {
+            "truth": Path(args.truth).name,
+            "n_archs": len(archs),
+            "ceiling_spearman": ceiling,
+            "replicate_spearman": replicate,
+            "replicate_seeds": halves,
+            "base_config": args.config,
+            "val_subset": args.val_subset,
+            "variants": results,
+        },
+    )
     print(table(rows, list(rows[0])))
     print(f"ceiling (seed-to-seed rho) {ceiling:.3f}; JSON: {path}")
 

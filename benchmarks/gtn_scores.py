@@ -41,8 +41,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,5000", help="validation prefixes to read each network on")
     ap.add_argument("--channels", type=int, default=None, help="the learners' width (default: the truth's network's)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--planned", type=int, default=None,
-                    help="score the first N cells of the truth's plan (its cells need not be trained yet)")
+    ap.add_argument(
+        "--planned",
+        type=int,
+        default=None,
+        help="score the first N cells of the truth's plan (its cells need not be trained yet)",
+    )
     ap.add_argument("--shard", metavar="K/N", default=None, help="only every N-th cell from the K-th (run N at once)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -54,7 +58,7 @@ def main() -> None:
     cells = [a for a in cells if args.split == "all" or split[a] == args.split]
     if args.shard:
         k, n = map(int, args.shard.split("/"))
-        cells = cells[k - 1::n]
+        cells = cells[k - 1 :: n]
     cfg = config_from_dict(meta["config"], args.truth)
     sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
     data = load_dataset(cfg.data.dataset, None, split_seed=cfg.data.split_seed, val_subset=max(sizes))
@@ -70,16 +74,34 @@ def main() -> None:
             if (a, seed) in done:
                 continue
             t0 = time.perf_counter()
-            net = train_on(parse(a), cur, steps=args.steps, seed=seed, channels=args.channels or cfg.net.channels,
-                           cells=cfg.net.cells, num_classes=data.num_classes)
+            net = train_on(
+                parse(a),
+                cur,
+                steps=args.steps,
+                seed=seed,
+                channels=args.channels or cfg.net.channels,
+                cells=cfg.net.cells,
+                num_classes=data.num_classes,
+            )
             train_s = time.perf_counter() - t0
             for n in sizes:
                 t1 = time.perf_counter()
                 acc, loss = evaluate(net, data.val, bn=cur.eval_bn, prefixes=(n,))[n]
-                rows.append({"arch": a, "split": split[a], "seed": seed, "val_size": n, "acc": acc, "loss": loss,
-                             "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1,
-                             "steps": args.steps or cur.steps, "channels": args.channels or cfg.net.channels,
-                             "curriculum": cur.content_hash})
+                rows.append(
+                    {
+                        "arch": a,
+                        "split": split[a],
+                        "seed": seed,
+                        "val_size": n,
+                        "acc": acc,
+                        "loss": loss,
+                        "train_seconds": train_s,
+                        "eval_seconds": time.perf_counter() - t1,
+                        "steps": args.steps or cur.steps,
+                        "channels": args.channels or cfg.net.channels,
+                        "curriculum": cur.content_hash,
+                    }
+                )
         write_parquet(pa.Table.from_pylist(rows), str(out))
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(cells)} cells, {time.perf_counter() - start:.0f}s", flush=True)

@@ -58,16 +58,35 @@ def main() -> None:
     for i, a in enumerate(cells):
         for c, t in families:
             t0 = time.perf_counter()
-            net = train_on(parse(a), cur, steps=t, seed=i, channels=c, cells=cfg.net.cells,
-                           num_classes=data.num_classes)
+            net = train_on(
+                parse(a), cur, steps=t, seed=i, channels=c, cells=cfg.net.cells, num_classes=data.num_classes
+            )
             t1 = time.perf_counter()
             evaluate(net, data.val.head(args.size), bn=cur.eval_bn)
-            rows.append({"arch": a, "seed": 0, "val_size": args.size, "train_seconds": t1 - t0,
-                         "eval_seconds": time.perf_counter() - t1, "steps": t, "channels": c})
+            rows.append(
+                {
+                    "arch": a,
+                    "seed": 0,
+                    "val_size": args.size,
+                    "train_seconds": t1 - t0,
+                    "eval_seconds": time.perf_counter() - t1,
+                    "steps": t,
+                    "channels": c,
+                }
+            )
         t0 = time.perf_counter()
         real128.score_many([parse(a)], ctx)
-        rows.append({"arch": a, "seed": 0, "val_size": 5000, "train_seconds": time.perf_counter() - t0,
-                     "eval_seconds": 0.0, "steps": 128, "channels": -1})  # channels -1: real:128, not a GTN family
+        rows.append(
+            {
+                "arch": a,
+                "seed": 0,
+                "val_size": 5000,
+                "train_seconds": time.perf_counter() - t0,
+                "eval_seconds": 0.0,
+                "steps": 128,
+                "channels": -1,
+            }
+        )  # channels -1: real:128, not a GTN family
     out = pd.DataFrame(rows)
     write_parquet(pa.Table.from_pandas(out, preserve_index=False), args.out)
     print(out.groupby(["channels", "steps"])[["train_seconds", "eval_seconds"]].median().to_string())

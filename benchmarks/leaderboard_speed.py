@@ -35,13 +35,25 @@ def synthetic(root: Path, rows: int, experiments: int, seed: int = 0) -> None:
     for e in range(experiments):
         n = per if e < experiments - 1 else rows - per * (experiments - 1)
         params = rng.integers(5_000, 100_000, n)
-        df = pd.DataFrame({
-            "experiment": f"exp{e}", "arch": rng.choice(archs, n), "arch_hash": rng.integers(0, 2**60, n).astype(str),
-            "val_acc": rng.uniform(0.1, 0.9, n), "test_acc": rng.uniform(0.1, 0.9, n), "params": params,
-            "flops": params * 90, "seconds": rng.uniform(1, 60, n), "seed": 0, "config_hash": "c" * 12,
-            "curriculum": "h" * 16, "trial_id": [f"t{e}_{i}" for i in range(n)],
-            "gtn_score": rng.uniform(0.1, 0.6, n), "trials": 1, "max_rung": rng.integers(1, 4, n),
-        })
+        df = pd.DataFrame(
+            {
+                "experiment": f"exp{e}",
+                "arch": rng.choice(archs, n),
+                "arch_hash": rng.integers(0, 2**60, n).astype(str),
+                "val_acc": rng.uniform(0.1, 0.9, n),
+                "test_acc": rng.uniform(0.1, 0.9, n),
+                "params": params,
+                "flops": params * 90,
+                "seconds": rng.uniform(1, 60, n),
+                "seed": 0,
+                "config_hash": "c" * 12,
+                "curriculum": "h" * 16,
+                "trial_id": [f"t{e}_{i}" for i in range(n)],
+                "gtn_score": rng.uniform(0.1, 0.6, n),
+                "trials": 1,
+                "max_rung": rng.integers(1, 4, n),
+            }
+        )
         (root / f"exp{e}").mkdir(parents=True)
         write_parquet(pa.Table.from_pandas(df, preserve_index=False), str(root / f"exp{e}" / "leaderboard.parquet"))
 
@@ -69,18 +81,45 @@ def main() -> None:
         results = [
             {"step": "read all rows", "seconds": median_time(lambda: load(str(root)), args.repeats)},
             {"step": "read + filter", "seconds": median_time(lambda: load(str(root), where), args.repeats)},
-            {"step": "read + filter + top-10",
-             "seconds": median_time(lambda: top(load(str(root), where), 10), args.repeats)},
+            {
+                "step": "read + filter + top-10",
+                "seconds": median_time(lambda: top(load(str(root), where), 10), args.repeats),
+            },
         ]
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cluster.cli", "leaderboard", str(root), "--where", where, "--top",
-                        "10", "--format", "json"], check=True, capture_output=True,
-                       cwd=Path(__file__).resolve().parents[1], env={**os.environ})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cluster.cli",
+                "leaderboard",
+                str(root),
+                "--where",
+                where,
+                "--top",
+                "10",
+                "--format",
+                "json",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ},
+        )
         results.append({"step": "whole CLI command (fresh process)", "seconds": time.perf_counter() - start})
     print(f"{args.rows:,} rows in {args.experiments} experiments; filter {where!r} keeps {matched:,}")
     print(table(results, ["step", "seconds"]))
-    path = write("leaderboard_speed", {"rows": args.rows, "experiments": args.experiments, "where": where,
-                                       "matched": matched, "repeats": args.repeats, "results": results})
+    path = write(
+        "leaderboard_speed",
+        {
+            "rows": args.rows,
+            "experiments": args.experiments,
+            "where": where,
+            "matched": matched,
+            "repeats": args.repeats,
+            "results": results,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -26,8 +26,11 @@ from search.scoring import DATA_FREE
 from search.space import parse
 from search.stats import kendall, spearman, top_half_spearman
 
-DEFAULT_TABLE = Path(os.environ.get("GTNNAS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \
-    / "nb201" / "nb201_12epoch.parquet"
+DEFAULT_TABLE = (
+    Path(os.environ.get("GTNNAS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    / "nb201"
+    / "nb201_12epoch.parquet"
+)
 COLUMNS = ("cifar10_val", "cifar10_test", "cifar100_val", "cifar100_test")
 
 
@@ -48,16 +51,32 @@ def main() -> None:
         scores, secs = make_proxy(name).score_many(archs, ctx)
         for col in COLUMNS:
             truth = sample[col].tolist()
-            rows.append({"proxy": name, "target": col, "spearman": spearman(scores, truth),
-                         "kendall": kendall(scores, truth), "spearman_top_half": top_half_spearman(scores, truth),
-                         "seconds_per_arch": sum(secs) / len(secs)})
-    print(f"{len(archs)} NB201 cells (seed {args.seed}) against the 12-epoch table; "
-          f"{time.perf_counter() - start:.0f}s in all")
+            rows.append(
+                {
+                    "proxy": name,
+                    "target": col,
+                    "spearman": spearman(scores, truth),
+                    "kendall": kendall(scores, truth),
+                    "spearman_top_half": top_half_spearman(scores, truth),
+                    "seconds_per_arch": sum(secs) / len(secs),
+                }
+            )
+    print(
+        f"{len(archs)} NB201 cells (seed {args.seed}) against the 12-epoch table; "
+        f"{time.perf_counter() - start:.0f}s in all"
+    )
     print(table(rows, ["proxy", "target", "spearman", "kendall", "spearman_top_half", "seconds_per_arch"]))
-    path = write("nb201_proxies", {"archs": len(archs), "seed": args.seed, "table": "nb201_12epoch.parquet",
-                                   "net": {"channels": 16, "cells": 5, "input": [3, 32, 32]},
-                                   "published_200_epoch_cifar10": {"synflow": 0.737, "params": 0.69},
-                                   "results": rows})
+    path = write(
+        "nb201_proxies",
+        {
+            "archs": len(archs),
+            "seed": args.seed,
+            "table": "nb201_12epoch.parquet",
+            "net": {"channels": 16, "cells": 5, "input": [3, 32, 32]},
+            "published_200_epoch_cifar10": {"synflow": 0.737, "params": 0.69},
+            "results": rows,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -52,11 +52,15 @@ def main() -> None:
         if part.exists():
             continue
         rows = []
-        for a in archs[lo:lo + args.chunk]:
-            rows.append({"arch": str(a),
-                         "params": costs["base"]["params"] + sum(costs[op]["params"] for op in a.ops),
-                         "flops": costs["base"]["flops"] + sum(costs[op]["flops"] for op in a.ops),
-                         "synflow": nb201.compute_proxy(a, "synflow")})
+        for a in archs[lo : lo + args.chunk]:
+            rows.append(
+                {
+                    "arch": str(a),
+                    "params": costs["base"]["params"] + sum(costs[op]["params"] for op in a.ops),
+                    "flops": costs["base"]["flops"] + sum(costs[op]["flops"] for op in a.ops),
+                    "synflow": nb201.compute_proxy(a, "synflow"),
+                }
+            )
         write_parquet(pa.Table.from_pylist(rows), str(part))
         print(f"{lo + len(rows)}/{len(archs)} cells, {time.perf_counter() - start:.0f}s", flush=True)
     table = pa.concat_tables([pq.read_table(p) for p in sorted(PARTS.glob("part-*.parquet"))])

@@ -63,8 +63,11 @@ def proxy_table(names: list[str], archs: list[str], ctx: ProxyContext) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def gtn_candidates(name: str, rows: pd.DataFrame, cost: pd.DataFrame | None = None,
-                   ) -> dict[str, tuple[pd.Series, float]]:
+def gtn_candidates(
+    name: str,
+    rows: pd.DataFrame,
+    cost: pd.DataFrame | None = None,
+) -> dict[str, tuple[pd.Series, float]]:
     """``gtn[name]:T:sK:vN[:cC][:loss]`` -> (score per cell, seconds per cell) from per-seed rows (seeds 0..K-1).
 
     Seconds are medians (robust to shared cores) over ``cost`` rows of the same family (learner width
@@ -81,14 +84,22 @@ def gtn_candidates(name: str, rows: pd.DataFrame, cost: pd.DataFrame | None = No
         d = rows[rows["val_size"] == n]
         if d["arch"].nunique() < rows["arch"].nunique():
             continue  # read on this many images for only some cells
-        eval_s = cost[cost["val_size"] == n]["eval_seconds"].median() if (cost["val_size"] == n).any() else \
-            rows[rows["val_size"] == n]["eval_seconds"].median()
+        eval_s = (
+            cost[cost["val_size"] == n]["eval_seconds"].median()
+            if (cost["val_size"] == n).any()
+            else rows[rows["val_size"] == n]["eval_seconds"].median()
+        )
         for k in sorted({1, 2, 3, 4, 6, 8} & set(range(1, d["seed"].nunique() + 1))):  # the mean of seeds 0..k-1
             for metric in ("acc", "loss"):  # accuracy, or minus the mean cross-entropy (less seed noise)
                 sub = d[d["seed"] < k].groupby("arch")[metric]
                 value = sub.mean().where(sub.count() == k)  # cells scored with fewer seeds: not scored by this
-                label = (f"gtn[{name}]:{steps}" + (f":s{k}" if k > 1 else "") + f":v{n}"
-                         + (f":c{channels}" if channels is not None else "") + (":loss" * (metric == "loss")))
+                label = (
+                    f"gtn[{name}]:{steps}"
+                    + (f":s{k}" if k > 1 else "")
+                    + f":v{n}"
+                    + (f":c{channels}" if channels is not None else "")
+                    + (":loss" * (metric == "loss"))
+                )
                 out[label] = (value if metric == "acc" else -value, float(k * (train_s + eval_s)))
     return out
 
@@ -97,29 +108,48 @@ def metrics(score: np.ndarray, truth: np.ndarray, rng: np.random.Generator, boot
     top20 = ranks(truth) >= 0.8 * (len(truth) - 1)
     idx = [rng.integers(0, len(truth), len(truth)) for _ in range(boot)]
     bs = np.array([spearman(score[i], truth[i]) for i in idx])
-    return {"spearman": spearman(score, truth), "kendall": kendall(score, truth),
-            "spearman_top_half": top_half_spearman(score, truth),
-            "spearman_top20_truth": spearman(score[top20], truth[top20]),
-            "spearman_ci95": [float(np.nanpercentile(bs, 2.5)), float(np.nanpercentile(bs, 97.5))]}
+    return {
+        "spearman": spearman(score, truth),
+        "kendall": kendall(score, truth),
+        "spearman_top_half": top_half_spearman(score, truth),
+        "spearman_top20_truth": spearman(score[top20], truth[top20]),
+        "spearman_ci95": [float(np.nanpercentile(bs, 2.5)), float(np.nanpercentile(bs, 97.5))],
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truth", default=str(TRUTH))
     ap.add_argument("--gtn", action="append", default=[], metavar="NAME=ROWS.parquet[,MORE.parquet]")
-    ap.add_argument("--cost-rows", default=None, metavar="ROWS.parquet[,MORE]",
-                    help="score rows whose timings give every GTN candidate's seconds (default: each teacher's own)")
+    ap.add_argument(
+        "--cost-rows",
+        default=None,
+        metavar="ROWS.parquet[,MORE]",
+        help="score rows whose timings give every GTN candidate's seconds (default: each teacher's own)",
+    )
     ap.add_argument("--cache", default="runs/scores")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-real", action="store_true", help="leave out the real:k ladder (slow)")
-    ap.add_argument("--real-cells", type=int, default=None,
-                    help="compute the real:k ladder (which plays no part in any choice) on only the first N cells "
-                         "of the evaluation split in plan order (default: every cell)")
-    ap.add_argument("--ladder-shard", metavar="K/N", default=None,
-                    help="only compute shard K of N of the ladder into the cache, then exit (run N at once)")
-    ap.add_argument("--previous", default=None, metavar="JSON",
-                    help="carry the real:k ladder's figures over from an earlier run's JSON (they depend on no teacher)")
+    ap.add_argument(
+        "--real-cells",
+        type=int,
+        default=None,
+        help="compute the real:k ladder (which plays no part in any choice) on only the first N cells "
+        "of the evaluation split in plan order (default: every cell)",
+    )
+    ap.add_argument(
+        "--ladder-shard",
+        metavar="K/N",
+        default=None,
+        help="only compute shard K of N of the ladder into the cache, then exit (run N at once)",
+    )
+    ap.add_argument(
+        "--previous",
+        default=None,
+        metavar="JSON",
+        help="carry the real:k ladder's figures over from an earlier run's JSON (they depend on no teacher)",
+    )
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,18 +165,22 @@ def main() -> None:
     ladder_cells = archs
     if args.real_cells:
         plan = [a for a in planned_cells(len(archs), meta.get("sample_seed", 0)) if split.get(a) == "evaluation"]
-        ladder_cells = plan[:args.real_cells]
+        ladder_cells = plan[: args.real_cells]
     ladder = [f"real:{k}" for k in REAL]
     if args.ladder_shard:
         k, n = map(int, args.ladder_shard.split("/"))
-        cached(cache / f"real_ladder.{k}-of-{n}.parquet", lambda: proxy_table(ladder, ladder_cells[k - 1::n], ctx))
+        cached(cache / f"real_ladder.{k}-of-{n}.parquet", lambda: proxy_table(ladder, ladder_cells[k - 1 :: n], ctx))
         return
     zc = cached(cache / "zero_cost.parquet", lambda: proxy_table(list(ZERO_COST), archs, ctx)).set_index("arch")
     cands: dict[str, tuple[pd.Series, float]] = {n: (zc[n], float(zc[f"{n}__s"].mean())) for n in ZERO_COST}
     if not args.skip_real:
         shards = sorted(cache.glob("real_ladder.*-of-*.parquet"))
-        rl = cached(cache / "real_ladder.parquet", lambda: pd.concat([pd.read_parquet(f) for f in shards])
-                    if shards else proxy_table(ladder, ladder_cells, ctx))
+        rl = cached(
+            cache / "real_ladder.parquet",
+            lambda: (
+                pd.concat([pd.read_parquet(f) for f in shards]) if shards else proxy_table(ladder, ladder_cells, ctx)
+            ),
+        )
         rl = rl.set_index("arch")
         cands.update({f"real:{k}": (rl[f"real:{k}"], float(rl[f"real:{k}__s"].mean())) for k in REAL})
     cost = pd.concat([pd.read_parquet(p) for p in args.cost_rows.split(",")]) if args.cost_rows else None
@@ -181,14 +215,19 @@ def main() -> None:
                 continue  # a part not scored on this split (e.g. a teacher scored on the tuning split only)
             secs = sum(cands[p][1] for p in parts)
             ens = np.mean([ranks(np.nan_to_num(f[p], nan=-np.inf)) for p in parts], axis=0)
-            results.setdefault("ensemble:" + "+".join(parts), {"seconds_per_arch": secs})[label] = \
-                metrics(ens, t, rng, args.boot)
+            results.setdefault("ensemble:" + "+".join(parts), {"seconds_per_arch": secs})[label] = metrics(
+                ens, t, rng, args.boot
+            )
             comps = tuple("gtn" if p.startswith("gtn[") else p for p in parts)
-            fit = Calibrator.fit(comps, {c: frame([p], tuning)[p] for c, p in zip(comps, parts, strict=True)},
-                                 truth.reindex(tuning).to_numpy(float))  # always fitted on the tuning split
+            fit = Calibrator.fit(
+                comps,
+                {c: frame([p], tuning)[p] for c, p in zip(comps, parts, strict=True)},
+                truth.reindex(tuning).to_numpy(float),
+            )  # always fitted on the tuning split
             cal = fit.combine({c: f[p] for c, p in zip(comps, parts, strict=True)})
-            r = results.setdefault("calibrated:" + "+".join(parts), {"seconds_per_arch": secs,
-                                                                     "weights_fit_on_tuning": list(fit.weights)})
+            r = results.setdefault(
+                "calibrated:" + "+".join(parts), {"seconds_per_arch": secs, "weights_fit_on_tuning": list(fit.weights)}
+            )
             r[label] = metrics(cal, t, rng, args.boot)
     if args.previous:  # the ladder as measured before, marked as such
         old = json.loads(Path(args.previous).read_text())
@@ -207,11 +246,17 @@ def main() -> None:
     seed_ceiling = {}
     for cells, label in ((tuning, "tuning"), (evaluation, "evaluation")):
         if cells:
-            piv = df[df["arch"].isin(cells) & df["seed"].isin([0, 1])].pivot(index="arch", columns="seed",
-                                                                              values="val_acc").dropna()
+            piv = (
+                df[df["arch"].isin(cells) & df["seed"].isin([0, 1])]
+                .pivot(index="arch", columns="seed", values="val_acc")
+                .dropna()
+            )
             seed_ceiling[label] = spearman(piv[0], piv[1])
-    ladder = sorted((int(n.split(":")[1]), r["evaluation"]["spearman"]) for n, r in results.items()
-                    if n.startswith("real:") and "evaluation" in r)
+    ladder = sorted(
+        (int(n.split(":")[1]), r["evaluation"]["spearman"])
+        for n, r in results.items()
+        if n.startswith("real:") and "evaluation" in r
+    )
 
     def step_efficiency(name: str | None) -> dict | None:
         """Real SGD steps (log-interpolated on the real:k ladder) that rank as well as ``name`` does."""
@@ -222,34 +267,62 @@ def main() -> None:
             if min(r0, r1) <= rho <= max(r0, r1) and r0 != r1:
                 steps = float(np.exp(np.log(s0) + (rho - r0) / (r1 - r0) * (np.log(s1) - np.log(s0))))
                 return {"candidate": name, "real_steps_same_rho": steps, "bound": None}
-        return {"candidate": name, "real_steps_same_rho": None,
-                "bound": "above the ladder" if rho > ladder[-1][1] else "below the ladder"}
+        return {
+            "candidate": name,
+            "real_steps_same_rho": None,
+            "bound": "above the ladder" if rho > ladder[-1][1] else "below the ladder",
+        }
 
     alone = {n: r for n, r in gtn_based.items() if n.startswith("gtn[")}
     best_alone = max(alone, key=lambda n: alone[n]["tuning"]["spearman"]) if alone else None
     eff = step_efficiency(winner)
     eff_alone = step_efficiency(best_alone)
-    payload = {"benchmark": "proxies_fashion_mnist_eval", "truth": Path(args.truth).name,
-               "target": "mean val_acc of the truth's seeds 0 and 1",
-               "split": {"rule": "cells 1-100 of the truth plan (sample seed 0) are the tuning split, 101-300 "
-                                 "the evaluation split; every choice was made on the tuning split",
-                         "tuning": len(tuning), "evaluation": len(evaluation)},
-               "n_archs": len(evaluation), "ceiling_spearman": seed_ceiling,
-               "winner_chosen_on_tuning": winner, "best_without_gtn_chosen_on_tuning": best_no_gtn,
-               "real128_seconds_per_arch": real128, "cost_budget_seconds": budget, "winner_step_efficiency": eff,
-               "best_gtn_alone_chosen_on_tuning": best_alone, "gtn_alone_step_efficiency": eff_alone,
-               "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
-               "machine": machine(), "generated": time.strftime("%Y-%m-%d %H:%M"), "candidates": results}
+    payload = {
+        "benchmark": "proxies_fashion_mnist_eval",
+        "truth": Path(args.truth).name,
+        "target": "mean val_acc of the truth's seeds 0 and 1",
+        "split": {
+            "rule": "cells 1-100 of the truth plan (sample seed 0) are the tuning split, 101-300 "
+            "the evaluation split; every choice was made on the tuning split",
+            "tuning": len(tuning),
+            "evaluation": len(evaluation),
+        },
+        "n_archs": len(evaluation),
+        "ceiling_spearman": seed_ceiling,
+        "winner_chosen_on_tuning": winner,
+        "best_without_gtn_chosen_on_tuning": best_no_gtn,
+        "real128_seconds_per_arch": real128,
+        "cost_budget_seconds": budget,
+        "winner_step_efficiency": eff,
+        "best_gtn_alone_chosen_on_tuning": best_alone,
+        "gtn_alone_step_efficiency": eff_alone,
+        "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
+        "machine": machine(),
+        "generated": time.strftime("%Y-%m-%d %H:%M"),
+        "candidates": results,
+    }
     if args.previous:  # the earlier run's other candidates (other teachers), kept apart from this run's choice
-        payload["previous"] = {k: old.get(k) for k in ("generated", "winner_chosen_on_tuning",
-                                                         "best_gtn_alone_chosen_on_tuning", "machine")}
+        payload["previous"] = {
+            k: old.get(k)
+            for k in ("generated", "winner_chosen_on_tuning", "best_gtn_alone_chosen_on_tuning", "machine")
+        }
         payload["previous"]["candidates"] = {n: r for n, r in old["candidates"].items() if not n.startswith("real:")}
     write_json(args.json, json.loads(json.dumps(payload, default=float)))
-    rows = [{"candidate": n, "s/arch": r["seconds_per_arch"],
-             **{f"{sp}_rho": r.get(sp, {}).get("spearman") for sp in ("tuning", "evaluation")},
-             "eval_top20": r.get("evaluation", {}).get("spearman_top20_truth")} for n, r in results.items()]
-    print(table(sorted(rows, key=lambda r: -(r["tuning_rho"] or -9))[:40],
-                ["candidate", "tuning_rho", "evaluation_rho", "eval_top20", "s/arch"]))
+    rows = [
+        {
+            "candidate": n,
+            "s/arch": r["seconds_per_arch"],
+            **{f"{sp}_rho": r.get(sp, {}).get("spearman") for sp in ("tuning", "evaluation")},
+            "eval_top20": r.get("evaluation", {}).get("spearman_top20_truth"),
+        }
+        for n, r in results.items()
+    ]
+    print(
+        table(
+            sorted(rows, key=lambda r: -(r["tuning_rho"] or -9))[:40],
+            ["candidate", "tuning_rho", "evaluation_rho", "eval_top20", "s/arch"],
+        )
+    )
     print(f"winner (chosen on tuning): {winner}; best without GTN: {best_no_gtn}; wrote {args.json}")
 
 

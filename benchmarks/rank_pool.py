@@ -52,8 +52,15 @@ def main() -> None:
         if str(a) in done:
             continue
         t0 = time.perf_counter()
-        rows.append({"arch": str(a), "arch_hash": a.equiv_hash(), "target": pool_target(a, cfg, data, args.steps),
-                     "steps": args.steps, "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "arch": str(a),
+                "arch_hash": a.equiv_hash(),
+                "target": pool_target(a, cfg, data, args.steps),
+                "steps": args.steps,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         write_parquet(pa.Table.from_pylist(rows), str(out))
         print(f"{i + 1}/{len(cells)} {rows[-1]['target']:.4f} {time.perf_counter() - start:.0f}s", flush=True)
     print(f"wrote {out}: {len(rows)} cells")

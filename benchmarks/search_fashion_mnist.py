@@ -84,8 +84,12 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()  # code changes, not results
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()  # code changes, not results
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
@@ -107,9 +111,18 @@ class Retrainer:
         self.cache = {(r["arch"], r["epochs"], r["seed"]): r for r in read_jsonl(RETRAINS)}
         truth = pd.read_parquet(TRUTH)
         for r in truth[truth["budget_epochs"] == 1.0].to_dict("records"):
-            self.cache.setdefault((r["arch"], 1.0, int(r["seed"])), {
-                "arch": r["arch"], "epochs": 1.0, "seed": int(r["seed"]), "val_acc": float(r["val_acc"]),
-                "test_acc": float(r["test_acc"]), "seconds": float(r["seconds"]), "source": "truth table"})
+            self.cache.setdefault(
+                (r["arch"], 1.0, int(r["seed"])),
+                {
+                    "arch": r["arch"],
+                    "epochs": 1.0,
+                    "seed": int(r["seed"]),
+                    "val_acc": float(r["val_acc"]),
+                    "test_acc": float(r["test_acc"]),
+                    "seconds": float(r["seconds"]),
+                    "source": "truth table",
+                },
+            )
 
     def run(self, arch: str, epochs: float, seed: int) -> dict[str, Any]:
         key = (arch, epochs, seed)
@@ -119,10 +132,19 @@ class Retrainer:
             from search.space import parse
             from search.train import train_arch
 
-            row = train_arch(parse(arch), self.data, self.cfg.net, replace(self.cfg.train, epochs=epochs, steps=None),
-                             seed=seed)
-            rec = {"arch": arch, "epochs": epochs, "seed": seed, "val_acc": row["val_acc"],
-                   "test_acc": row["test_acc"], "seconds": row["seconds"], "source": "retrained", "commit": commit()}
+            row = train_arch(
+                parse(arch), self.data, self.cfg.net, replace(self.cfg.train, epochs=epochs, steps=None), seed=seed
+            )
+            rec = {
+                "arch": arch,
+                "epochs": epochs,
+                "seed": seed,
+                "val_acc": row["val_acc"],
+                "test_acc": row["test_acc"],
+                "seconds": row["seconds"],
+                "source": "retrained",
+                "commit": commit(),
+            }
             append_jsonl(RETRAINS, rec)
             self.cache[key] = rec
         return self.cache[key]
@@ -158,9 +180,22 @@ def search(label: str, overrides: list[str], seed: int, minutes: float, cpus: in
         import shutil
 
         shutil.rmtree(storage / name)
-    cmd = [sys.executable, "-m", "cluster.cli", "search", "--config", CONFIG, "--num-cpus", str(cpus),
-           f"storage={storage}", f"name={name}", f"seed={seed}", "search.num_samples=100000",
-           f"search.time_budget_s={minutes * 60}", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "search",
+        "--config",
+        CONFIG,
+        "--num-cpus",
+        str(cpus),
+        f"storage={storage}",
+        f"name={name}",
+        f"seed={seed}",
+        "search.num_samples=100000",
+        f"search.time_budget_s={minutes * 60}",
+        *overrides,
+    ]
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -172,12 +207,17 @@ def search(label: str, overrides: list[str], seed: int, minutes: float, cpus: in
     real = final.dropna(subset=["val_acc"])
     top = real.iloc[0] if len(real) else final.iloc[0]  # no cell reached real data: the best rung-1 score
     rec: dict[str, Any] = {
-        "name": name, "wall_seconds": wall, "trials": int(parts["trial_id"].nunique()),
+        "name": name,
+        "wall_seconds": wall,
+        "trials": int(parts["trial_id"].nunique()),
         "cells_screened": int(parts.dropna(subset=["rung1_score"])["arch_hash"].nunique())
-        if "rung1_score" in parts else 0,
+        if "rung1_score" in parts
+        else 0,
         "real_evaluations": int(parts.dropna(subset=["val_acc"])["arch_hash"].nunique()),
-        "top_arch": str(top["arch"]), "search_val_acc": float(top["val_acc"]) if len(real) else None,
-        "teacher_seconds": teacher_seconds(exp)}
+        "top_arch": str(top["arch"]),
+        "search_val_acc": float(top["val_acc"]) if len(real) else None,
+        "teacher_seconds": teacher_seconds(exp),
+    }
     for col in [c for c in parts.columns if c.startswith("cs_")]:  # core-seconds by phase, where recorded
         rec[col] = float(parts.groupby("trial_id")[col].max().sum())
     return rec
@@ -192,18 +232,32 @@ def teacher_seconds(exp: Path) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategies", default="", help=f"comma-separated: {', '.join(STRATEGIES)} or a --variant")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=k=v,k=v",
-                    help="a labelled strategy: the default job with these overrides")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=k=v,k=v",
+        help="a labelled strategy: the default job with these overrides",
+    )
     ap.add_argument("--minutes", type=float, default=7.0)
     ap.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 100,101")
-    ap.add_argument("--role", choices=("report", "tuning"), default="report",
-                    help="tuning: runs that choose a setting (never reported as results)")
+    ap.add_argument(
+        "--role",
+        choices=("report", "tuning"),
+        default="report",
+        help="tuning: runs that choose a setting (never reported as results)",
+    )
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of each search's embedded Ray (and retraining threads)")
     ap.add_argument("--epochs", default="1,5", help="retrainings to run: 1 (the truth protocol, ranks) and/or 5")
     ap.add_argument("--keep", type=Path, default=ROOT / "runs" / "e2e", help="where experiments are kept")
     ap.add_argument("--summarise", action="store_true", help="only write search_fashion_mnist.json from the runs")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="where the JSON lines go (another checkout's "
-                    "benchmarks/results when this one runs from a frozen worktree)")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="where the JSON lines go (another checkout's "
+        "benchmarks/results when this one runs from a frozen worktree)",
+    )
     args = ap.parse_args()
     global RUNS, RETRAINS
     RUNS, RETRAINS = args.results / RUNS.name, args.results / RETRAINS.name
@@ -222,14 +276,25 @@ def main() -> None:
             for s in todo:
                 if (s, args.minutes, seed) in done:
                     continue
-                rec = {"strategy": s, "minutes": args.minutes, "seed": seed, "role": args.role, "cpus": args.cpus,
-                       "overrides": strategies[s], "commit": commit(), "finished": None}
+                rec = {
+                    "strategy": s,
+                    "minutes": args.minutes,
+                    "seed": seed,
+                    "role": args.role,
+                    "cpus": args.cpus,
+                    "overrides": strategies[s],
+                    "commit": commit(),
+                    "finished": None,
+                }
                 rec.update(search(s, strategies[s], seed, args.minutes, args.cpus, args.keep))
                 rec.update(retrainer.protocol(rec["top_arch"], tuple(float(e) for e in args.epochs.split(","))))
                 rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
                 append_jsonl(RUNS, rec)
-                print(f"{s} {args.minutes:g} min seed {seed}: {rec['trials']} trials, {rec['real_evaluations']} real, "
-                      f"rank {rec['truth_rank']}/{rec['truth_cells']}, 5-epoch val {rec.get('e5_val_acc')}", flush=True)
+                print(
+                    f"{s} {args.minutes:g} min seed {seed}: {rec['trials']} trials, {rec['real_evaluations']} real, "
+                    f"rank {rec['truth_rank']}/{rec['truth_cells']}, 5-epoch val {rec.get('e5_val_acc')}",
+                    flush=True,
+                )
     summarise()
 
 
@@ -248,14 +313,34 @@ def summarise() -> None:
             row[f"{k}_mean"], row[f"{k}_ci95"] = float(np.mean(vals)), mean_interval(vals)
         row["truth_ranks"] = [r["truth_rank"] for r in rs]
         summary.append(row)
-    path = write("search_fashion_mnist", {
-        "protocol": "each run: gtnnas search --config configs/default.yaml with search.time_budget_s; its top "
-                    "cell retrained 1 epoch (seeds 0, 1; the truth protocol; rank among the truth's 300 cells by "
-                    "the 2-seed mean val_acc) and 5 epochs (seeds 0, 1). Intervals: 95% t over seeds.",
-        "strategies": STRATEGIES, "summary": summary, "runs": runs,
-        "tuning_runs": [r for r in read_jsonl(RUNS) if r.get("role") == "tuning"]})
-    print(table(summary, ["minutes", "strategy", "runs", "trials_mean", "cells_screened_mean", "real_evaluations_mean",
-                          "truth_rank_mean", "e1_val_acc_mean", "e5_val_acc_mean"]))
+    path = write(
+        "search_fashion_mnist",
+        {
+            "protocol": "each run: gtnnas search --config configs/default.yaml with search.time_budget_s; its top "
+            "cell retrained 1 epoch (seeds 0, 1; the truth protocol; rank among the truth's 300 cells by "
+            "the 2-seed mean val_acc) and 5 epochs (seeds 0, 1). Intervals: 95% t over seeds.",
+            "strategies": STRATEGIES,
+            "summary": summary,
+            "runs": runs,
+            "tuning_runs": [r for r in read_jsonl(RUNS) if r.get("role") == "tuning"],
+        },
+    )
+    print(
+        table(
+            summary,
+            [
+                "minutes",
+                "strategy",
+                "runs",
+                "trials_mean",
+                "cells_screened_mean",
+                "real_evaluations_mean",
+                "truth_rank_mean",
+                "e1_val_acc_mean",
+                "e5_val_acc_mean",
+            ],
+        )
+    )
     print(f"wrote {path}")
 
 

@@ -30,9 +30,20 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-PRESET = ["data.val_subset=2000", "net.channels=8", "net.cells=1", "gtn.inner_steps=16", "gtn.inner_batch=64",
-          "gtn.outer_steps=2", "gtn.validate_every=1000", "search.searcher=random", "search.scheduler=fifo",
-          "search.real_rungs=0", "search.cpus_per_trial=1", "search.flush_rows=100"]
+PRESET = [
+    "data.val_subset=2000",
+    "net.channels=8",
+    "net.cells=1",
+    "gtn.inner_steps=16",
+    "gtn.inner_batch=64",
+    "gtn.outer_steps=2",
+    "gtn.validate_every=1000",
+    "search.searcher=random",
+    "search.scheduler=fifo",
+    "search.real_rungs=0",
+    "search.cpus_per_trial=1",
+    "search.flush_rows=100",
+]
 
 
 def make_teacher(folder: Path) -> Path:
@@ -48,15 +59,21 @@ def run(label: str, teacher: Path, storage: Path, trials: int, slots: int, extra
 
     from cluster.search_run import run_search  # noqa: PLC0415  (lazy: it imports Ray, as above)
 
-    cfg = load_config(None, PRESET + [f"storage={storage}", f"name={label}", f"search.teacher={teacher}",
-                                      f"search.num_samples={trials}", *extra])
+    cfg = load_config(
+        None,
+        PRESET
+        + [f"storage={storage}", f"name={label}", f"search.teacher={teacher}", f"search.num_samples={trials}", *extra],
+    )
     start = time.perf_counter()
     final, root, _ = run_search(cfg)
     wall = time.perf_counter() - start
     df = ExperimentAnalysis(str(root)).dataframe()
     score_s = df["score_seconds"].where(~df["cached"], 0.0)
     return {
-        "setup": label, "trials": len(df), "slots": slots, "wall_seconds": wall,
+        "setup": label,
+        "trials": len(df),
+        "slots": slots,
+        "wall_seconds": wall,
         # the share of trial wall time not spent in score(): fetching, caching, reporting, Tune
         "overhead_fraction": 1 - float(score_s.sum()) / float(df["time_total_s"].sum()),
         # the same over the whole run, driver start-up, actor, scheduling gaps and idle slots included
@@ -73,8 +90,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--skip-cluster", action="store_true")
-    ap.add_argument("--saving", action="store_true", help="compare search.state_save step (the default) with Tune's "
-                                                          "timer on the embedded Ray; writes resume_overhead.json")
+    ap.add_argument(
+        "--saving",
+        action="store_true",
+        help="compare search.state_save step (the default) with Tune's "
+        "timer on the embedded Ray; writes resume_overhead.json",
+    )
     args = ap.parse_args()
     import ray  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
@@ -103,10 +124,31 @@ def main() -> None:
                 ray.shutdown()
                 c.shutdown()
     first = rows[0]
-    path = write("search_overhead", {"preset": PRESET, "overhead_fraction": first["overhead_fraction"],
-                                     "archs_per_core_minute": first["archs_per_core_minute"], "runs": rows})
-    print(table(rows, ["setup", "trials", "wall_seconds", "overhead_fraction", "end_to_end_overhead_fraction",
-                       "archs_per_core_minute", "score_seconds_mean", "fetch_seconds_mean", "cache_hits"]))
+    path = write(
+        "search_overhead",
+        {
+            "preset": PRESET,
+            "overhead_fraction": first["overhead_fraction"],
+            "archs_per_core_minute": first["archs_per_core_minute"],
+            "runs": rows,
+        },
+    )
+    print(
+        table(
+            rows,
+            [
+                "setup",
+                "trials",
+                "wall_seconds",
+                "overhead_fraction",
+                "end_to_end_overhead_fraction",
+                "archs_per_core_minute",
+                "score_seconds_mean",
+                "fetch_seconds_mean",
+                "cache_hits",
+            ],
+        )
+    )
     print(f"\nwrote {path}")
 
 
@@ -121,16 +163,37 @@ def compare_saving(trials: int) -> None:
         for policy in ("timer", "step", "timer", "step"):  # interleaved: the machine's drift hits both
             init_local(num_cpus=2, include_dashboard=False, configure_logging=False)
             try:
-                rows.append({"state_save": policy, **run(f"{policy}_{len(rows)}", teacher, tmp / "runs", trials, 2,
-                                                         (f"search.state_save={policy}",))})
+                rows.append(
+                    {
+                        "state_save": policy,
+                        **run(
+                            f"{policy}_{len(rows)}", teacher, tmp / "runs", trials, 2, (f"search.state_save={policy}",)
+                        ),
+                    }
+                )
             finally:
                 ray.shutdown()
-    summary = {p: {k: statistics.mean(r[k] for r in rows if r["state_save"] == p)
-                   for k in ("overhead_fraction", "end_to_end_overhead_fraction", "wall_seconds")}
-               for p in ("timer", "step")}
+    summary = {
+        p: {
+            k: statistics.mean(r[k] for r in rows if r["state_save"] == p)
+            for k in ("overhead_fraction", "end_to_end_overhead_fraction", "wall_seconds")
+        }
+        for p in ("timer", "step")
+    }
     path = write("resume_overhead", {"preset": PRESET, "trials": trials, "summary": summary, "runs": rows})
-    print(table(rows, ["state_save", "trials", "wall_seconds", "overhead_fraction", "end_to_end_overhead_fraction",
-                       "archs_per_core_minute"]))
+    print(
+        table(
+            rows,
+            [
+                "state_save",
+                "trials",
+                "wall_seconds",
+                "overhead_fraction",
+                "end_to_end_overhead_fraction",
+                "archs_per_core_minute",
+            ],
+        )
+    )
     print(f"\nwrote {path}")
 
 

@@ -28,14 +28,34 @@ import psutil
 from benchmarks._common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ["search.score=none", "search.searcher=random", "search.seed_proxy=null", "search.scheduler=fifo",
-            "search.cpus_per_trial=0.5", "search.state_save=timer", "search.flush_rows=500", "search.flush_seconds=30",
-            "search.trial_logs=false"]
+SETTINGS = [
+    "search.score=none",
+    "search.searcher=random",
+    "search.seed_proxy=null",
+    "search.scheduler=fifo",
+    "search.cpus_per_trial=0.5",
+    "search.state_save=timer",
+    "search.flush_rows=500",
+    "search.flush_seconds=30",
+    "search.trial_logs=false",
+]
 
 
 def run(trials: int, storage: Path) -> dict:
-    cmd = [sys.executable, "-m", "cluster.cli", "search", "--config", "configs/nb201_bench.yaml", "--num-cpus", "2",
-           f"storage={storage}", f"name=scale{trials}", f"search.num_samples={trials}", *SETTINGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "search",
+        "--config",
+        "configs/nb201_bench.yaml",
+        "--num-cpus",
+        "2",
+        f"storage={storage}",
+        f"name=scale{trials}",
+        f"search.num_samples={trials}",
+        *SETTINGS,
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -63,17 +83,27 @@ def run(trials: int, storage: Path) -> dict:
     state = json.loads(sorted(exp.glob("experiment_state-*.json"))[-1].read_text())
     trials_saved = [json.loads(t[0]) for t in state["trial_data"]]
     folders = [d for d in exp.iterdir() if d.is_dir() and d.name.startswith("nas_trainable_")]
-    results = sum(int(json.loads(t[1]).get("last_result", {}).get("training_iteration", 0)) for t in
-                  state["trial_data"])
+    results = sum(
+        int(json.loads(t[1]).get("last_result", {}).get("training_iteration", 0)) for t in state["trial_data"]
+    )
     tune_ids = [t["trial_id"] for t in trials_saved]
     states = sorted(exp.glob("searcher-state-*.pkl"))  # our Deduplicated searcher's saved state
     refused = pickle.loads(states[-1].read_bytes()).get("refused") if states else None
-    return {"requested": trials, "trials": int(raw["trial_id"].nunique()), "trial_folders": len(folders),
-            "distinct_tune_ids": len(set(tune_ids)), "ids_refused": refused, "results": int(results), "rows": len(raw),
-            "duplicates": int(raw.duplicated(["trial_id", "iteration"]).sum()),
-            "lost": trials - int(raw["trial_id"].nunique()), "wall_seconds": wall,
-            "seconds_per_trial": wall / trials, "driver_peak_rss_mb": peak[0] / 2**20,
-            "evaluations_charged": int((raw["sim_epochs"] > 0).sum())}
+    return {
+        "requested": trials,
+        "trials": int(raw["trial_id"].nunique()),
+        "trial_folders": len(folders),
+        "distinct_tune_ids": len(set(tune_ids)),
+        "ids_refused": refused,
+        "results": int(results),
+        "rows": len(raw),
+        "duplicates": int(raw.duplicated(["trial_id", "iteration"]).sum()),
+        "lost": trials - int(raw["trial_id"].nunique()),
+        "wall_seconds": wall,
+        "seconds_per_trial": wall / trials,
+        "driver_peak_rss_mb": peak[0] / 2**20,
+        "evaluations_charged": int((raw["sim_epochs"] > 0).sum()),
+    }
 
 
 def main() -> None:
@@ -86,15 +116,36 @@ def main() -> None:
             rows.append(run(n, Path(tmp)))
             print(rows[-1], flush=True)
     by = {r["requested"]: r for r in rows}
-    payload = {"settings": SETTINGS, "runs": rows,
-               "trials": max(by), "results": by[max(by)]["results"], "rows": by[max(by)]["rows"],
-               "duplicates": by[max(by)]["duplicates"], "wall_seconds": by[max(by)]["wall_seconds"],
-               "driver_peak_rss_mb": by[max(by)]["driver_peak_rss_mb"],
-               "seconds_per_trial_1k": by.get(1000, {}).get("seconds_per_trial"),
-               "seconds_per_trial_10k": by.get(10000, {}).get("seconds_per_trial")}
+    payload = {
+        "settings": SETTINGS,
+        "runs": rows,
+        "trials": max(by),
+        "results": by[max(by)]["results"],
+        "rows": by[max(by)]["rows"],
+        "duplicates": by[max(by)]["duplicates"],
+        "wall_seconds": by[max(by)]["wall_seconds"],
+        "driver_peak_rss_mb": by[max(by)]["driver_peak_rss_mb"],
+        "seconds_per_trial_1k": by.get(1000, {}).get("seconds_per_trial"),
+        "seconds_per_trial_10k": by.get(10000, {}).get("seconds_per_trial"),
+    }
     path = write("search_scale", payload)
-    print(table(rows, ["trials", "distinct_tune_ids", "ids_refused", "results", "rows", "duplicates", "lost", "wall_seconds", "seconds_per_trial",
-                       "driver_peak_rss_mb"]))
+    print(
+        table(
+            rows,
+            [
+                "trials",
+                "distinct_tune_ids",
+                "ids_refused",
+                "results",
+                "rows",
+                "duplicates",
+                "lost",
+                "wall_seconds",
+                "seconds_per_trial",
+                "driver_peak_rss_mb",
+            ],
+        )
+    )
     print(f"wrote {path}")
 
 

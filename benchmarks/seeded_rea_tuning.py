@@ -41,17 +41,32 @@ def main() -> None:
         start = time.perf_counter()
         reps = [run_repeat(s, TUNING_SEED0 + i, args.evaluations) for i in range(args.repeats)]
         summ = summarise(reps, args.evaluations)
-        rows.append({"seed_proxy": proxy, "seed_sample": sample,
-                     "share_top1pct_within_100": summ["evals_to_top1pct"]["share_within_100"],
-                     "median_evals_to_top1pct": summ["evals_to_top1pct"]["median"],
-                     "test_at_100": summ["at"]["100"]["test_mean"], "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "seed_proxy": proxy,
+                "seed_sample": sample,
+                "share_top1pct_within_100": summ["evals_to_top1pct"]["share_within_100"],
+                "median_evals_to_top1pct": summ["evals_to_top1pct"]["median"],
+                "test_at_100": summ["at"]["100"]["test_mean"],
+                "seconds": time.perf_counter() - start,
+            }
+        )
         print(rows[-1], flush=True)
     best = max(rows, key=lambda r: (r["share_top1pct_within_100"], -r["median_evals_to_top1pct"]))
-    path = write("seeded_rea_tuning", {"tuning_seeds": [TUNING_SEED0, TUNING_SEED0 + args.repeats - 1],
-                                       "evaluations": args.evaluations, "population": base.population,
-                                       "tournament": base.tournament, "chosen": best, "variants": rows})
-    print(table(rows, ["seed_proxy", "seed_sample", "share_top1pct_within_100", "median_evals_to_top1pct",
-                       "test_at_100"]))
+    path = write(
+        "seeded_rea_tuning",
+        {
+            "tuning_seeds": [TUNING_SEED0, TUNING_SEED0 + args.repeats - 1],
+            "evaluations": args.evaluations,
+            "population": base.population,
+            "tournament": base.tournament,
+            "chosen": best,
+            "variants": rows,
+        },
+    )
+    print(
+        table(rows, ["seed_proxy", "seed_sample", "share_top1pct_within_100", "median_evals_to_top1pct", "test_at_100"])
+    )
     print(f"\nchosen: {best['seed_proxy']} over {best['seed_sample']} samples; wrote {path}")
 
 

@@ -31,32 +31,45 @@ SHIPPED = ROOT / "search" / "teachers"
 def ship(dataset: str, threads: int) -> Path:
     cfg = load_config(ROOT / "configs" / "default.yaml", [f"data.dataset={dataset}"])
     d = cfg.data
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
-                        val_subset=d.val_subset)
+    data = load_dataset(
+        d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset
+    )
     start = time.perf_counter()
     teacher = train_teacher(cfg, data)
     seconds = time.perf_counter() - start
     held_out = validate(teacher, cfg, data, data.val.head(cfg.gtn.validate_size))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     provenance = {
         "command": f"python -m benchmarks.ship_teachers --datasets {dataset} --threads {threads}",
-        "config": "configs/default.yaml", "gtn_seed": cfg.gtn.seed, "commit": commit,
-        "held_out_acc": held_out, "held_out": f"gtn.validate_arch trained {cfg.gtn.inner_steps} steps on the "
-                                              f"curriculum, first {cfg.gtn.validate_size} validation images",
-        "seconds": seconds, "threads": threads, "machine": machine(),
-        "made": time.strftime("%Y-%m-%d")}
+        "config": "configs/default.yaml",
+        "gtn_seed": cfg.gtn.seed,
+        "commit": commit,
+        "held_out_acc": held_out,
+        "held_out": f"gtn.validate_arch trained {cfg.gtn.inner_steps} steps on the "
+        f"curriculum, first {cfg.gtn.validate_size} validation images",
+        "seconds": seconds,
+        "threads": threads,
+        "machine": machine(),
+        "made": time.strftime("%Y-%m-%d"),
+    }
     SHIPPED.mkdir(parents=True, exist_ok=True)
     path = SHIPPED / f"{teacher_key(cfg)}.pt"
     save_teacher(path, teacher, cfg, data, cfg.gtn.outer_steps, provenance=provenance, compact=True)
     full = load_teacher(path).curriculum(real=data.train)  # the compact file gives the same curriculum
 
-    same = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train,
-                       seed=cfg.gtn.seed).content_hash == full.content_hash
+    same = (
+        materialize(
+            teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.gtn.seed
+        ).content_hash
+        == full.content_hash
+    )
     if not same:
         raise RuntimeError(f"{path}: the compact teacher's curriculum differs from the trained one's")
-    print(f"{dataset}: {path.name}, held-out {held_out:.4f}, {seconds:.0f} s, curriculum {full.content_hash}",
-          flush=True)
+    print(
+        f"{dataset}: {path.name}, held-out {held_out:.4f}, {seconds:.0f} s, curriculum {full.content_hash}", flush=True
+    )
     return path
 
 
@@ -65,13 +78,18 @@ def readme() -> None:
     for path in sorted(SHIPPED.glob("*.pt")):
         t = load_teacher(path)
         p = t.provenance
-        rows.append(f"| `{path.name}` | {t.dataset} | {p.get('held_out_acc', float('nan')):.4f} | "
-                    f"{p.get('seconds', 0) / 60:.1f} min, {p.get('threads')} thread(s) | `{p.get('commit')}` | "
-                    f"{path.stat().st_size / 1e6:.1f} MB |")
+        rows.append(
+            f"| `{path.name}` | {t.dataset} | {p.get('held_out_acc', float('nan')):.4f} | "
+            f"{p.get('seconds', 0) / 60:.1f} min, {p.get('threads')} thread(s) | `{p.get('commit')}` | "
+            f"{path.stat().st_size / 1e6:.1f} MB |"
+        )
     text = (SHIPPED / "README.md").read_text()
     head, _, _ = text.partition("<!-- table -->")
-    write_text(SHIPPED / "README.md", head + "<!-- table -->\n| file | data set | held-out accuracy | meta-training "
-                                       "| commit | size |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    write_text(
+        SHIPPED / "README.md",
+        head + "<!-- table -->\n| file | data set | held-out accuracy | meta-training "
+        "| commit | size |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n",
+    )
 
 
 def main() -> None:

@@ -46,8 +46,12 @@ def measure(arch: str, channels: int, cells: int, batch: int, steps: int, device
     if device == "cuda":
         torch.cuda.synchronize()
     sec = (time.perf_counter() - t) / steps
-    return {"seconds_per_step": sec, "images_per_second": batch / sec, "params": count_params(net),
-            "mflops": count_flops(net) / 1e6}
+    return {
+        "seconds_per_step": sec,
+        "images_per_second": batch / sec,
+        "params": count_params(net),
+        "mflops": count_flops(net) / 1e6,
+    }
 
 
 def main() -> None:
@@ -63,8 +67,10 @@ def main() -> None:
         for name, arch in CELLS.items():
             r = measure(arch, channels, cells, args.batch, args.steps, args.device)
             rows.append({"cell": name, "C": channels, "N": cells, **r, "arch": arch})
-    path = write("train_speed", {"batch": args.batch, "steps": args.steps, "threads": args.threads,
-                                 "device": args.device, "rows": rows})
+    path = write(
+        "train_speed",
+        {"batch": args.batch, "steps": args.steps, "threads": args.threads, "device": args.device, "rows": rows},
+    )
     print(table(rows, ["cell", "C", "N", "params", "mflops", "seconds_per_step", "images_per_second"]))
     print(f"\nwrote {path}")
 

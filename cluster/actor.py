@@ -54,8 +54,13 @@ def curriculum_from_arrays(d: dict[str, Any]) -> Any:
 class TeacherServer:
     """The curriculum's ref (GTN score only), rung-1 cache, first table results, calibration."""
 
-    def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None,
-                 data: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        experiment: dict[str, Any],
+        teacher_uri: str | None,
+        root: str | None = None,
+        data: Callable[[], Any] | None = None,
+    ):
         """``data``: how to get the data set (default: found or fetched here, on the CPU)."""
         self.cfg = config_from_dict(experiment, "<actor>")
         self.scorer = self.cfg.search.scorer
@@ -100,8 +105,11 @@ class TeacherServer:
         if self.cfg.search.evaluator == "nb201":
             real = df.dropna(subset=["val_acc"]).sort_values("timestamp", kind="mergesort")
             for row in real.drop_duplicates("arch_hash").to_dict("records"):
-                self.first[row["arch_hash"]] = {"val_acc": row["val_acc"], "test_acc": row["test_acc"],
-                                                "sim_epochs": row["sim_epochs"]}
+                self.first[row["arch_hash"]] = {
+                    "val_acc": row["val_acc"],
+                    "test_acc": row["test_acc"],
+                    "sim_epochs": row["sim_epochs"],
+                }
         self.pairs = {h: p for h, p in calibration_pairs(df, "rung1_score").items()}
         self.reals = {h: v for h, (_, v) in self.pairs.items()}
         if self.scorer.calibrated:
@@ -114,8 +122,15 @@ class TeacherServer:
         c = self.curriculum
         if c is None:
             return {**base, "content_hash": None}
-        return {**base, "content_hash": c.content_hash, "steps": c.steps, "batch": int(c.images.shape[1]),
-                "dataset": c.dataset, "norm": c.norm, **self.where}
+        return {
+            **base,
+            "content_hash": c.content_hash,
+            "steps": c.steps,
+            "batch": int(c.images.shape[1]),
+            "dataset": c.dataset,
+            "norm": c.norm,
+            **self.where,
+        }
 
     def refs(self) -> list[Any]:
         """[the curriculum's ref], in a list so Ray hands back the ref itself (put once, on first call)."""
@@ -166,15 +181,17 @@ class TeacherServer:
         return {"cache": dict(self.cache), "first": dict(self.first), "pairs": dict(self.pairs)}
 
 
-def start_teacher_actor(experiment: dict[str, Any], teacher_uri: str | None, namespace: str,
-                        root: str | None = None) -> Any:
+def start_teacher_actor(
+    experiment: dict[str, Any], teacher_uri: str | None, namespace: str, root: str | None = None
+) -> Any:
     """The one place where :class:`TeacherServer` becomes a Ray actor (or the running one is reused).
 
     It serves arrays and remembers numbers, so it asks for no CPU and no GPU.
     """
     remote_cls = ray.remote(num_cpus=0, num_gpus=0, max_restarts=-1, max_task_retries=-1)(_ActorServer)
-    return remote_cls.options(name=ACTOR_NAME, namespace=namespace, get_if_exists=True,
-                              lifetime=None).remote(experiment, teacher_uri, root)
+    return remote_cls.options(name=ACTOR_NAME, namespace=namespace, get_if_exists=True, lifetime=None).remote(
+        experiment, teacher_uri, root
+    )
 
 
 class _ActorServer(TeacherServer):

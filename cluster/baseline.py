@@ -42,12 +42,17 @@ def run_baseline(cfg: ExperimentConfig) -> Any:
     """Run the baseline on the Ray that is already initialised; return the results DataFrame."""
     archs = sample_archs(cfg)
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()),
-                            {"cpu": cfg.baseline.cpus_per_trial}),
+        tune.with_resources(
+            tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()), {"cpu": cfg.baseline.cpus_per_trial}
+        ),
         param_space={"arch": tune.grid_search([str(a) for a in archs])},
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{cfg.name}-baseline", storage_path=storage_path(cfg.storage), verbose=0,
-                                  callbacks=[StatusCallback(len(archs), stage="baseline")]),
+        run_config=tune.RunConfig(
+            name=f"{cfg.name}-baseline",
+            storage_path=storage_path(cfg.storage),
+            verbose=0,
+            callbacks=[StatusCallback(len(archs), stage="baseline")],
+        ),
     )
     with tune_env():
         grid = tuner.fit()

@@ -28,8 +28,15 @@ from search.space import Arch, parse
 STRATEGIES: dict[str, dict[str, Any]] = {  # SearchConfig settings of each strategy (benchmark mode)
     "random": {"searcher": "random", "scheduler": "fifo", "score": "none"},
     "rea": {"searcher": "evolution", "scheduler": "fifo", "score": "none", "population": 10, "tournament": 3},
-    "rea_synflow_seeded": {"searcher": "evolution", "scheduler": "fifo", "score": "none", "population": 10,
-                           "tournament": 3, "seed_proxy": "synflow", "seed_sample": 15625},  # chosen on tuning seeds
+    "rea_synflow_seeded": {
+        "searcher": "evolution",
+        "scheduler": "fifo",
+        "score": "none",
+        "population": 10,
+        "tournament": 3,
+        "seed_proxy": "synflow",
+        "seed_sample": 15625,
+    },  # chosen on tuning seeds
     "asha_synflow": {"searcher": "random", "scheduler": "asha", "score": "synflow", "reduction_factor": 4},
     "tpe": {"searcher": "optuna", "scheduler": "fifo", "score": "none"},
     "hyperopt": {"searcher": "hyperopt", "scheduler": "fifo", "score": "none"},
@@ -39,19 +46,23 @@ CHECKPOINTS = (50, 100, 200, 300)
 STRATEGY_NOTE = {
     "random": "uniform cells, deduplicated by equivalence class",
     "rea": "regularised evolution, population 10, tournament 3 (NAS-Bench-201's REA)",
-    "rea_synflow_seeded": ("REA whose first population is the 10 best cells by synflow among 15,625 uniform samples "
-                           "(settings chosen on seeds 1000+, benchmarks/seeded_rea_tuning.py)"),
+    "rea_synflow_seeded": (
+        "REA whose first population is the 10 best cells by synflow among 15,625 uniform samples "
+        "(settings chosen on seeds 1000+, benchmarks/seeded_rea_tuning.py)"
+    ),
     "asha_synflow": "random cells, ASHA: synflow as rung 1 (free), the top quarter looked up",
     "tpe": "Optuna's TPE through Tune's OptunaSearch",
     "hyperopt": "HyperOpt's TPE through Tune's HyperOptSearch",
 }
-PROTOCOL = ("Ours: the budget is 300 evaluations (12-epoch table lookups), not 12,000 simulated seconds; the "
-            "reward is cifar10_val and the reported accuracy cifar10_test, both from the 12-epoch table (the "
-            "published REA 93.92, random 93.70, BOHB 93.61 are 200-epoch test accuracies, optimum 94.37; the "
-            "12-epoch table's best test accuracy is lower); the incumbent is the evaluated cell with the best "
-            "validation accuracy; no cell equivalent to an evaluated one is evaluated again; zero-cost proxy "
-            "scores are free. Published: 500 runs, time budget, 200-epoch test of the cell with the best 12-epoch "
-            "validation accuracy.")
+PROTOCOL = (
+    "Ours: the budget is 300 evaluations (12-epoch table lookups), not 12,000 simulated seconds; the "
+    "reward is cifar10_val and the reported accuracy cifar10_test, both from the 12-epoch table (the "
+    "published REA 93.92, random 93.70, BOHB 93.61 are 200-epoch test accuracies, optimum 94.37; the "
+    "12-epoch table's best test accuracy is lower); the incumbent is the evaluated cell with the best "
+    "validation accuracy; no cell equivalent to an evaluated one is evaluated again; zero-cost proxy "
+    "scores are free. Published: 500 runs, time budget, 200-epoch test of the cell with the best 12-epoch "
+    "validation accuracy."
+)
 
 
 def strategy_config(name: str, evaluations: int) -> SearchConfig:
@@ -91,9 +102,18 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=seed, proxy=proxy_fn(s.seed_proxy))
     if s.searcher not in ("random", "evolution"):
         searcher.set_search_properties("score", "max", param_space())
-    asha = ASHAScheduler(time_attr="training_iteration", metric="score", mode="max", max_t=s.rungs,
-                         grace_period=1, reduction_factor=s.reduction_factor) \
-        if s.scheduler == "asha" and s.rungs > 1 else None
+    asha = (
+        ASHAScheduler(
+            time_attr="training_iteration",
+            metric="score",
+            mode="max",
+            max_t=s.rungs,
+            grace_period=1,
+            reduction_factor=s.reduction_factor,
+        )
+        if s.scheduler == "asha" and s.rungs > 1
+        else None
+    )
     out, first = Repeat(), {}
     max_trials = max_trials or 50 * evaluations
     while len(out.cells) < evaluations and out.trials < max_trials:
@@ -132,7 +152,7 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
 def incumbent_curve(rep: Repeat) -> tuple[np.ndarray, np.ndarray]:
     """(test accuracy, test percentile) of the best-by-validation cell after each evaluation."""
     best = np.maximum.accumulate(np.asarray(rep.val))
-    idx = np.array([int(np.flatnonzero(np.asarray(rep.val[:i + 1]) == best[i])[0]) for i in range(len(best))])
+    idx = np.array([int(np.flatnonzero(np.asarray(rep.val[: i + 1]) == best[i])[0]) for i in range(len(best))])
     test = np.asarray(rep.test)[idx]
     return test, np.array([nb201.percentile(t) for t in test])
 
@@ -144,18 +164,30 @@ def summarise(repeats: Sequence[Repeat], evaluations: int) -> dict[str, Any]:
     for k in (c for c in CHECKPOINTS if c <= evaluations):
         tests = np.array([c[0][min(k, len(c[0])) - 1] for c in curves])
         pct = np.array([c[1][min(k, len(c[1])) - 1] for c in curves])
-        at[str(k)] = {"test_mean": float(tests.mean()), "test_std": float(tests.std(ddof=1)) if len(tests) > 1 else 0.0,
-                      "percentile_mean": float(pct.mean()), "percentile_std": float(pct.std(ddof=1)) if len(pct) > 1 else 0.0,
-                      "gap_to_best_mean": float((best - tests).mean())}
+        at[str(k)] = {
+            "test_mean": float(tests.mean()),
+            "test_std": float(tests.std(ddof=1)) if len(tests) > 1 else 0.0,
+            "percentile_mean": float(pct.mean()),
+            "percentile_std": float(pct.std(ddof=1)) if len(pct) > 1 else 0.0,
+            "gap_to_best_mean": float((best - tests).mean()),
+        }
     reach = [int(np.flatnonzero(c[1] >= 99.0)[0]) + 1 if (c[1] >= 99.0).any() else None for c in curves]
     hit = [r for r in reach if r is not None]
-    return {"repeats": len(repeats), "evaluations": evaluations, "at": at,
-            "evals_to_top1pct": {"median": float(np.median([r if r is not None else np.inf for r in reach])),
-                                 "share_within": len(hit) / len(reach),
-                                 "share_within_100": sum(r <= 100 for r in hit) / len(reach)},
-            "trials_mean": float(np.mean([r.trials for r in repeats])),
-            "mean_curve": {"test": np.mean([c[0] for c in curves], axis=0).round(6).tolist(),
-                           "percentile": np.mean([c[1] for c in curves], axis=0).round(4).tolist()}}
+    return {
+        "repeats": len(repeats),
+        "evaluations": evaluations,
+        "at": at,
+        "evals_to_top1pct": {
+            "median": float(np.median([r if r is not None else np.inf for r in reach])),
+            "share_within": len(hit) / len(reach),
+            "share_within_100": sum(r <= 100 for r in hit) / len(reach),
+        },
+        "trials_mean": float(np.mean([r.trials for r in repeats])),
+        "mean_curve": {
+            "test": np.mean([c[0] for c in curves], axis=0).round(6).tolist(),
+            "percentile": np.mean([c[1] for c in curves], axis=0).round(4).tolist(),
+        },
+    }
 
 
 def plot(results: dict[str, dict[str, Any]], path: str) -> None:

@@ -40,8 +40,15 @@ class LeaderboardCallback(Callback):
     driver more memory than the trials did). Statuses follow their trials' rows.
     """
 
-    def __init__(self, root: str, experiment: str, metadata: dict[str, Any], flush_rows: int = 50,
-                 flush_seconds: float = 30.0, every_step: bool = False):
+    def __init__(
+        self,
+        root: str,
+        experiment: str,
+        metadata: dict[str, Any],
+        flush_rows: int = 50,
+        flush_seconds: float = 30.0,
+        every_step: bool = False,
+    ):
         self.root, self.experiment, self.metadata = root, experiment, dict(metadata)
         self.flush_rows, self.flush_seconds, self.every_step = flush_rows, flush_seconds, every_step
         self.rows: list[dict[str, Any]] = []
@@ -54,8 +61,9 @@ class LeaderboardCallback(Callback):
         if "training_iteration" in result and "arch" in result:
             self.rows.append(row_from_result(self.experiment, trial.trial_id, result))
             if result.get("proxy_rho") is not None:
-                self.metadata["calibration"] = {k: result.get(k) for k in
-                                                ("proxy_rho", "proxy_rho_lo", "proxy_rho_hi", "calibration_n")}
+                self.metadata["calibration"] = {
+                    k: result.get(k) for k in ("proxy_rho", "proxy_rho_lo", "proxy_rho_hi", "calibration_n")
+                }
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.statuses.append(status_row(self.experiment, trial.trial_id, "TERMINATED"))
@@ -144,7 +152,9 @@ class StatusCallback(Callback):
 
     def split(self) -> dict[str, Any]:
         cores = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
-        rows = pd.DataFrame([{"trial_id": t, **p} for t, p in self.phases.items()], columns=["trial_id", *PHASE_COLUMNS])
+        rows = pd.DataFrame(
+            [{"trial_id": t, **p} for t, p in self.phases.items()], columns=["trial_id", *PHASE_COLUMNS]
+        )
         return phase_split(rows, cores, time.monotonic() - self.start)
 
     def line(self, trials: list) -> str:
@@ -154,12 +164,20 @@ class StatusCallback(Callback):
         left = elapsed / done * (self.total - done) if done else None
         best = f"best val {self.best[0]:.4f} {self.best[1]}" if self.best else "best val -"
         r = self.rho
-        rho = "rho -" if not r else (f"rho {r['proxy_rho']:.2f}" + (
-            f" [{r['proxy_rho_lo']:.2f}, {r['proxy_rho_hi']:.2f}]" if r.get("proxy_rho_lo") is not None else "")
-            + f" n={r['calibration_n']}")
+        rho = (
+            "rho -"
+            if not r
+            else (
+                f"rho {r['proxy_rho']:.2f}"
+                + (f" [{r['proxy_rho_lo']:.2f}, {r['proxy_rho_hi']:.2f}]" if r.get("proxy_rho_lo") is not None else "")
+                + f" n={r['calibration_n']}"
+            )
+        )
         cores = f" | {split_line(self.split())}" if self.phases else ""
-        return (f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho}{cores} | "
-                f"{duration(elapsed)} elapsed, ~{duration(left)} left")
+        return (
+            f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho}{cores} | "
+            f"{duration(elapsed)} elapsed, ~{duration(left)} left"
+        )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.progress.due():  # the line walks every trial: only when it will be shown
@@ -179,9 +197,11 @@ def tune_env(verbose: bool = False, every_step: bool = False, trial_logs: bool =
     ``trial_logs`` Tune writes no per-trial result.json, progress.csv or TensorBoard files (and reads
     none back at the end: for searches of many thousand trials).
     """
-    want = {"TUNE_GLOBAL_CHECKPOINT_S": str(STEP_SAVE_S) if every_step else None,
-            "RAY_AIR_NEW_OUTPUT": None if verbose else "0",
-            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": None if trial_logs else "1"}
+    want = {
+        "TUNE_GLOBAL_CHECKPOINT_S": str(STEP_SAVE_S) if every_step else None,
+        "RAY_AIR_NEW_OUTPUT": None if verbose else "0",
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": None if trial_logs else "1",
+    }
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # one warning per trial without logs
     level = quiet.level
     if not trial_logs:

@@ -53,8 +53,9 @@ def node_name() -> str:
     return f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:8]})"
 
 
-def enter(experiment: dict[str, Any], what: str, *, threads: int = 1, gpu_share: float | None = None,
-          uses_torch: bool = True) -> Entered:
+def enter(
+    experiment: dict[str, Any], what: str, *, threads: int = 1, gpu_share: float | None = None, uses_torch: bool = True
+) -> Entered:
     """Parse the experiment's config and set this process up: threads, denormals, device.
 
     ``gpu_share``: the GPUs this process asked Ray for (a fraction caps its CUDA memory at that share).
@@ -84,8 +85,9 @@ def node_dataset(d: DataConfig, device: str) -> tuple[Any, str]:
         except DataNotFoundError:
             found = fetch(d.dataset, d.root, mirror=d.mirror)
             origin = f"fetched into {found}"
-    data = load_dataset(d.dataset, found, split_seed=d.split_seed, device=device, train_subset=d.train_subset,
-                        val_subset=d.val_subset)
+    data = load_dataset(
+        d.dataset, found, split_seed=d.split_seed, device=device, train_subset=d.train_subset, val_subset=d.val_subset
+    )
     return data, origin
 
 
@@ -112,4 +114,3 @@ def one_line(error: BaseException) -> InputError | None:
             return InputError(first_line(e, 400))
         e = getattr(e, "cause", None) or e.__cause__
     return None
-

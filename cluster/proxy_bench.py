@@ -19,8 +19,9 @@ from search.space import Arch, parse
 from search.stats import Values, kendall, spearman, top_half_spearman
 
 
-def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyContext,
-                progress: Any = None) -> dict[str, tuple[list[float], list[float]]]:
+def run_proxies(
+    proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyContext, progress: Any = None
+) -> dict[str, tuple[list[float], list[float]]]:
     """name -> (scores, seconds per arch); ensembles reuse components already computed."""
     done: dict[str, tuple[list[float], list[float]]] = {}
     for p in proxies:
@@ -39,8 +40,12 @@ def run_proxies(proxies: Sequence[Proxy], archs: Sequence[Arch], ctx: ProxyConte
 def summarise(scores: dict[str, tuple[list[float], list[float]]], truth: np.ndarray) -> dict[str, dict[str, float]]:
     out = {}
     for name, (s, secs) in scores.items():
-        out[name] = {"spearman": spearman(s, truth), "kendall": kendall(s, truth),
-                     "spearman_top_half": top_half_spearman(s, truth), "seconds_per_arch": float(np.mean(secs))}
+        out[name] = {
+            "spearman": spearman(s, truth),
+            "kendall": kendall(s, truth),
+            "spearman_top_half": top_half_spearman(s, truth),
+            "seconds_per_arch": float(np.mean(secs)),
+        }
     return out
 
 
@@ -50,8 +55,11 @@ def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str,
     The paper's reading: GTN-128 ranks like real-1200, 9.4x fewer steps. ``None`` when the GTN rho lies
     outside the ladder's range (then ``bound`` says which side).
     """
-    ladder = sorted((int(n.split(":")[1]), m["spearman"]) for n, m in summary.items()
-                    if n.startswith("real:") and m["spearman"] == m["spearman"])
+    ladder = sorted(
+        (int(n.split(":")[1]), m["spearman"])
+        for n, m in summary.items()
+        if n.startswith("real:") and m["spearman"] == m["spearman"]
+    )
     out: dict[str, dict[str, float | str | None]] = {}
     for name, m in summary.items():
         if not name.startswith("gtn:") or len(ladder) < 2:
@@ -65,17 +73,24 @@ def step_efficiency(summary: dict[str, dict[str, float]]) -> dict[str, dict[str,
                 break
         if equiv is None:
             bound = "below the ladder" if rho < ladder[0][1] else "above the ladder"
-        out[name] = {"gtn_steps": k, "real_steps_same_rho": equiv,
-                     "step_ratio": equiv / k if equiv else None, "bound": bound}
+        out[name] = {
+            "gtn_steps": k,
+            "real_steps_same_rho": equiv,
+            "step_ratio": equiv / k if equiv else None,
+            "bound": bound,
+        }
     return out
 
 
-def table(summary: dict[str, dict[str, float]], ceiling: float | None = None,
-          replicate: tuple[float, int] | None = None) -> str:
+def table(
+    summary: dict[str, dict[str, float]], ceiling: float | None = None, replicate: tuple[float, int] | None = None
+) -> str:
     lines = [f"{'proxy':<28} {'rho':>7} {'tau':>7} {'top-half rho':>13} {'s/arch':>9}"]
     for name, m in summary.items():
-        lines.append(f"{name:<28} {m['spearman']:>7.3f} {m['kendall']:>7.3f} {m['spearman_top_half']:>13.3f} "
-                     f"{m['seconds_per_arch']:>9.4f}")
+        lines.append(
+            f"{name:<28} {m['spearman']:>7.3f} {m['kendall']:>7.3f} {m['spearman_top_half']:>13.3f} "
+            f"{m['seconds_per_arch']:>9.4f}"
+        )
     if ceiling is not None:
         lines.append(f"{'ceiling (seed-to-seed)':<28} {ceiling:>7.3f}")
     if replicate is not None and replicate[1]:
@@ -83,8 +98,9 @@ def table(summary: dict[str, dict[str, float]], ceiling: float | None = None,
     return "\n".join(lines)
 
 
-def scatter(path: str, name: str, proxy: Values, truth: Values, rho: float, tau: float,
-            ylabel: str = "truth: mean val_acc") -> None:
+def scatter(
+    path: str, name: str, proxy: Values, truth: Values, rho: float, tau: float, ylabel: str = "truth: mean val_acc"
+) -> None:
     import matplotlib  # noqa: PLC0415  (lazy: matplotlib only to draw, with the Agg backend)
 
     matplotlib.use("Agg")
@@ -106,13 +122,23 @@ def scatter(path: str, name: str, proxy: Values, truth: Values, rho: float, tau:
 
 
 def _machine() -> dict[str, Any]:
-    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+    }
 
 
-def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir: str,
-          json_path: str | None = None, progress: Any = None) -> dict[str, Any]:
+def bench(
+    truth_path: str,
+    proxies: Sequence[Proxy],
+    ctx: ProxyContext,
+    out_dir: str,
+    json_path: str | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
     """Score every proxy on the truth's architectures; write JSON and one scatter PNG per proxy."""
     df, meta = load_truth(truth_path)
     names, target, ceiling = truth_targets(df)
@@ -134,11 +160,19 @@ def bench(truth_path: str, proxies: Sequence[Proxy], ctx: ProxyContext, out_dir:
     r, n = (replicate, 2) if k else (ceiling, seeds)
     target_reliability = n * r / (1 + (n - 1) * r) if r == r else float("nan")
     result = {
-        "truth": os.path.basename(truth_path), "n_archs": len(archs), "seeds": seeds,
-        "ceiling_spearman": ceiling, "replicate_spearman": replicate, "replicate_seeds": k,
-        "target_reliability": target_reliability, "truth_seconds_per_run": seconds_truth,
-        "budget_epochs": meta.get("budget_epochs"), "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
-        "machine": _machine(), "proxies": summary, "gtn_step_efficiency": step_efficiency(summary),
+        "truth": os.path.basename(truth_path),
+        "n_archs": len(archs),
+        "seeds": seeds,
+        "ceiling_spearman": ceiling,
+        "replicate_spearman": replicate,
+        "replicate_seeds": k,
+        "target_reliability": target_reliability,
+        "truth_seconds_per_run": seconds_truth,
+        "budget_epochs": meta.get("budget_epochs"),
+        "net": {"channels": ctx.net.channels, "cells": ctx.net.cells},
+        "machine": _machine(),
+        "proxies": summary,
+        "gtn_step_efficiency": step_efficiency(summary),
     }
     write_json(json_path or os.path.join(out_dir, "proxies.json"), _no_nan(result), indent=2)
     return result

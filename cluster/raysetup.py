@@ -39,8 +39,9 @@ def ray_env() -> None:
     os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnray"))
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False,
-              verbose: bool = False) -> bool:
+def start_ray(
+    address: str | None = None, num_cpus: int | None = None, dashboard: bool = False, verbose: bool = False
+) -> bool:
     """Start an embedded local Ray (``address`` None or "local") or connect to a running cluster.
 
     Returns True when this call started Ray (so the caller should shut it down). An unreachable
@@ -57,8 +58,14 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
         return False
     if address in (None, "local"):
         end_orphans()
-        ctx = init_local(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=LOOPBACK, log_to_driver=True,
-                         configure_logging=False, logging_config=logging_config)
+        ctx = init_local(
+            num_cpus=num_cpus,
+            include_dashboard=dashboard,
+            dashboard_host=LOOPBACK,
+            log_to_driver=True,
+            configure_logging=False,
+            logging_config=logging_config,
+        )
         record_owner(ctx.address_info["session_dir"])
         return True
     try:
@@ -69,8 +76,9 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False,
-                verbose: bool = False) -> Iterator[None]:
+def ray_session(
+    address: str | None = None, num_cpus: int | None = None, dashboard: bool = False, verbose: bool = False
+) -> Iterator[None]:
     """``start_ray`` for the duration of a ``with`` block; shuts down only a Ray this block started."""
     started = start_ray(address, num_cpus=num_cpus, dashboard=dashboard, verbose=verbose)
     try:

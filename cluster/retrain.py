@@ -49,8 +49,10 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
     except (ValueError, KeyError, TypeError) as e:  # not JSON, or not ours
         raise InputError(f"{root}/experiment.json: not an experiment description ({first_line(e)})") from None
     if cfg.search.evaluator != "real":
-        raise InputError(f"{root}: a benchmark-mode experiment (its cells were looked up, not trained on "
-                         f"{cfg.data.dataset}); nothing to retrain")
+        raise InputError(
+            f"{root}: a benchmark-mode experiment (its cells were looked up, not trained on "
+            f"{cfg.data.dataset}); nothing to retrain"
+        )
     table = load(root).dropna(subset=["val_acc"])
     if len(table) < top:
         raise InputError(f"--top {top}: the experiment has only {len(table)} cell(s) with a real-data score")
@@ -77,27 +79,46 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
         local = os.path.join(tmp, "w.pt")
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, local)
         upload(local, target)
-    tune.report({"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": seed, "val_acc": res.val_acc,
-                 "test_acc": res.test_acc, "params": count_params(model), "flops": count_flops(model),
-                 "seconds": res.seconds, "steps": res.steps, "weights": target})
+    tune.report(
+        {
+            "arch": str(arch),
+            "arch_hash": arch.equiv_hash(),
+            "seed": seed,
+            "val_acc": res.val_acc,
+            "test_acc": res.test_acc,
+            "params": count_params(model),
+            "flops": count_flops(model),
+            "seconds": res.seconds,
+            "steps": res.steps,
+            "weights": target,
+        }
+    )
 
 
 def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
     """Retrain the top ``top`` cells of the experiment at ``root``; returns the final table (pandas)."""
     check_budget(epochs, seeds)
     cfg, rows = plan(root, top)  # the final training uses all of the data, whatever the search used
-    cfg = replace(cfg, train=replace(cfg.train, epochs=epochs, steps=None),
-                  data=replace(cfg.data, train_subset=None, val_subset=None))
+    cfg = replace(
+        cfg,
+        train=replace(cfg.train, epochs=epochs, steps=None),
+        data=replace(cfg.data, train_subset=None, val_subset=None),
+    )
     jobs = [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)]
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
-                            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial}),
+        tune.with_resources(
+            tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
+            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
+        ),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=storage_path(cfg.storage),
-                                  failure_config=tune.FailureConfig(max_failures=2), verbose=0,
-                                  callbacks=[StatusCallback(len(jobs), stage="retrain")]),
+        run_config=tune.RunConfig(
+            name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=storage_path(cfg.storage),
+            failure_config=tune.FailureConfig(max_failures=2),
+            verbose=0,
+            callbacks=[StatusCallback(len(jobs), stage="retrain")],
+        ),
     )
     with tune_env():
         grid = tuner.fit()
@@ -107,16 +128,25 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
     runs = pd.DataFrame([r.metrics for r in grid])
     rank = {r["arch"]: i + 1 for i, r in enumerate(rows)}
     final = runs.groupby(["arch", "arch_hash"], as_index=False).agg(
-        seeds=("seed", "nunique"), val_acc=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
-        test_acc=("test_acc", "mean"), test_acc_std=("test_acc", "std"), params=("params", "first"),
-        flops=("flops", "first"), seconds=("seconds", "sum"))
+        seeds=("seed", "nunique"),
+        val_acc=("val_acc", "mean"),
+        val_acc_std=("val_acc", "std"),
+        test_acc=("test_acc", "mean"),
+        test_acc_std=("test_acc", "std"),
+        params=("params", "first"),
+        flops=("flops", "first"),
+        seconds=("seconds", "sum"),
+    )
     final["search_rank"] = final["arch"].map(rank)
     final["epochs"] = float(epochs)
     final = final.sort_values("val_acc", ascending=False, kind="mergesort").reset_index(drop=True)
     best = runs.sort_values("val_acc", ascending=False, kind="mergesort").iloc[0]
     export(cfg, root, best)
-    write_parquet(pa.Table.from_pandas(final, preserve_index=False), join(root, "final.parquet"),
-                  {"config": cfg.to_dict(), "best": {"arch": best["arch"], "seed": int(best["seed"])}})
+    write_parquet(
+        pa.Table.from_pandas(final, preserve_index=False),
+        join(root, "final.parquet"),
+        {"config": cfg.to_dict(), "best": {"arch": best["arch"], "seed": int(best["seed"])}},
+    )
     return final
 
 
@@ -124,21 +154,42 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
     arch = parse(best["arch"])
     channels, size, _ = SHAPES[cfg.data.dataset]
-    net = build_net(arch, channels=cfg.net.channels, cells=cfg.net.cells, in_channels=channels, image_size=size,
-                    num_classes=10, norm=cfg.net.norm, seed=0)
+    net = build_net(
+        arch,
+        channels=cfg.net.channels,
+        cells=cfg.net.cells,
+        in_channels=channels,
+        image_size=size,
+        num_classes=10,
+        norm=cfg.net.norm,
+        seed=0,
+    )
     with local_copy(best["weights"]) as path:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()
     mean, std = STATS[cfg.data.dataset]
     input_shape = [1, channels, size, size]
-    info = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": int(best["seed"]), "dataset": cfg.data.dataset,
-            "input_shape": input_shape, "input_range": "pixels in [0, 1], then (x - mean) / std",
-            "mean": list(mean), "std": list(std), "num_classes": 10, "val_acc": float(best["val_acc"]),
-            "test_acc": float(best["test_acc"]), "channels": cfg.net.channels, "cells": cfg.net.cells,
-            "norm": cfg.net.norm, "config_hash": cfg.hash()}
+    info = {
+        "arch": str(arch),
+        "arch_hash": arch.equiv_hash(),
+        "seed": int(best["seed"]),
+        "dataset": cfg.data.dataset,
+        "input_shape": input_shape,
+        "input_range": "pixels in [0, 1], then (x - mean) / std",
+        "mean": list(mean),
+        "std": list(std),
+        "num_classes": 10,
+        "val_acc": float(best["val_acc"]),
+        "test_acc": float(best["test_acc"]),
+        "channels": cfg.net.channels,
+        "cells": cfg.net.cells,
+        "norm": cfg.net.norm,
+        "config_hash": cfg.hash(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save({"format": "gtnnas-model", "state_dict": net.state_dict(), **info},
-                   os.path.join(tmp, "best_model.pt"))
+        torch.save(
+            {"format": "gtnnas-model", "state_dict": net.state_dict(), **info}, os.path.join(tmp, "best_model.pt")
+        )
         example = torch.zeros(2, *input_shape[1:])
         program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
         torch.export.save(program, os.path.join(tmp, "best_model.pt2"), extra_files={"gtnnas.json": json.dumps(info)})

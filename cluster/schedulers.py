@@ -34,7 +34,7 @@ Rescore = Callable[[Sequence[str]], Sequence[float]]
 def milestones(max_t: int, reduction_factor: float) -> list[int]:
     """ASHA's decision points for one bracket with grace period 1: rf^k for k below log_rf(max_t) + 1."""
     n = int(math.log(max_t) / math.log(reduction_factor) + 1)
-    return [int(reduction_factor ** k) for k in range(n)]
+    return [int(reduction_factor**k) for k in range(n)]
 
 
 def cutoff(recorded: Sequence[float], reduction_factor: float) -> float | None:
@@ -45,8 +45,14 @@ def cutoff(recorded: Sequence[float], reduction_factor: float) -> float | None:
 class RungHalving(FIFOScheduler):
     """Asynchronous successive halving over rungs; ``rescore`` re-ranks calibrated rung-1 scores."""
 
-    def __init__(self, max_t: int, reduction_factor: float, rescore: Rescore | None = None,
-                 time_attr: str = "training_iteration", screen: int = 0):
+    def __init__(
+        self,
+        max_t: int,
+        reduction_factor: float,
+        rescore: Rescore | None = None,
+        time_attr: str = "training_iteration",
+        screen: int = 0,
+    ):
         super().__init__()
         self.time_attr, self.sign = time_attr, 1.0
         self.max_t, self.rf, self.rescore, self.screen = max_t, reduction_factor, rescore, screen
@@ -71,8 +77,9 @@ class RungHalving(FIFOScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
         if result and self.time_attr in result and result.get(self.metric) is not None:
-            self._decide(trial.trial_id, result[self.time_attr], self.sign * float(result[self.metric]),
-                         result.get("arch_hash"))
+            self._decide(
+                trial.trial_id, result[self.time_attr], self.sign * float(result[self.metric]), result.get("arch_hash")
+            )
 
     def _decide(self, trial_id: str, t: int, value: float, arch_hash: str | None) -> str:
         for m in sorted(self.recorded, reverse=True):  # the highest milestone reached, as Tune's brackets

@@ -48,9 +48,15 @@ def namespace_for(cfg: ExperimentConfig) -> str:
 
 
 def metadata(cfg: ExperimentConfig, teacher_uri: str | None, curriculum: dict[str, Any]) -> dict[str, Any]:
-    return {"config": cfg.to_dict(), "config_hash": cfg.hash(), "versions": {**versions(), "ray": ray.__version__},
-            "teacher": teacher_uri, "curriculum": curriculum, "evaluator": cfg.search.evaluator,
-            "score": cfg.search.score}
+    return {
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "versions": {**versions(), "ray": ray.__version__},
+        "teacher": teacher_uri,
+        "curriculum": curriculum,
+        "evaluator": cfg.search.evaluator,
+        "score": cfg.search.score,
+    }
 
 
 def trainable_for(cfg: ExperimentConfig) -> Any:
@@ -68,41 +74,60 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     scorer = Scorer.parse(cfg.search.seed_proxy)
 
     def score(archs: Any) -> list[float]:
-        return [scorer.value(scorer.components(a, net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed,
-                                               nb201=cfg.search.evaluator == "nb201")) for a in archs]
+        return [
+            scorer.value(
+                scorer.components(
+                    a, net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed, nb201=cfg.search.evaluator == "nb201"
+                )
+            )
+            for a in archs
+        ]
 
     return score
 
 
-def build_tuner(cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False,
-                budget_s: float | None = None) -> Any:
+def build_tuner(
+    cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False, budget_s: float | None = None
+) -> Any:
     s = cfg.search
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
     if s.scheduler == "asha" and s.rungs > 1:
         rescore = ActorRescore(namespace_for(cfg)) if s.scorer.calibrated else None
-        scheduler: Any = RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore,
-                                     screen=s.screen)
+        scheduler: Any = RungHalving(
+            max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore, screen=s.screen
+        )
     else:
         scheduler = FIFOScheduler()
     tune_native = s.searcher not in ("random", "evolution")
     return tune.Tuner(
         trainable_for(cfg),
         param_space=param_space() if tune_native else {},
-        tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=s.num_samples, reuse_actors=True, time_budget_s=budget_s,
-                                    max_concurrent_trials=s.max_concurrent or None),
+        tune_config=tune.TuneConfig(
+            metric="score",
+            mode="max",
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=s.num_samples,
+            reuse_actors=True,
+            time_budget_s=budget_s,
+            max_concurrent_trials=s.max_concurrent or None,
+        ),
         run_config=run_config(cfg, root, meta, storage_path(cfg.storage), verbose),
     )
 
 
 def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: str, verbose: bool) -> Any:
     s = cfg.search
-    callbacks = [LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds,
-                                     every_step=s.state_save == "step"), SlimFinishedTrials()]
+    callbacks = [
+        LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds, every_step=s.state_save == "step"),
+        SlimFinishedTrials(),
+    ]
     if not verbose:
         callbacks.append(StatusCallback(s.num_samples))
     return tune.RunConfig(
-        name=cfg.name, storage_path=storage, callbacks=callbacks,
+        name=cfg.name,
+        storage_path=storage,
+        callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=3),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # small; PBT-style pruning loses them
         verbose=1 if verbose else 0,
@@ -138,7 +163,9 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     teacher_uri = ensure_teacher(cfg, root)
     tuner = restore_tuner(cfg, root) if resume else None
     if tuner is not None:  # the leaderboard must agree with the restored experiment before the actor reads it
-        reconcile(root, cfg.name, histories(tuner.get_results(), root), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
+        reconcile(
+            root, cfg.name, histories(tuner.get_results(), root), {"config": cfg.to_dict(), "config_hash": cfg.hash()}
+        )
     elif exists(join(root, "leaderboard")):  # rows from a driver that died before Tune saved anything
         reconcile(root, cfg.name, [], {})
     actor = start_teacher_actor(cfg.to_dict(), teacher_uri, namespace_for(cfg), root)

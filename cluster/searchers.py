@@ -71,8 +71,16 @@ class RegularizedEvolution(_Stateful):
     population, and the oldest member dies when a new one joins.
     """
 
-    def __init__(self, metric: str | None = None, mode: str | None = None, population: int = 20,
-                 tournament: int = 5, seed: int = 0, proxy: ProxyFn | None = None, seed_sample: int = 1000):
+    def __init__(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        population: int = 20,
+        tournament: int = 5,
+        seed: int = 0,
+        proxy: ProxyFn | None = None,
+        seed_sample: int = 1000,
+    ):
         super().__init__(metric=metric, mode=mode)
         self.objective = (metric, mode)  # what set_state restores (Searcher keeps its own privately)
         self.population_size, self.tournament = population, tournament
@@ -125,9 +133,16 @@ class RegularizedEvolution(_Stateful):
             self.population.popleft()  # aging: the oldest dies, not the worst
 
     def get_state(self) -> dict[str, Any]:
-        return {"population": list(self.population), "pending": dict(self.pending), "history": list(self.history),
-                "rng": self.rng.bit_generator.state, "metric": self.metric, "mode": self.mode,
-                "sizes": (self.population_size, self.tournament), "initial": list(self.initial)}
+        return {
+            "population": list(self.population),
+            "pending": dict(self.pending),
+            "history": list(self.history),
+            "rng": self.rng.bit_generator.state,
+            "metric": self.metric,
+            "mode": self.mode,
+            "sizes": (self.population_size, self.tournament),
+            "initial": list(self.initial),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.population = deque(state["population"])
@@ -190,8 +205,9 @@ class Deduplicated(_Stateful):
                 return self._hand_out(trial_id, tid, h, config)
             self.repeats += 1
             known = self.seen[h]
-            self.inner.on_trial_complete(tid, {self.inner.metric: known} if known is not None else None,
-                                         error=known is None)
+            self.inner.on_trial_complete(
+                tid, {self.inner.metric: known} if known is not None else None, error=known is None
+            )
         arch = self._unseen_cell()
         if arch is None:  # the space is exhausted: a duplicate gets through, answered from its class's result
             arch = space.sample(self.rng)
@@ -232,9 +248,16 @@ class Deduplicated(_Stateful):
             self.inner.save(path)
             with open(path, "rb") as f:
                 inner = f.read()
-        return {"inner": inner, "seen": dict(self.seen), "alias": dict(self.alias), "classes": dict(self.classes),
-                "rng": self.rng.bit_generator.state, "repeats": self.repeats, "ids": sorted(self.ids),
-                "refused": self.refused}
+        return {
+            "inner": inner,
+            "seen": dict(self.seen),
+            "alias": dict(self.alias),
+            "classes": dict(self.classes),
+            "rng": self.rng.bit_generator.state,
+            "repeats": self.repeats,
+            "ids": sorted(self.ids),
+            "refused": self.refused,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -264,11 +287,19 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
     elif s.searcher == "evolution":
         if s.seed_proxy and proxy is None:
             raise ConfigError("search.seed_proxy: no proxy function given to score the first population")
-        inner = RegularizedEvolution(metric, mode, s.population, s.tournament, seed,
-                                     proxy if s.seed_proxy else None, s.seed_sample)
+        inner = RegularizedEvolution(
+            metric, mode, s.population, s.tournament, seed, proxy if s.seed_proxy else None, s.seed_sample
+        )
     else:
-        seeded = {"optuna": {"seed": seed}, "hyperopt": {"random_state_seed": seed}, "hebo": {"random_state_seed": seed},
-                  "bohb": {"seed": seed}, "nevergrad": {}, "zoopt": {}, "bayesopt": {"random_state": seed}}
+        seeded = {
+            "optuna": {"seed": seed},
+            "hyperopt": {"random_state_seed": seed},
+            "hebo": {"random_state_seed": seed},
+            "bohb": {"seed": seed},
+            "nevergrad": {},
+            "zoopt": {},
+            "bayesopt": {"random_state": seed},
+        }
         try:
             inner = create_searcher(s.searcher, metric=metric, mode=mode, **seeded.get(s.searcher, {}))
         except (ImportError, AssertionError, ValueError, TypeError) as e:

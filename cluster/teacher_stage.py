@@ -60,8 +60,10 @@ def check_stored(uri: str, key: str, dataset: str) -> None:
     with local_copy(uri) as path:
         loaded = load_teacher(path, expect_dataset=dataset)
     if loaded.key != key:
-        raise CheckpointError(f"{uri}: filed as teacher {key} but meta-trained with other settings "
-                              f"({loaded.key or 'no key recorded'}); delete it or set search.teacher")
+        raise CheckpointError(
+            f"{uri}: filed as teacher {key} but meta-trained with other settings "
+            f"({loaded.key or 'no key recorded'}); delete it or set search.teacher"
+        )
 
 
 def file_teacher(cfg: ExperimentConfig, uri: str) -> str:
@@ -75,8 +77,7 @@ def file_teacher(cfg: ExperimentConfig, uri: str) -> str:
 def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> dict[str, Any]:
     """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``."""
     with naming_the_node("the teacher stage"):
-        me = enter(experiment, "teacher stage", threads=threads,
-                   gpu_share=experiment["search"]["teacher_gpus"])
+        me = enter(experiment, "teacher stage", threads=threads, gpu_share=experiment["search"]["teacher_gpus"])
         cfg, data = me.cfg, me.data()
     print(f"teacher stage: on node {me.node} ({me.device}), {cfg.data.dataset} {me.data_origin()}", flush=True)
     last = [0.0]
@@ -85,8 +86,10 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> d
         if s.val_acc is not None or time.monotonic() - last[0] >= 10.0 or s.step == cfg.gtn.outer_steps:
             last[0] = time.monotonic()
             held = f", held-out acc {s.val_acc:.4f}" if s.val_acc is not None else ""
-            print(f"teacher stage: outer step {s.step}/{cfg.gtn.outer_steps}, meta-loss {s.meta_loss:.4f}{held}",
-                  flush=True)
+            print(
+                f"teacher stage: outer step {s.step}/{cfg.gtn.outer_steps}, meta-loss {s.meta_loss:.4f}{held}",
+                flush=True,
+            )
 
     state_uri = target + ".state"
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,8 +99,9 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> d
                 shutil.copyfile(path, local_state)
             print(f"teacher stage: continuing from {state_uri}", flush=True)
         with naming_the_node("the teacher stage"):  # a state file of other settings is an input error
-            teacher = train_teacher(cfg, data, callback=log, checkpoint=local_state,
-                                    on_checkpoint=lambda p: upload(str(p), state_uri))
+            teacher = train_teacher(
+                cfg, data, callback=log, checkpoint=local_state, on_checkpoint=lambda p: upload(str(p), state_uri)
+            )
         local = os.path.join(tmp, "teacher.pt")
         save_teacher(local, teacher, cfg, data, cfg.gtn.outer_steps)
         upload(local, target)
@@ -124,8 +128,11 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
     biggest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
     cpus = int(max(1.0, min(biggest, 8.0)))  # one task runs on one node: at most that node's CPUs
     task = ray.remote(num_cpus=cpus, num_gpus=s.teacher_gpus)(_meta_train_task)
-    print(f"teacher stage: no stored teacher {teacher_key(cfg)}; meta-training one ({cfg.gtn.outer_steps} "
-          f"outer steps) -> {target}", flush=True)
+    print(
+        f"teacher stage: no stored teacher {teacher_key(cfg)}; meta-training one ({cfg.gtn.outer_steps} "
+        f"outer steps) -> {target}",
+        flush=True,
+    )
     try:
         done = ray.get(task.remote(cfg.to_dict(), target, cpus))
     except ray.exceptions.RayTaskError as e:

@@ -64,8 +64,14 @@ def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[s
     hit = cached is not None
     if not hit:
         start = time.perf_counter()
-        cached = scorer.components(parse(arch.canonical()), net=cfg.net, data=data, curriculum=cur, seed=cfg.seed,
-                                   nb201=cfg.search.evaluator == "nb201")
+        cached = scorer.components(
+            parse(arch.canonical()),
+            net=cfg.net,
+            data=data,
+            curriculum=cur,
+            seed=cfg.seed,
+            nb201=cfg.search.evaluator == "nb201",
+        )
         cached["score_seconds"] = time.perf_counter() - start
         actor.store.remote(key, cached)
     parts = {c: cached[c] for c in scorer.columns}
@@ -83,16 +89,29 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
     started, t0 = time.time(), time.perf_counter()
     s = experiment["search"]
     real = s["evaluator"] == "real"
-    me = enter(experiment, "trial", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"],
-               uses_torch=real or s["score"] != "none")  # benchmark mode with table lookups never needs torch
+    me = enter(
+        experiment,
+        "trial",
+        threads=s["cpus_per_trial"],
+        gpu_share=s["gpus_per_trial"],
+        uses_torch=real or s["score"] != "none",
+    )  # benchmark mode with table lookups never needs torch
     cfg = me.cfg
     s, scorer = cfg.search, cfg.search.scorer
     faults.pause("trial")
     arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
     actor = get_teacher_actor(namespace)
-    base = {"arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": cfg.seed, "config_hash": cfg.hash(),
-            "node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()[:8],
-            "device": me.device, "started": started, "gpus": ",".join(map(str, ray.get_gpu_ids()))}
+    base = {
+        "arch": str(arch),
+        "arch_hash": arch.equiv_hash(),
+        "seed": cfg.seed,
+        "config_hash": cfg.hash(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id()[:8],
+        "device": me.device,
+        "started": started,
+        "gpus": ",".join(map(str, ray.get_gpu_ids())),
+    }
 
     ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
     state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0, "phases": dict.fromkeys(PHASES, 0.0)}
@@ -134,8 +153,14 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
             from search.train import train  # noqa: PLC0415  (lazy: torch, real rungs only)
 
             assert model is not None and data is not None  # built above for real rungs
-            res = train(model, data.train, replace(cfg.train, steps=s.real_steps), seed=cfg.seed + rung,
-                        val=data.val, test=data.test if last else None)
+            res = train(
+                model,
+                data.train,
+                replace(cfg.train, steps=s.real_steps),
+                seed=cfg.seed + rung,
+                val=data.val,
+                test=data.test if last else None,
+            )
             metrics = {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}
             state = {**state, "model": model.state_dict(), "real_seconds": state["real_seconds"] + res.seconds}
             clock.add("train", res.seconds - res.eval_seconds)
@@ -145,9 +170,14 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
             clock.lap("eval")
         state["rung"] = rung
         score1 = state["extra"].get("rung1_score")
-        calib = ray.get(actor.record.remote(arch.equiv_hash(), score1, metrics["val_acc"])) if score1 is not None else {}
-        _report(state, {**base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"],
-                        **calib}, checkpoint=checkpoint and not last)
+        calib = (
+            ray.get(actor.record.remote(arch.equiv_hash(), score1, metrics["val_acc"])) if score1 is not None else {}
+        )
+        _report(
+            state,
+            {**base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"], **calib},
+            checkpoint=checkpoint and not last,
+        )
 
 
 class Clock:
@@ -178,9 +208,13 @@ def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
 
 def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:
     """tune.report, with a checkpoint of everything needed to resume after this rung unless told not to."""
-    row = {**state["extra"], **metrics, "rung": state["rung"],
-           "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"],
-           **{f"cs_{k}": v for k, v in state["phases"].items()}}
+    row = {
+        **state["extra"],
+        **metrics,
+        "rung": state["rung"],
+        "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"],
+        **{f"cs_{k}": v for k, v in state["phases"].items()},
+    }
     if not checkpoint:
         tune.report(row)
         return

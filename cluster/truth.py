@@ -59,8 +59,13 @@ def truth_trainable(config: dict[str, Any], *, experiment: dict[str, Any], threa
     d = cfg.data
     job = config["job"]
     row = train_arch(parse(job["arch"]), data, cfg.net, cfg.train, seed=int(job["seed"]))
-    row.update(budget_epochs=cfg.train.epochs, dataset=d.dataset, config_hash=truth_hash(cfg),
-               versions=json.dumps(versions(), sort_keys=True), timestamp=time.time())
+    row.update(
+        budget_epochs=cfg.train.epochs,
+        dataset=d.dataset,
+        config_hash=truth_hash(cfg),
+        versions=json.dumps(versions(), sort_keys=True),
+        timestamp=time.time(),
+    )
     tune.report(row)
 
 
@@ -75,12 +80,14 @@ class TruthCallback(Callback):
 def check_compatible(rows: list[dict[str, Any]], cfg: ExperimentConfig, out: str) -> None:
     others = {(r["config_hash"], r["budget_epochs"]) for r in rows} - {(truth_hash(cfg), cfg.train.epochs)}
     if others:
-        raise TruthError(f"{parts_dir(out)} holds rows made with another config or budget "
-                         f"({min(others)}); choose another --out")
+        raise TruthError(
+            f"{parts_dir(out)} holds rows made with another config or budget ({min(others)}); choose another --out"
+        )
 
 
-def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, sample_seed: int = 0,
-                cpus_per_trial: int = 1) -> tuple[list[dict[str, Any]], int]:
+def build_truth(
+    cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, sample_seed: int = 0, cpus_per_trial: int = 1
+) -> tuple[list[dict[str, Any]], int]:
     """Train what is missing, write ``out``; returns (all rows, how many trials ran now)."""
     jobs = plan_jobs(n_archs, n_seeds, sample_seed)
     rows = read_rows(out)
@@ -90,14 +97,20 @@ def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, 
     if todo:
         trainable = tune.with_resources(
             tune.with_parameters(truth_trainable, experiment=cfg.to_dict(), threads=cpus_per_trial),
-            {"cpu": cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
+            {"cpu": cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
+        )
         storage = join(out + ".tune")
         tuner = tune.Tuner(
-            trainable, param_space={"job": tune.grid_search(todo)},
+            trainable,
+            param_space={"job": tune.grid_search(todo)},
             tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(name=f"truth-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
-                                      callbacks=[TruthCallback(out), StatusCallback(len(todo), stage="truth")],
-                                      failure_config=tune.FailureConfig(max_failures=2), verbose=0),
+            run_config=tune.RunConfig(
+                name=f"truth-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=storage,
+                callbacks=[TruthCallback(out), StatusCallback(len(todo), stage="truth")],
+                failure_config=tune.FailureConfig(max_failures=2),
+                verbose=0,
+            ),
         )
         with tune_env():
             tuner.fit()
@@ -108,6 +121,16 @@ def build_truth(cfg: ExperimentConfig, out: str, *, n_archs: int, n_seeds: int, 
     missing = len(wanted - {(r["arch"], r["seed"]) for r in rows})
     if missing:
         raise RuntimeError(f"{missing} of {len(wanted)} truth trials did not finish; run the same command again")
-    write_truth(out, rows, {"config": cfg.to_dict(), "config_hash": truth_hash(cfg), "budget_epochs": cfg.train.epochs,
-                            "archs": n_archs, "seeds": n_seeds, "sample_seed": sample_seed})
+    write_truth(
+        out,
+        rows,
+        {
+            "config": cfg.to_dict(),
+            "config_hash": truth_hash(cfg),
+            "budget_epochs": cfg.train.epochs,
+            "archs": n_archs,
+            "seeds": n_seeds,
+            "sample_seed": sample_seed,
+        },
+    )
     return rows, len(todo)

@@ -93,8 +93,6 @@ def _check_columns(names: list[str], path: str) -> None:
         raise LeaderboardError(f"{path}: not a gtnnas leaderboard (missing columns: {', '.join(missing)})")
 
 
-
-
 def metadata(path: str) -> dict[str, Any]:
     """The gtnnas.* metadata of the first leaderboard under ``path`` (config, versions, teacher, ...)."""
     finals, running = locate(path)
@@ -138,8 +136,12 @@ def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
         return (a & b) if isinstance(node.op, ast.BitAnd) else (a | b)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
         return ~_expr(node.operand, schema, text)
-    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
-            and isinstance(node.operand.value, (int, float))):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+    ):
         return -node.operand.value
     if isinstance(node, ast.Compare):
         left, out = _expr(node.left, schema, text), None
@@ -151,8 +153,14 @@ def _expr(node: ast.AST, schema: pa.Schema, text: str) -> Any:
                 term = pc.is_in(left, pa.array(right))
                 term = ~term if isinstance(op, ast.NotIn) else term
             elif type(op) in _OPS:
-                term = {"==": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
-                        ">": left > right, ">=": left >= right}[_OPS[type(op)]]
+                term = {
+                    "==": left == right,
+                    "!=": left != right,
+                    "<": left < right,
+                    "<=": left <= right,
+                    ">": left > right,
+                    ">=": left >= right,
+                }[_OPS[type(op)]]
             else:
                 raise LeaderboardError(f"--where: unsupported comparison in {text!r}")
             out = term if out is None else out & term

@@ -21,14 +21,21 @@ def summary(path: str) -> dict[str, Any]:
     both = df.dropna(subset=["rung1_score", "val_acc"]) if "rung1_score" in df else df.iloc[:0]
     cfg = meta.get("config", {})
     return {
-        "path": path, "experiments": int(df["experiment"].nunique()) if "experiment" in df else 1,
+        "path": path,
+        "experiments": int(df["experiment"].nunique()) if "experiment" in df else 1,
         "architectures": len(df),
         "trials": int(hist.groupby("experiment")["trial"].max().sum()) if not hist.empty else None,
-        "best_val_acc": float(best["val_acc"]), "best_test_acc": _float(best.get("test_acc")),
-        "best_arch": str(best["arch"]), "trials_to_best": reach, "evaluations_to_best": evals, "wall_s": wall,
+        "best_val_acc": float(best["val_acc"]),
+        "best_test_acc": _float(best.get("test_acc")),
+        "best_arch": str(best["arch"]),
+        "trials_to_best": reach,
+        "evaluations_to_best": evals,
+        "wall_s": wall,
         "proxy_rho": spearman(both["rung1_score"], both["val_acc"]) if len(both) >= 2 else None,
-        "proxy_rho_n": len(both), "searcher": cfg.get("search", {}).get("searcher"),
-        "scheduler": cfg.get("search", {}).get("scheduler"), "dataset": cfg.get("data", {}).get("dataset"),
+        "proxy_rho_n": len(both),
+        "searcher": cfg.get("search", {}).get("searcher"),
+        "scheduler": cfg.get("search", {}).get("scheduler"),
+        "dataset": cfg.get("data", {}).get("dataset"),
         "config_hash": meta.get("config_hash"),
     }
 

@@ -29,29 +29,56 @@ from results.storage import join, part_name, resolve, write_parquet
 from search.errors import LeaderboardError, first_line
 from search.stats import rho_interval, spearman
 
-SCHEMA = pa.schema([
-    # which result: experiment, trial, report number and rung
-    ("experiment", pa.string()), ("trial_id", pa.string()), ("iteration", pa.int64()), ("rung", pa.int64()),
-    # the cell and its equivalence class
-    ("arch", pa.string()), ("arch_hash", pa.string()),
-    # what the schedulers compare (rung-1 score at rung 1, real validation accuracy after) and its parts
-    ("score", pa.float64()), ("rung1_score", pa.float64()), ("gtn_score", pa.float64()),
-    ("gtn_val_loss", pa.float64()), ("score_seconds", pa.float64()), ("synflow", pa.float64()),
-    ("naswot", pa.float64()), ("jacob_cov", pa.float64()),
-    # real rungs (or NAS-Bench-201 lookups) and the cell's size
-    ("val_acc", pa.float64()), ("val_loss", pa.float64()), ("test_acc", pa.float64()), ("params", pa.int64()),
-    ("flops", pa.int64()), ("seconds", pa.float64()), ("sim_epochs", pa.float64()),
-    # where and how it ran
-    ("node_ip", pa.string()), ("node_id", pa.string()), ("device", pa.string()), ("gpus", pa.string()),
-    ("seed", pa.int64()),
-    ("config_hash", pa.string()), ("curriculum", pa.string()), ("cached", pa.bool_()),
-    ("proxy_rho", pa.float64()), ("started", pa.float64()), ("timestamp", pa.float64()),
-    # the trial's core-seconds so far by phase (results.phases)
-    ("cs_startup", pa.float64()), ("cs_data", pa.float64()), ("cs_score", pa.float64()), ("cs_train", pa.float64()),
-    ("cs_eval", pa.float64()),
-])
-STATUS_SCHEMA = pa.schema([("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
-                           ("timestamp", pa.float64())])
+SCHEMA = pa.schema(
+    [
+        # which result: experiment, trial, report number and rung
+        ("experiment", pa.string()),
+        ("trial_id", pa.string()),
+        ("iteration", pa.int64()),
+        ("rung", pa.int64()),
+        # the cell and its equivalence class
+        ("arch", pa.string()),
+        ("arch_hash", pa.string()),
+        # what the schedulers compare (rung-1 score at rung 1, real validation accuracy after) and its parts
+        ("score", pa.float64()),
+        ("rung1_score", pa.float64()),
+        ("gtn_score", pa.float64()),
+        ("gtn_val_loss", pa.float64()),
+        ("score_seconds", pa.float64()),
+        ("synflow", pa.float64()),
+        ("naswot", pa.float64()),
+        ("jacob_cov", pa.float64()),
+        # real rungs (or NAS-Bench-201 lookups) and the cell's size
+        ("val_acc", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("params", pa.int64()),
+        ("flops", pa.int64()),
+        ("seconds", pa.float64()),
+        ("sim_epochs", pa.float64()),
+        # where and how it ran
+        ("node_ip", pa.string()),
+        ("node_id", pa.string()),
+        ("device", pa.string()),
+        ("gpus", pa.string()),
+        ("seed", pa.int64()),
+        ("config_hash", pa.string()),
+        ("curriculum", pa.string()),
+        ("cached", pa.bool_()),
+        ("proxy_rho", pa.float64()),
+        ("started", pa.float64()),
+        ("timestamp", pa.float64()),
+        # the trial's core-seconds so far by phase (results.phases)
+        ("cs_startup", pa.float64()),
+        ("cs_data", pa.float64()),
+        ("cs_score", pa.float64()),
+        ("cs_train", pa.float64()),
+        ("cs_eval", pa.float64()),
+    ]
+)
+STATUS_SCHEMA = pa.schema(
+    [("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("timestamp", pa.float64())]
+)
 KEY = ["trial_id", "iteration"]
 FINAL = "leaderboard.parquet"
 PARTS = "leaderboard"
@@ -61,8 +88,12 @@ DONE = ("TERMINATED", "ERROR", "LOST")
 
 def row_from_result(experiment: str, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
     row = {name: result.get(name) for name in SCHEMA.names}
-    row.update(experiment=experiment, trial_id=trial_id, iteration=int(result.get("training_iteration", 0)),
-               timestamp=time.time())
+    row.update(
+        experiment=experiment,
+        trial_id=trial_id,
+        iteration=int(result.get("training_iteration", 0)),
+        timestamp=time.time(),
+    )
     return row
 
 
@@ -82,8 +113,9 @@ def write_statuses(root: str, rows: list[dict[str, Any]]) -> str:
 
 def _read(folder: str, schema: pa.Schema) -> Any:
     fs, base = resolve(folder)
-    ds = pads.dataset(base, format="parquet", filesystem=fs, schema=schema, exclude_invalid_files=False,
-                      ignore_prefixes=[".", "_"])
+    ds = pads.dataset(
+        base, format="parquet", filesystem=fs, schema=schema, exclude_invalid_files=False, ignore_prefixes=[".", "_"]
+    )
     return ds.to_table().to_pandas()
 
 
@@ -113,8 +145,12 @@ def read_statuses(root: str) -> dict[str, str]:
 
 
 def dedupe(df: Any) -> Any:
-    return df.sort_values("timestamp", kind="mergesort").drop_duplicates(KEY, keep="last").sort_values(KEY) \
+    return (
+        df.sort_values("timestamp", kind="mergesort")
+        .drop_duplicates(KEY, keep="last")
+        .sort_values(KEY)
         .reset_index(drop=True)
+    )
 
 
 def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
@@ -129,12 +165,31 @@ def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
     key = df["arch_hash"].fillna(df["arch"])
     ranked = df.assign(_k=key, _v=df["val_acc"].fillna(-1.0), _g=df["gtn_score"].fillna(-1.0))
     best = ranked.sort_values(["_v", "_g", "iteration"], ascending=False, kind="mergesort").drop_duplicates("_k")
-    agg = ranked.groupby("_k").agg(rung1_score=("rung1_score", "max"), gtn_score=("gtn_score", "max"),
-                                   trials=("trial_id", "nunique"),
-                                   max_rung=("rung", "max"),
-                                   variants=("arch", lambda a: sorted(set(a))))
-    cols = ["_k", "experiment", "arch", "arch_hash", "val_acc", "test_acc", "params", "flops", "synflow", "naswot",
-            "seconds", "sim_epochs", "seed", "config_hash", "curriculum", "trial_id"]
+    agg = ranked.groupby("_k").agg(
+        rung1_score=("rung1_score", "max"),
+        gtn_score=("gtn_score", "max"),
+        trials=("trial_id", "nunique"),
+        max_rung=("rung", "max"),
+        variants=("arch", lambda a: sorted(set(a))),
+    )
+    cols = [
+        "_k",
+        "experiment",
+        "arch",
+        "arch_hash",
+        "val_acc",
+        "test_acc",
+        "params",
+        "flops",
+        "synflow",
+        "naswot",
+        "seconds",
+        "sim_epochs",
+        "seed",
+        "config_hash",
+        "curriculum",
+        "trial_id",
+    ]
     out = best[cols].merge(agg, left_on="_k", right_index=True).drop(columns="_k")
     out["status"] = [(statuses or {}).get(t, "RUNNING") for t in out["trial_id"]]
     out = out.sort_values(["val_acc", "gtn_score"], ascending=False, na_position="last", kind="mergesort")
@@ -148,8 +203,9 @@ def write_final(root: str, metadata: dict[str, Any]) -> Any:
     return df
 
 
-def reconcile(root: str, experiment: str, results: Iterable[tuple[str, list[dict[str, Any]], str]],
-              metadata: dict[str, Any]) -> tuple[int, int]:
+def reconcile(
+    root: str, experiment: str, results: Iterable[tuple[str, list[dict[str, Any]], str]], metadata: dict[str, Any]
+) -> tuple[int, int]:
     """Make the leaderboard agree with what Tune knows: returns (rows added, trials marked LOST).
 
     ``results`` holds (trial_id, reported results, final status) for every trial of the experiment.
@@ -164,8 +220,12 @@ def reconcile(root: str, experiment: str, results: Iterable[tuple[str, list[dict
         seen = set(parts["trial_id"])
     except LeaderboardError:
         have, seen = set(), set()
-    rows = [row_from_result(experiment, tid, r) for tid, history, _ in results for r in history
-            if (tid, int(r.get("training_iteration", 0))) not in have]
+    rows = [
+        row_from_result(experiment, tid, r)
+        for tid, history, _ in results
+        for r in history
+        if (tid, int(r.get("training_iteration", 0))) not in have
+    ]
     known = {tid for tid, _, _ in results}
     old = read_statuses(root)
     statuses = [status_row(experiment, tid, s) for tid, _, s in results if s in DONE and old.get(tid) != s]

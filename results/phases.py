@@ -19,17 +19,26 @@ def phase_split(parts: Any, cores: float | None = None, wall: float | None = Non
     the cells the cheap rung screened against those promoted to real rungs."""
     have = [c for c in COLUMNS if c in parts]
     per_trial = parts.groupby("trial_id")[have].max() if have and len(parts) else None
-    seconds = {p: float(per_trial[f"cs_{p}"].sum()) if per_trial is not None and f"cs_{p}" in per_trial else 0.0
-               for p in PHASES}
-    out: dict[str, Any] = {"core_seconds": seconds, "trial_core_seconds": sum(seconds.values()),
-                           "cells_screened": int(parts.dropna(subset=["rung1_score"])["arch_hash"].nunique())
-                           if "rung1_score" in parts else 0,
-                           "cells_promoted": int(parts.dropna(subset=["val_acc"])["arch_hash"].nunique())
-                           if "val_acc" in parts else 0}
+    seconds = {
+        p: float(per_trial[f"cs_{p}"].sum()) if per_trial is not None and f"cs_{p}" in per_trial else 0.0
+        for p in PHASES
+    }
+    out: dict[str, Any] = {
+        "core_seconds": seconds,
+        "trial_core_seconds": sum(seconds.values()),
+        "cells_screened": int(parts.dropna(subset=["rung1_score"])["arch_hash"].nunique())
+        if "rung1_score" in parts
+        else 0,
+        "cells_promoted": int(parts.dropna(subset=["val_acc"])["arch_hash"].nunique()) if "val_acc" in parts else 0,
+    }
     if cores and wall:
         total = cores * wall
-        out.update(cores=cores, wall_seconds=wall, share={p: v / total for p, v in seconds.items()},
-                   idle_share=max(0.0, 1.0 - out["trial_core_seconds"] / total))
+        out.update(
+            cores=cores,
+            wall_seconds=wall,
+            share={p: v / total for p, v in seconds.items()},
+            idle_share=max(0.0, 1.0 - out["trial_core_seconds"] / total),
+        )
     return out
 
 

@@ -51,8 +51,10 @@ def _save(fig: Any, out: str, name: str) -> str:
 def plot_progress(hist: Any, out: str) -> list[str]:
     plt = _plt()
     names = []
-    for x, label, fname in (("trial", "trials started", "progress_trials.png"),
-                            ("wall_s", "wall time (s)", "progress_time.png")):
+    for x, label, fname in (
+        ("trial", "trials started", "progress_trials.png"),
+        ("wall_s", "wall time (s)", "progress_time.png"),
+    ):
         fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=110)
         for exp, g in hist.groupby("experiment"):
             if g["best_val_acc"].notna().any():
@@ -152,29 +154,41 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
     return target
 
 
-def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None, truth_df: Any,
-           top_k: int) -> str:
+def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None, truth_df: Any, top_k: int) -> str:
     sections: list[str] = []
     n_exp = df["experiment"].nunique() if "experiment" in df else 1
     best = top(df, top_k)
-    sections.append(f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>"
-                    + _table(best, ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops",
-                                    "trials"]))
+    sections.append(
+        f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>"
+        + _table(best, ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials"])
+    )
     hist = history(path)
     if not hist.empty:
         a, b = plot_progress(hist, out)
-        sections.append(f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
-                        f"<img src='{b}' alt='best so far against wall time'>")
+        sections.append(
+            f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
+            f"<img src='{b}' alt='best so far against wall time'>"
+        )
     both = df.dropna(subset=["rung1_score", "val_acc"]) if "rung1_score" in df else df.iloc[:0]
     if len(both) >= 2:
-        name, rho, tau = plot_scatter(both["rung1_score"], both["val_acc"], "rung-1 score (GTN or proxy)",
-                                      "real val_acc (best rung)", out, "proxy_vs_real.png")
-        sections.append(f"<h2>Is the proxy trustworthy?</h2><p>The rung-1 score against real-data accuracy over "
-                        f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
-                        f"</p><img src='{name}' alt='proxy against real score'>")
+        name, rho, tau = plot_scatter(
+            both["rung1_score"],
+            both["val_acc"],
+            "rung-1 score (GTN or proxy)",
+            "real val_acc (best rung)",
+            out,
+            "proxy_vs_real.png",
+        )
+        sections.append(
+            f"<h2>Is the proxy trustworthy?</h2><p>The rung-1 score against real-data accuracy over "
+            f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
+            f"</p><img src='{name}' alt='proxy against real score'>"
+        )
     else:
-        sections.append("<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a rung-1 "
-                        "score and a real-data score.</p>")
+        sections.append(
+            "<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a rung-1 "
+            "score and a real-data score.</p>"
+        )
     if meta.get("phases"):
         sections.append(_phases_section(meta["phases"]))
     if truth:
@@ -182,38 +196,63 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
     fronts = []
     for cost in ("params", "flops"):
         name, front = plot_pareto(df, cost, out)
-        fronts.append(f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>"
-                      + _table(front, ["arch", cost, "val_acc", "test_acc"]))
+        fronts.append(
+            f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>"
+            + _table(front, ["arch", cost, "val_acc", "test_acc"])
+        )
     sections.append("<h2>Accuracy against size: Pareto fronts</h2>" + "".join(fronts))
     k = min(top_k, int(df["val_acc"].notna().sum()))
     if k:
-        sections.append(f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
-                        "alt='operation frequency per edge'>")
+        sections.append(
+            f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
+            "alt='operation frequency per edge'>"
+        )
     grid, note = curriculum_png(path, meta, out)
-    sections.append("<h2>The GTN curriculum</h2>"
-                    + (f"<p>{html.escape(note)}</p><img src='{grid}' alt='curriculum grid'>" if grid
-                       else f"<p>{html.escape(note)}</p>"))
-    shown = {k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration", "phases")
-             if k in meta}
-    sections.append("<h2>Config and versions</h2><pre>" + html.escape(json.dumps(shown, indent=2, default=str))
-                    + "</pre><details><summary>full config</summary><pre>"
-                    + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str)) + "</pre></details>")
+    sections.append(
+        "<h2>The GTN curriculum</h2>"
+        + (
+            f"<p>{html.escape(note)}</p><img src='{grid}' alt='curriculum grid'>"
+            if grid
+            else f"<p>{html.escape(note)}</p>"
+        )
+    )
+    shown = {
+        k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration", "phases") if k in meta
+    }
+    sections.append(
+        "<h2>Config and versions</h2><pre>"
+        + html.escape(json.dumps(shown, indent=2, default=str))
+        + "</pre><details><summary>full config</summary><pre>"
+        + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str))
+        + "</pre></details>"
+    )
     title = f"gtnnas report: {html.escape(str(path))}"
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
-            f"</head><body><h1>{title}</h1><p>{len(df)} architectures from {n_exp} experiment(s).</p>"
-            + "\n".join(f"<section>{s}</section>" for s in sections) + CHECK_SCRIPT + "</body></html>")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"
+        f"</head><body><h1>{title}</h1><p>{len(df)} architectures from {n_exp} experiment(s).</p>"
+        + "\n".join(f"<section>{s}</section>" for s in sections)
+        + CHECK_SCRIPT
+        + "</body></html>"
+    )
 
 
 def _phases_section(split: dict[str, Any]) -> str:
     """Core-seconds by phase over the search's trials, their shares of cores x wall, the idle share."""
-    rows = "".join(f"<tr><td>{p}</td><td>{v:,.0f}</td><td>{split.get('share', {}).get(p, float('nan')):.1%}</td></tr>"
-                   for p, v in split["core_seconds"].items())
-    idle = (f"<tr><td>idle (no trial's)</td><td></td><td>{split['idle_share']:.1%}</td></tr>"
-            if "idle_share" in split else "")
-    return (f"<h2>Where the cores went</h2><p>{split.get('cores', '?')} CPUs for {split.get('wall_seconds', 0):.0f} s "
-            f"of searching; {split['cells_screened']} cells screened by the rung-1 score, {split['cells_promoted']} "
-            f"trained on real data.</p><table><tr><th>phase</th><th>core-seconds</th><th>share</th></tr>{rows}{idle}"
-            "</table>")
+    rows = "".join(
+        f"<tr><td>{p}</td><td>{v:,.0f}</td><td>{split.get('share', {}).get(p, float('nan')):.1%}</td></tr>"
+        for p, v in split["core_seconds"].items()
+    )
+    idle = (
+        f"<tr><td>idle (no trial's)</td><td></td><td>{split['idle_share']:.1%}</td></tr>"
+        if "idle_share" in split
+        else ""
+    )
+    return (
+        f"<h2>Where the cores went</h2><p>{split.get('cores', '?')} CPUs for {split.get('wall_seconds', 0):.0f} s "
+        f"of searching; {split['cells_screened']} cells screened by the rung-1 score, {split['cells_promoted']} "
+        f"trained on real data.</p><table><tr><th>phase</th><th>core-seconds</th><th>share</th></tr>{rows}{idle}"
+        "</table>"
+    )
 
 
 def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:
@@ -221,8 +260,9 @@ def _truth_section(df: Any, t: Any, truth: str, out: str) -> str:
         t = t.assign(arch_hash=[parse(a).equiv_hash() for a in t["arch"]])
     mean = t.groupby("arch_hash")["val_acc"].mean().rename("truth_val_acc")
     joined = df.merge(mean, left_on="arch_hash", right_index=True)
-    parts = [f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in "
-             f"{html.escape(truth)}."]
+    parts = [
+        f"<h2>Against the truth table</h2><p>{len(joined)} of {len(df)} architectures are in {html.escape(truth)}."
+    ]
     for col, fname in (("rung1_score", "truth_rung1.png"), ("val_acc", "truth_real.png")):
         d = joined.dropna(subset=[col])
         if len(d) >= 2:

@@ -56,8 +56,9 @@ def with_metadata(table: pa.Table, metadata: dict[str, Any]) -> pa.Table:
 
 def read_metadata(raw: dict[bytes, bytes] | None) -> dict[str, Any]:
     """The ``gtnnas.*`` entries of a Parquet schema's metadata, decoded."""
-    return {k.decode()[len("gtnnas."):]: json.loads(v) for k, v in (raw or {}).items()
-            if k.decode().startswith("gtnnas.")}
+    return {
+        k.decode()[len("gtnnas.") :]: json.loads(v) for k, v in (raw or {}).items() if k.decode().startswith("gtnnas.")
+    }
 
 
 def write_parquet(table: pa.Table, uri: str, metadata: dict[str, Any] | None = None) -> str:

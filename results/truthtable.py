@@ -20,13 +20,26 @@ from search.errors import InputError, TruthError, first_line
 from search.space import all_archs
 from search.stats import spearman
 
-SCHEMA = pa.schema([
-    ("arch", pa.string()), ("arch_hash", pa.string()), ("seed", pa.int64()), ("val_acc", pa.float64()),
-    ("test_acc", pa.float64()), ("val_loss", pa.float64()), ("train_loss", pa.float64()),
-    ("budget_epochs", pa.float64()), ("steps", pa.int64()), ("params", pa.int64()), ("flops", pa.int64()),
-    ("seconds", pa.float64()), ("dataset", pa.string()), ("config_hash", pa.string()),
-    ("versions", pa.string()), ("timestamp", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("arch", pa.string()),
+        ("arch_hash", pa.string()),
+        ("seed", pa.int64()),
+        ("val_acc", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("budget_epochs", pa.float64()),
+        ("steps", pa.int64()),
+        ("params", pa.int64()),
+        ("flops", pa.int64()),
+        ("seconds", pa.float64()),
+        ("dataset", pa.string()),
+        ("config_hash", pa.string()),
+        ("versions", pa.string()),
+        ("timestamp", pa.float64()),
+    ]
+)
 REQUIRED = ("arch", "seed", "val_acc", "test_acc")
 TUNING = 100  # cells 1-100 of the plan: every choice is made there; the rest is the evaluation split
 
@@ -129,13 +142,17 @@ def replicate_rho(rows: list[dict[str, Any]]) -> tuple[float, int]:
     k = len(seeds) // 2
     if k < 2:
         return float("nan"), 0
-    seeds = seeds[:2 * k]
+    seeds = seeds[: 2 * k]
     full = sorted(a for a, v in by_arch.items() if all(s in v for s in seeds))
     rhos = []
     for half in combinations(seeds[1:], k - 1):  # each split once: the first half holds seeds[0]
         one = (seeds[0], *half)
         other = [s for s in seeds if s not in one]
-        rhos.append(spearman([float(np.mean([by_arch[a][s] for s in one])) for a in full],
-                             [float(np.mean([by_arch[a][s] for s in other])) for a in full]))
+        rhos.append(
+            spearman(
+                [float(np.mean([by_arch[a][s] for s in one])) for a in full],
+                [float(np.mean([by_arch[a][s] for s in other])) for a in full],
+            )
+        )
     rhos = [r for r in rhos if r == r]
     return (float(np.mean(rhos)) if rhos else float("nan")), k

@@ -57,8 +57,13 @@ class Calibrator:
         return cls(tuple(components), refs, tuple(1.0 / len(components) for _ in components))
 
     @classmethod
-    def fit(cls, components: Sequence[str], values: Mapping[str, Sequence[float]], target: Sequence[float],
-            ridge: float = 1.0) -> Calibrator:
+    def fit(
+        cls,
+        components: Sequence[str],
+        values: Mapping[str, Sequence[float]],
+        target: Sequence[float],
+        ridge: float = 1.0,
+    ) -> Calibrator:
         """Least squares of the target's ranks on the components' ranks, shrunk towards zero by ``ridge``."""
         x = np.column_stack([transform(c, values[c]) for c in components])
         y = np.asarray(target, float)

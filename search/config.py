@@ -149,26 +149,36 @@ class GTNConfig:
         _check(self.outer_steps >= 1, "outer_steps", "must be >= 1")
         _check(self.meta_lr > 0, "meta_lr", "must be > 0")
         _check(self.generator_meta_lr is None or self.generator_meta_lr > 0, "generator_meta_lr", "must be > 0")
-        _check(self.generator_meta_lr is None or self.curriculum not in ("pixels", "real"), "generator_meta_lr",
-               f"the {self.curriculum} curriculum meta-learns no generator")
+        _check(
+            self.generator_meta_lr is None or self.curriculum not in ("pixels", "real"),
+            "generator_meta_lr",
+            f"the {self.curriculum} curriculum meta-learns no generator",
+        )
         _check(0 <= self.meta_beta2 < 1, "meta_beta2", "must be in [0, 1)")
         _check(self.meta_eps > 0, "meta_eps", "must be > 0")
         _check(0 <= self.final_relative_lr <= 1, "final_relative_lr", "must be in [0, 1]")
         _check(self.meta_batch >= 1, "meta_batch", "must be >= 1")
         _check(self.meta_loss_every >= 0, "meta_loss_every", "must be >= 0")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
-        _check(self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init",
-               "real needs curriculum: pixels")
-        _check(self.generator_init == "random" or self.curriculum in ("full", "shuffled_batches"), "generator_init",
-               "real needs a learned curriculum (full or shuffled_batches)")
+        _check(
+            self.pixels_init == "noise" or self.curriculum == "pixels", "pixels_init", "real needs curriculum: pixels"
+        )
+        _check(
+            self.generator_init == "random" or self.curriculum in ("full", "shuffled_batches"),
+            "generator_init",
+            "real needs a learned curriculum (full or shuffled_batches)",
+        )
         _check(self.generator_init_steps >= 1, "generator_init_steps", "must be >= 1")
         _check(self.learner_channels >= 1, "learner_channels", "must be >= 1")
         _check(self.learner_cells >= 1, "learner_cells", "must be >= 1")
         _check(self.learners_per_step >= 1, "learners_per_step", "must be >= 1")
         _check(self.rank_weight >= 0, "rank_weight", "must be >= 0")
         _check(self.rank_weight == 0 or self.rank_pool is not None, "rank_pool", "rank_weight > 0 needs a rank pool")
-        _check(self.rank_weight == 0 or self.learners_per_step >= 2, "learners_per_step",
-               "rank_weight > 0 needs >= 2 learners per step to compare")
+        _check(
+            self.rank_weight == 0 or self.learners_per_step >= 2,
+            "learners_per_step",
+            "rank_weight > 0 needs >= 2 learners per step to compare",
+        )
         _check(self.rank_weight == 0 or self.learner == "sampled", "learner", "rank_weight > 0 needs sampled learners")
         _check(self.rank_batch >= 1, "rank_batch", "must be >= 1")
         _check(self.rank_tau > 0, "rank_tau", "must be > 0")
@@ -237,14 +247,18 @@ class SearchConfig:
             scorer = Scorer.from_config(self)
         except ValueError as e:
             raise ValueError(f"score: {e}") from None
-        _check(self.seed_proxy is None or self.seed_proxy in DATA_FREE, "seed_proxy",
-               f"must be a data-free proxy ({', '.join(DATA_FREE)})")
+        _check(
+            self.seed_proxy is None or self.seed_proxy in DATA_FREE,
+            "seed_proxy",
+            f"must be a data-free proxy ({', '.join(DATA_FREE)})",
+        )
         _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
         _check(self.seed_proxy is None or self.seed_sample >= self.population, "seed_sample", "must be >= population")
         if self.evaluator == "nb201":
             _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
-            _check(scorer.data_free, "score",
-                   f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none")
+            _check(
+                scorer.data_free, "score", f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none"
+            )
         _check(self.num_samples >= 1, "num_samples", "must be >= 1")
         _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
         _check(self.population >= 2, "population", "must be >= 2")
@@ -260,9 +274,12 @@ class SearchConfig:
         _check(self.screen >= 0, "screen", "must be >= 0")
         _check(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s", "must be > 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
-        _check(is_unit_fraction(self.gpus_per_trial), "gpus_per_trial",
-               f"must be 0, 1/n (1, 0.5, 0.25, ...) or a whole number, got {self.gpus_per_trial}: a share "
-               "that does not divide a GPU can leave trials unschedulable across nodes (ray#52133)")
+        _check(
+            is_unit_fraction(self.gpus_per_trial),
+            "gpus_per_trial",
+            f"must be 0, 1/n (1, 0.5, 0.25, ...) or a whole number, got {self.gpus_per_trial}: a share "
+            "that does not divide a GPU can leave trials unschedulable across nodes (ray#52133)",
+        )
         _check(self.teacher_gpus >= 0, "teacher_gpus", "must be >= 0")
         _check(self.flush_rows >= 1, "flush_rows", "must be >= 1")
         _check(self.flush_seconds > 0, "flush_seconds", "must be > 0")
@@ -324,8 +341,10 @@ class ExperimentConfig:
         each result for reproducibility; the :data:`UNHASHED` settings and ``exclude``'s are left out."""
         d = self.to_dict()
         skip = {k: (*UNHASHED.get(k, ()), *(exclude or {}).get(k, ())) for k in d}
-        blob = {k: {f: v for f, v in d[k].items() if f not in skip[k]} if isinstance(d[k], dict) else d[k]
-                for k in (sections or tuple(d))}
+        blob = {
+            k: {f: v for f, v in d[k].items() if f not in skip[k]} if isinstance(d[k], dict) else d[k]
+            for k in (sections or tuple(d))
+        }
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -51,14 +51,32 @@ class Curriculum:
         return h.hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        return {"images": self.images, "targets": self.targets, "lr": self.lr, "momentum": self.momentum,
-                "dataset": self.dataset, "mean": list(self.mean), "std": list(self.std), "norm": self.norm,
-                "eval_bn": self.eval_bn, "content_hash": self.content_hash}
+        return {
+            "images": self.images,
+            "targets": self.targets,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dataset": self.dataset,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "norm": self.norm,
+            "eval_bn": self.eval_bn,
+            "content_hash": self.content_hash,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Curriculum:
-        c = cls(d["images"], d["targets"], d["lr"], d["momentum"], d["dataset"], tuple(d["mean"]),
-                tuple(d["std"]), d["norm"], d["eval_bn"])
+        c = cls(
+            d["images"],
+            d["targets"],
+            d["lr"],
+            d["momentum"],
+            d["dataset"],
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            d["norm"],
+            d["eval_bn"],
+        )
         h = c.compute_hash()
         if d.get("content_hash") and d["content_hash"] != h:
             raise ValueError(f"curriculum content hash mismatch ({d['content_hash']} stored, {h} computed)")
@@ -71,23 +89,56 @@ def _with_hash(c: Curriculum, h: str) -> Curriculum:
 
 
 @torch.no_grad()
-def materialize(teacher: Teacher, *, dataset: str, mean: tuple[float, ...], std: tuple[float, ...],
-                real: Split | None = None, seed: int = 0) -> Curriculum:
+def materialize(
+    teacher: Teacher,
+    *,
+    dataset: str,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    real: Split | None = None,
+    seed: int = 0,
+) -> Curriculum:
     """Run the teacher once and keep its T batches. Random curricula are drawn from ``seed``."""
     plan = teacher.plan(torch.Generator().manual_seed(seed), real)
     xs, ys = zip(*(teacher.batch(s) for s in plan), strict=True)
-    c = Curriculum(torch.stack(xs).half().cpu(), torch.stack(ys).half().cpu(), teacher.lr().float().cpu(),
-                   teacher.momentum().float().cpu(), dataset, tuple(mean), tuple(std), teacher.cfg.learner_norm,
-                   teacher.cfg.eval_bn)
+    c = Curriculum(
+        torch.stack(xs).half().cpu(),
+        torch.stack(ys).half().cpu(),
+        teacher.lr().float().cpu(),
+        teacher.momentum().float().cpu(),
+        dataset,
+        tuple(mean),
+        tuple(std),
+        teacher.cfg.learner_norm,
+        teacher.cfg.eval_bn,
+    )
     return _with_hash(c, c.compute_hash())
 
 
-def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, seed: int = 0, channels: int = 8,
-             cells: int = 1, num_classes: int = 10, device: str | torch.device = "cpu") -> nn.Module:
+def train_on(
+    arch: Arch,
+    curriculum: Curriculum,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    channels: int = 8,
+    cells: int = 1,
+    num_classes: int = 10,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
     """A fresh ``arch`` (weights from ``seed``) trained for ``steps`` (default T, cycling) on the curriculum."""
     c, h = curriculum.images.shape[2], curriculum.images.shape[3]
-    net = build_net(arch, channels=channels, cells=cells, in_channels=c, image_size=h, num_classes=num_classes,
-                    norm=curriculum.norm, seed=seed, device=device)
+    net = build_net(
+        arch,
+        channels=channels,
+        cells=cells,
+        in_channels=c,
+        image_size=h,
+        num_classes=num_classes,
+        norm=curriculum.norm,
+        seed=seed,
+        device=device,
+    )
     params = dict(net.named_parameters())
     velocity = {k: torch.zeros_like(p) for k, p in params.items()}
     images = curriculum.images.to(device=device, dtype=torch.float32)
@@ -105,9 +156,20 @@ def train_on(arch: Arch, curriculum: Curriculum, *, steps: int | None = None, se
     return net
 
 
-def gtn_score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | None = None, seed: int = 0,
-              seeds: int = 1, val_size: int | None = None, channels: int = 8, cells: int = 1, num_classes: int = 10,
-              eval_batch: int = 1000) -> dict[str, float]:
+def gtn_score(
+    arch: Arch,
+    curriculum: Curriculum,
+    val: Split,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    seeds: int = 1,
+    val_size: int | None = None,
+    channels: int = 8,
+    cells: int = 1,
+    num_classes: int = 10,
+    eval_batch: int = 1000,
+) -> dict[str, float]:
     """Train fresh ``arch`` networks on the curriculum and evaluate them on real validation data.
 
     ``seeds`` networks (weights from ``seed``, ``seed + 1``, ...) are trained for ``steps`` (default T,
@@ -119,10 +181,22 @@ def gtn_score(arch: Arch, curriculum: Curriculum, val: Split, *, steps: int | No
     n = len(val) if val_size is None else min(val_size, len(val))
     accs, losses = [], []
     for s in range(seed, seed + seeds):
-        net = train_on(arch, curriculum, steps=steps, seed=s, channels=channels, cells=cells,
-                       num_classes=num_classes, device=val.x.device)
+        net = train_on(
+            arch,
+            curriculum,
+            steps=steps,
+            seed=s,
+            channels=channels,
+            cells=cells,
+            num_classes=num_classes,
+            device=val.x.device,
+        )
         acc, loss = evaluate(net, val, bn=curriculum.eval_bn, batch_size=eval_batch, prefixes=(n,))[n]
         accs.append(acc)
         losses.append(loss)
-    return {"gtn_score": float(np.mean(accs)), "val_loss": float(np.mean(losses)),
-            "seconds": time.perf_counter() - start, "steps": steps if steps is not None else curriculum.steps}
+    return {
+        "gtn_score": float(np.mean(accs)),
+        "val_loss": float(np.mean(losses)),
+        "seconds": time.perf_counter() - start,
+        "steps": steps if steps is not None else curriculum.steps,
+    }

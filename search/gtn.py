@@ -40,23 +40,31 @@ class Generator(nn.Module):
     LeakyReLU, then 64 -> C), and ``2 * tanh``. BatchNorm always uses the batch's own statistics.
     """
 
-    def __init__(self, noise_dim: int, num_classes: int, shape: tuple[int, int, int],
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self, noise_dim: int, num_classes: int, shape: tuple[int, int, int], generator: torch.Generator | None = None
+    ):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
             raise ValueError(f"generator needs image sides divisible by 4, got {h}x{w}")
         self.num_classes, self.hw = num_classes, (h // 4, w // 4)
         self.fc = nn.Sequential(
-            WNLinear(noise_dim + num_classes, 1024, bias=False), nn.BatchNorm1d(1024, track_running_stats=False),
+            WNLinear(noise_dim + num_classes, 1024, bias=False),
+            nn.BatchNorm1d(1024, track_running_stats=False),
             nn.LeakyReLU(0.1),
             WNLinear(1024, 128 * (h // 4) * (w // 4), bias=False),
-            nn.BatchNorm1d(128 * (h // 4) * (w // 4), track_running_stats=False), nn.LeakyReLU(0.1),
+            nn.BatchNorm1d(128 * (h // 4) * (w // 4), track_running_stats=False),
+            nn.LeakyReLU(0.1),
         )
         self.deconv = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), WNConv2d(128, 64, 3),
-            nn.BatchNorm2d(64, track_running_stats=False), nn.LeakyReLU(0.1),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), WNConv2d(64, c, 3, bias=True),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ReflectionPad2d(1),
+            WNConv2d(128, 64, 3),
+            nn.BatchNorm2d(64, track_running_stats=False),
+            nn.LeakyReLU(0.1),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ReflectionPad2d(1),
+            WNConv2d(64, c, 3, bias=True),
         )
         self.reset_parameters(generator if generator is not None else torch.Generator().manual_seed(0))
 
@@ -88,8 +96,13 @@ class Teacher(nn.Module):
 
     labels: Tensor  # buffer: T x B class of each curriculum slot
 
-    def __init__(self, cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int = 10,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        cfg: GTNConfig,
+        shape: tuple[int, int, int],
+        num_classes: int = 10,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         t, b = cfg.inner_steps, cfg.inner_batch
         c, h, w = shape
@@ -173,8 +186,14 @@ class Teacher(nn.Module):
         if mode == "shuffled_batches":
             return [StepInput(int(i)) for i in torch.randint(t, (t,), generator=gen)]
         if mode == "none":
-            return [StepInput(-1, torch.randn(b, self.cfg.noise_dim, generator=gen),
-                              torch.randint(self.num_classes, (b,), generator=gen)) for _ in range(t)]
+            return [
+                StepInput(
+                    -1,
+                    torch.randn(b, self.cfg.noise_dim, generator=gen),
+                    torch.randint(self.num_classes, (b,), generator=gen),
+                )
+                for _ in range(t)
+            ]
         if real is None:
             raise ValueError("the 'real' curriculum needs real training data")
         idx = torch.randint(len(real), (t, b), generator=gen)
@@ -203,4 +222,3 @@ class Teacher(nn.Module):
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy against target distributions (hard labels as one-hot), as in the GTN code."""
     return -(F.log_softmax(logits, dim=1) * target).sum(dim=1).mean()
-

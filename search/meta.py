@@ -33,8 +33,9 @@ State = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]  # params
 Body = Callable[[list[Tensor], bool], tuple[Tensor, ...]]  # one inner step on the flat state (create_graph)
 
 
-def make_learner(cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, rng: np.random.Generator,
-                 seed: int) -> tuple[nn.Module, str]:
+def make_learner(
+    cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, rng: np.random.Generator, seed: int
+) -> tuple[nn.Module, str]:
     """The learner of one outer step: a freshly sampled NB201 cell (default) or the fixed learner."""
     c, h, _ = shape
     if cfg.learner == "fixed":
@@ -48,8 +49,16 @@ def make_learner(cfg: GTNConfig, shape: tuple[int, int, int], num_classes: int, 
     channels = cfg.learner_channels
     if cfg.random_width:
         channels = int(rng.integers(max(1, channels // 2), 2 * channels + 1))
-    net = build_net(arch, channels=channels, cells=cfg.learner_cells, in_channels=c, image_size=h,
-                    num_classes=num_classes, norm=cfg.learner_norm, seed=seed)
+    net = build_net(
+        arch,
+        channels=channels,
+        cells=cfg.learner_cells,
+        in_channels=c,
+        image_size=h,
+        num_classes=num_classes,
+        norm=cfg.learner_norm,
+        seed=seed,
+    )
     return net, str(arch)
 
 
@@ -83,8 +92,16 @@ def amp(x: Tensor, dtype: torch.dtype | None) -> contextlib.AbstractContextManag
     return torch.autocast(x.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
-               first_order: bool = False, create_graph: bool = True, autocast: torch.dtype | None = None) -> State:
+def inner_step(
+    learner: nn.Module,
+    teacher: Teacher,
+    step: StepInput,
+    t: int,
+    state: State,
+    first_order: bool = False,
+    create_graph: bool = True,
+    autocast: torch.dtype | None = None,
+) -> State:
     """One momentum-SGD step: v <- m_t v + g;  theta <- theta - lr_t v (as in the GTN code).
 
     With ``autocast`` the learner's forward runs in that precision (parameters and the update stay float32).
@@ -96,13 +113,19 @@ def inner_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, st
         logits, new_buffers = functional_forward(learner, at, buffers, x)
     loss = soft_cross_entropy(logits.float() if autocast is not None else logits, y)
     grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph, allow_unused=True)
-    new_p, new_v = momentum_step(params, velocity, dict(zip(params, grads, strict=True)), teacher.lr()[t],
-                                 teacher.momentum()[t])
+    new_p, new_v = momentum_step(
+        params, velocity, dict(zip(params, grads, strict=True)), teacher.lr()[t], teacher.momentum()[t]
+    )
     return new_p, new_buffers, new_v
 
 
-def momentum_step(params: Mapping[str, Tensor], velocity: Mapping[str, Tensor], grads: Mapping[str, Tensor | None],
-                  lr: Tensor | float, momentum: Tensor | float) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def momentum_step(
+    params: Mapping[str, Tensor],
+    velocity: Mapping[str, Tensor],
+    grads: Mapping[str, Tensor | None],
+    lr: Tensor | float,
+    momentum: Tensor | float,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """The learners' update, out of place (differentiable): v <- m v + g;  theta <- theta - lr v, as in the GTN
     code; a parameter without a gradient keeps its momentum. Meta-training and scoring share it."""
     new_v = {}
@@ -138,8 +161,11 @@ def _flat(state: State) -> tuple[list[str], list[str], list[str], list[Tensor]]:
 def _unflat(keys: tuple[list[str], list[str], list[str]], tensors: Sequence[Tensor]) -> State:
     kp, kb, kv = keys
     i, j = len(kp), len(kp) + len(kb)
-    return (dict(zip(kp, tensors[:i], strict=True)), dict(zip(kb, tensors[i:j], strict=True)),
-            dict(zip(kv, tensors[j:], strict=True)))
+    return (
+        dict(zip(kp, tensors[:i], strict=True)),
+        dict(zip(kb, tensors[i:j], strict=True)),
+        dict(zip(kv, tensors[j:], strict=True)),
+    )
 
 
 class _CheckpointedStep(torch.autograd.Function):
@@ -168,15 +194,25 @@ class _CheckpointedStep(torch.autograd.Function):
             out = ctx.body(state, True)
         pairs = [(o, g) for o, g in zip(out, grad_out, strict=True) if g is not None and o.requires_grad]
         wrt = [x for x in state if x.requires_grad] + [p for p in ctx.teacher_params if p.requires_grad]
-        grads = iter(torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
-                     if pairs else [None] * len(wrt))
+        grads = iter(
+            torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
+            if pairs
+            else [None] * len(wrt)
+        )
         state_grads = [next(grads) if x.requires_grad else None for x in state]
         teacher_grads = [next(grads) if p.requires_grad else None for p in ctx.teacher_params]
         return (None, None, *state_grads, *teacher_grads)
 
 
-def checkpointed_step(learner: nn.Module, teacher: Teacher, step: StepInput, t: int, state: State,
-                      first_order: bool = False, autocast: torch.dtype | None = None) -> State:
+def checkpointed_step(
+    learner: nn.Module,
+    teacher: Teacher,
+    step: StepInput,
+    t: int,
+    state: State,
+    first_order: bool = False,
+    autocast: torch.dtype | None = None,
+) -> State:
     keys = _flat(state)[:3]
 
     def body(tensors: list[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
@@ -196,9 +232,18 @@ class UnrollResult:
     state: State
 
 
-def unroll(learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]],
-           *, meta_loss_every: int = 0, first_order: bool = False, checkpointing: bool = True,
-           eval_bn: str, autocast: torch.dtype | None = None) -> UnrollResult:
+def unroll(
+    learner: nn.Module,
+    teacher: Teacher,
+    plan: list[StepInput],
+    meta_batches: list[tuple[Tensor, Tensor]],
+    *,
+    meta_loss_every: int = 0,
+    first_order: bool = False,
+    checkpointing: bool = True,
+    eval_bn: str,
+    autocast: torch.dtype | None = None,
+) -> UnrollResult:
     """Train ``learner`` through ``plan`` and return the meta-loss on real data.
 
     ``meta_batches`` holds the real batches of the meta-loss: the last is used after the final step,

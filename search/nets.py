@@ -246,11 +246,18 @@ class PaperLearner(nn.Module):
         side = (image_size + 1) // 2
         side = (side + 1) // 2
         self.features = nn.Sequential(
-            ns.conv(in_channels, width, 3, 1, 1), nn.MaxPool2d(3, 2, 1), ns.norm(width), act,
-            ns.conv(width, 2 * width, 3, 1, 1), nn.MaxPool2d(3, 2, 1), ns.norm(2 * width), act,
+            ns.conv(in_channels, width, 3, 1, 1),
+            nn.MaxPool2d(3, 2, 1),
+            ns.norm(width),
+            act,
+            ns.conv(width, 2 * width, 3, 1, 1),
+            nn.MaxPool2d(3, 2, 1),
+            ns.norm(2 * width),
+            act,
         )
-        self.head = nn.Sequential(ns.linear(2 * width * side * side, 4 * width), ns.norm(4 * width), act,
-                                  ns.linear(4 * width, num_classes))
+        self.head = nn.Sequential(
+            ns.linear(2 * width * side * side, 4 * width), ns.norm(4 * width), act, ns.linear(4 * width, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x).flatten(1))
@@ -365,10 +372,11 @@ def count_flops(model: Network) -> int:
     return total
 
 
-def arch_cost(arch: Arch, *, channels: int = 16, cells: int = 5, in_channels: int = 3,
-              image_size: int = 32, num_classes: int = 10) -> tuple[int, int]:
+def arch_cost(
+    arch: Arch, *, channels: int = 16, cells: int = 5, in_channels: int = 3, image_size: int = 32, num_classes: int = 10
+) -> tuple[int, int]:
     """(parameters, FLOPs) of ``arch`` in a given skeleton; NB201's defaults."""
-    net = build_net(arch, channels=channels, cells=cells, in_channels=in_channels, image_size=image_size,
-                    num_classes=num_classes)
+    net = build_net(
+        arch, channels=channels, cells=cells, in_channels=in_channels, image_size=image_size, num_classes=num_classes
+    )
     return count_params(net), count_flops(net)
-

@@ -69,8 +69,17 @@ class ProxyContext:
 
     def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> Network:
         c, h, _ = self.shape
-        net = build_net(arch, channels=self.net.channels, cells=self.net.cells, in_channels=c, image_size=h,
-                        num_classes=self.num_classes, norm=self.net.norm, seed=self.seed, device=self.device)
+        net = build_net(
+            arch,
+            channels=self.net.channels,
+            cells=self.net.cells,
+            in_channels=c,
+            image_size=h,
+            num_classes=self.num_classes,
+            norm=self.net.norm,
+            seed=self.seed,
+            device=self.device,
+        )
         return net.to(dtype)
 
     def real_batch(self, name: str) -> tuple[Tensor, Tensor]:
@@ -254,24 +263,46 @@ class GTNSteps(_Single):
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return ("gtn" + (f":{self.steps}" if self.steps else "") + (f":s{self.seeds}" if self.seeds > 1 else "")
-                + (f":v{self.val_size}" if self.val_size else "") + (f":c{self.channels}" if self.channels else "")
-                + (":loss" if self.metric == "loss" else ""))
+        return (
+            "gtn"
+            + (f":{self.steps}" if self.steps else "")
+            + (f":s{self.seeds}" if self.seeds > 1 else "")
+            + (f":v{self.val_size}" if self.val_size else "")
+            + (f":c{self.channels}" if self.channels else "")
+            + (":loss" if self.metric == "loss" else "")
+        )
 
     @property
     def settings(self) -> dict:
-        return {"steps": self.steps, "seeds": self.seeds, "val_size": self.val_size, "channels": self.channels,
-                "metric": self.metric}
+        return {
+            "steps": self.steps,
+            "seeds": self.seeds,
+            "val_size": self.val_size,
+            "channels": self.channels,
+            "metric": self.metric,
+        }
 
     def read(self, arch: Arch, ctx: ProxyContext) -> dict[str, float]:
         """``gtn_score`` (accuracy, or minus the loss), ``val_loss`` and ``accuracy``, means over the seeds."""
         if ctx.curriculum is None or ctx.data is None:
             raise ProxyError(f"proxy {self.name!r} needs a GTN curriculum and validation data")
-        m = gtn_score(arch, ctx.curriculum, ctx.data.val, steps=self.steps, seed=ctx.seed, seeds=self.seeds,
-                      val_size=self.val_size, channels=self.channels or ctx.net.channels, cells=ctx.net.cells,
-                      num_classes=ctx.num_classes)
-        return {"gtn_score": m["gtn_score"] if self.metric == "acc" else -m["val_loss"], "val_loss": m["val_loss"],
-                "accuracy": m["gtn_score"]}
+        m = gtn_score(
+            arch,
+            ctx.curriculum,
+            ctx.data.val,
+            steps=self.steps,
+            seed=ctx.seed,
+            seeds=self.seeds,
+            val_size=self.val_size,
+            channels=self.channels or ctx.net.channels,
+            cells=ctx.net.cells,
+            num_classes=ctx.num_classes,
+        )
+        return {
+            "gtn_score": m["gtn_score"] if self.metric == "acc" else -m["val_loss"],
+            "val_loss": m["val_loss"],
+            "accuracy": m["gtn_score"],
+        }
 
     def value(self, arch: Arch, ctx: ProxyContext) -> float:
         return self.read(arch, ctx)["gtn_score"]
@@ -322,8 +353,11 @@ class SearchScore:
         rows, secs = [], []
         for a in archs:
             start = time.perf_counter()
-            rows.append(self.scorer.components(a, net=ctx.net, data=ctx.data, curriculum=ctx.curriculum,
-                                               seed=ctx.seed, shape=ctx.shape))
+            rows.append(
+                self.scorer.components(
+                    a, net=ctx.net, data=ctx.data, curriculum=ctx.curriculum, seed=ctx.seed, shape=ctx.shape
+                )
+            )
             secs.append(time.perf_counter() - start)
         cal = self.scorer.calibrator([], rows) if self.scorer.calibrated else None
         return [self.scorer.value(r, cal) for r in rows], secs
@@ -335,9 +369,7 @@ def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
     return [float(v) for v in np.mean([ranks(c) for c in cols], axis=0)]
 
 
-SIMPLE: dict[str, type[_Single]] = {
-    c.name: c for c in (Params, Flops, Synflow, Naswot, JacobCov, Snip, GradNorm)
-}
+SIMPLE: dict[str, type[_Single]] = {c.name: c for c in (Params, Flops, Synflow, Naswot, JacobCov, Snip, GradNorm)}
 
 
 def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
@@ -365,8 +397,10 @@ def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
     if kind == "gtn":
         m = re.fullmatch(r"gtn(?::(\d+))?(?::s(\d+))?(?::v(\d+))?(?::c(\d+))?(:loss)?", spec)
         if not m or any(g is not None and int(g) < 1 for g in m.groups()[:4]):
-            raise ProxyError(f"gtn[:K][:sS][:vN][:cC][:loss] needs positive steps, seeds, validation images and "
-                             f"channels, got {spec!r}")
+            raise ProxyError(
+                f"gtn[:K][:sS][:vN][:cC][:loss] needs positive steps, seeds, validation images and "
+                f"channels, got {spec!r}"
+            )
         num = [int(g) if g else None for g in m.groups()[:4]]
         return GTNSteps(num[0], seeds=num[1] or 1, val_size=num[2], channels=num[3], metric="loss" if m[5] else "acc")
     known = ", ".join([*SIMPLE, "real:K", "gtn[:K][:sS][:vN][:cC][:loss]", "ensemble:A+B", "calibrated:A+B", "search"])

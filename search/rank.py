@@ -53,8 +53,15 @@ def pairwise_rank_loss(scores: Tensor, targets: Tensor, tau: float) -> Tensor:
     return F.softplus(-sign[keep] * (scores[i] - scores[j])[keep] / tau).mean()
 
 
-def ranking_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, pool: Pool, rng: np.random.Generator,
-                     gen: torch.Generator, it: int) -> tuple[float, float, str, float]:
+def ranking_gradient(
+    teacher: Teacher,
+    cfg: ExperimentConfig,
+    data: Dataset,
+    pool: Pool,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    it: int,
+) -> tuple[float, float, str, float]:
     """Set the teacher's .grad to the paper's meta-loss plus ``rank_weight`` x the pairwise term.
 
     Returns (meta-loss, mean learner accuracy, the learners, share of pairs ordered right).
@@ -63,15 +70,31 @@ def ranking_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, poo
     teacher.zero_grad(set_to_none=True)
     picks = rng.choice(len(pool.archs), size=g.learners_per_step, replace=False)
     batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)  # shared: a fair comparison
-    (rx, ry), = draw_meta_batches(data.train, 1, g.rank_batch, gen)
+    ((rx, ry),) = draw_meta_batches(data.train, 1, g.rank_batch, gen)
     losses, scores, accs = [], [], []
     for j, k in enumerate(picks):
-        learner = build_net(pool.archs[k], channels=g.learner_channels, cells=g.learner_cells,
-                            in_channels=data.shape[0], image_size=data.shape[1], num_classes=data.num_classes,
-                            norm=g.learner_norm, seed=learner_seed(g.seed, it, j), device=data.train.x.device)
-        res = unroll(learner, teacher, teacher.plan(gen, data.train), batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
-                     autocast=autocast_dtype(g))
+        learner = build_net(
+            pool.archs[k],
+            channels=g.learner_channels,
+            cells=g.learner_cells,
+            in_channels=data.shape[0],
+            image_size=data.shape[1],
+            num_classes=data.num_classes,
+            norm=g.learner_norm,
+            seed=learner_seed(g.seed, it, j),
+            device=data.train.x.device,
+        )
+        res = unroll(
+            learner,
+            teacher,
+            teacher.plan(gen, data.train),
+            batches,
+            meta_loss_every=g.meta_loss_every,
+            first_order=g.first_order,
+            checkpointing=g.checkpointing,
+            eval_bn=g.eval_bn,
+            autocast=autocast_dtype(g),
+        )
         losses.append(res.meta_loss)
         scores.append(-eval_loss(learner, res.state, rx, ry, g.eval_bn)[0])
         accs.append(res.final_acc)

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from .space import Arch
 
 COMPONENTS: dict[str, str] = {  # every score a search can name -> the leaderboard column that holds it
-    "gtn": "gtn_score", "params": "params", "flops": "flops", "synflow": "synflow", "naswot": "naswot",
+    "gtn": "gtn_score",
+    "params": "params",
+    "flops": "flops",
+    "synflow": "synflow",
+    "naswot": "naswot",
     "jacob_cov": "jacob_cov",
 }
 DATA_FREE = ("params", "flops", "synflow")  # computed from the cell alone (benchmark mode's only scores)
@@ -49,8 +53,16 @@ class Scorer:
     metric: str = "acc"
 
     @classmethod
-    def parse(cls, spec: str, *, steps: int | None = None, seeds: int = 1, val_size: int | None = None,
-              channels: int | None = None, metric: str = "acc") -> Scorer:
+    def parse(
+        cls,
+        spec: str,
+        *,
+        steps: int | None = None,
+        seeds: int = 1,
+        val_size: int | None = None,
+        channels: int | None = None,
+        metric: str = "acc",
+    ) -> Scorer:
         """One clear :class:`InputError` for anything that is not a score name."""
         if metric not in METRICS:
             raise InputError(f"score metric {metric!r}: expected one of {', '.join(METRICS)}")
@@ -61,14 +73,22 @@ class Scorer:
         kind, _, rest = spec.partition(":")
         parts = tuple(p for p in rest.split("+") if p)
         if kind != "calibrated" or not parts or any(p not in COMPONENTS for p in parts) or len(set(parts)) < len(parts):
-            raise InputError(f"{spec!r}: expected none, one of {', '.join(COMPONENTS)}, or calibrated:A+B with "
-                             f"distinct components from those")
+            raise InputError(
+                f"{spec!r}: expected none, one of {', '.join(COMPONENTS)}, or calibrated:A+B with "
+                f"distinct components from those"
+            )
         return cls(spec, parts, True, steps, seeds, val_size, channels, metric)
 
     @classmethod
     def from_config(cls, s: SearchConfig) -> Scorer:
-        return cls.parse(s.score, steps=s.score_steps, seeds=s.score_seeds, val_size=s.score_val,
-                         channels=s.score_channels, metric=s.score_metric)
+        return cls.parse(
+            s.score,
+            steps=s.score_steps,
+            seeds=s.score_seeds,
+            val_size=s.score_val,
+            channels=s.score_channels,
+            metric=s.score_metric,
+        )
 
     @property
     def none(self) -> bool:
@@ -92,17 +112,33 @@ class Scorer:
 
     def key(self, arch_hash: str, curriculum: str | None, net: NetConfig, seed: int) -> str:
         """What a cached rung-1 score depends on: the class, the curriculum, these settings, the network, the seed."""
-        return (f"{arch_hash}|{self.spec}|{curriculum}|{self.steps}|{self.seeds}|{self.val_size}|{self.channels}|"
-                f"{self.metric}|{net.channels}|{net.cells}|{seed}")
+        return (
+            f"{arch_hash}|{self.spec}|{curriculum}|{self.steps}|{self.seeds}|{self.val_size}|{self.channels}|"
+            f"{self.metric}|{net.channels}|{net.cells}|{seed}"
+        )
 
     def gtn_proxy_name(self) -> str:
         """The GTN component in ``gtnnas bench proxies``' spelling (``gtn:K[:sS][:vN][:cC][:loss]``)."""
-        return ("gtn" + (f":{self.steps}" if self.steps else "") + (f":s{self.seeds}" if self.seeds > 1 else "")
-                + (f":v{self.val_size}" if self.val_size else "") + (f":c{self.channels}" if self.channels else "")
-                + (":loss" if self.metric == "loss" else ""))
+        return (
+            "gtn"
+            + (f":{self.steps}" if self.steps else "")
+            + (f":s{self.seeds}" if self.seeds > 1 else "")
+            + (f":v{self.val_size}" if self.val_size else "")
+            + (f":c{self.channels}" if self.channels else "")
+            + (":loss" if self.metric == "loss" else "")
+        )
 
-    def components(self, arch: Arch, *, net: NetConfig, data: Any = None, curriculum: Any = None, seed: int = 0,
-                   shape: tuple[int, int, int] | None = None, nb201: bool = False) -> dict[str, float]:
+    def components(
+        self,
+        arch: Arch,
+        *,
+        net: NetConfig,
+        data: Any = None,
+        curriculum: Any = None,
+        seed: int = 0,
+        shape: tuple[int, int, int] | None = None,
+        nb201: bool = False,
+    ) -> dict[str, float]:
         """Every component of ``arch`` by its column (plus the GTN score's loss), on the data's device.
 
         ``nb201``: benchmark mode, where data-free proxies are NAS-Bench-201's network's (a table lookup).
@@ -116,11 +152,18 @@ class Scorer:
 
                 out[COMPONENTS[part]] = table.proxy(arch, part)
                 continue
-            ctx = ProxyContext(net=net, shape=shape or data.shape, num_classes=data.num_classes if data else 10,
-                               data=data, curriculum=curriculum, seed=seed)
+            ctx = ProxyContext(
+                net=net,
+                shape=shape or data.shape,
+                num_classes=data.num_classes if data else 10,
+                data=data,
+                curriculum=curriculum,
+                seed=seed,
+            )
             if part == "gtn":
-                proxy = GTNSteps(self.steps, seeds=self.seeds, val_size=self.val_size, channels=self.channels,
-                                 metric=self.metric)
+                proxy = GTNSteps(
+                    self.steps, seeds=self.seeds, val_size=self.val_size, channels=self.channels, metric=self.metric
+                )
                 result = proxy.read(arch, ctx)
                 out["gtn_score"], out["gtn_val_loss"] = result["gtn_score"], result["val_loss"]
             else:
@@ -135,12 +178,14 @@ class Scorer:
             raise ValueError("a calibrated score needs a calibrator")
         return float(calibrator.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns, strict=True)})[0])
 
-    def calibrator(self, known: Sequence[tuple[Mapping[str, float], float]],
-                   seen: Sequence[Mapping[str, float]]) -> Calibrator:
+    def calibrator(
+        self, known: Sequence[tuple[Mapping[str, float], float]], seen: Sequence[Mapping[str, float]]
+    ) -> Calibrator:
         """The weights now: a ridge fit on ``known`` (components, real accuracy) once there are enough,
         else equal weights on ranks among every class ``seen`` so far."""
         cols = dict(zip(self.parts, self.columns, strict=True))
         if len(known) >= MIN_PAIRS:
-            return Calibrator.fit(self.parts, {p: [k[c] for k, _ in known] for p, c in cols.items()},
-                                  [v for _, v in known])
+            return Calibrator.fit(
+                self.parts, {p: [k[c] for k, _ in known] for p, c in cols.items()}, [v for _, v in known]
+            )
         return Calibrator.fallback(self.parts, {p: [s[c] for s in seen] for p, c in cols.items()})

@@ -124,8 +124,7 @@ def parse(text: str) -> Arch:
     nodes = s.split("+")
     if len(nodes) != NUM_NODES - 1:
         raise ArchError(
-            f"malformed architecture {text!r}: expected {NUM_NODES - 1} nodes separated by '+', "
-            f"got {len(nodes)}"
+            f"malformed architecture {text!r}: expected {NUM_NODES - 1} nodes separated by '+', got {len(nodes)}"
         )
     ops = []
     for j, node in enumerate(nodes, start=1):
@@ -137,13 +136,9 @@ def parse(text: str) -> Arch:
         for i, part in enumerate(parts):
             op, sep, src = part.partition("~")
             if not sep or src != str(i):
-                raise ArchError(
-                    f"malformed architecture {text!r}: node {j} input {i} should be 'op~{i}', got {part!r}"
-                )
+                raise ArchError(f"malformed architecture {text!r}: node {j} input {i} should be 'op~{i}', got {part!r}")
             if op not in OPS:
-                raise ArchError(
-                    f"malformed architecture {text!r}: unknown operation {op!r} (known: {', '.join(OPS)})"
-                )
+                raise ArchError(f"malformed architecture {text!r}: unknown operation {op!r} (known: {', '.join(OPS)})")
             ops.append(op)
     return Arch(tuple(ops))
 

@@ -55,9 +55,14 @@ class OuterStep:
     rank_order: float | None = None  # share of the step's learner pairs ordered as their targets (rank_weight > 0)
 
 
-def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[OuterStep], None] | None = None,
-                  checkpoint: str | Path | None = None, on_checkpoint: Callable[[Path], None] | None = None,
-                  ) -> Teacher:
+def train_teacher(
+    cfg: ExperimentConfig,
+    data: Dataset,
+    *,
+    callback: Callable[[OuterStep], None] | None = None,
+    checkpoint: str | Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
+) -> Teacher:
     """Meta-train a teacher with ``cfg.gtn`` on ``data`` (its train split).
 
     With ``checkpoint``, everything needed to continue (teacher, optimiser and schedule state, both
@@ -79,7 +84,8 @@ def train_teacher(cfg: ExperimentConfig, data: Dataset, *, callback: Callable[[O
     gen_params = list(teacher.generator.parameters()) if teacher.generator is not None else []
     rest = [p for n, p in teacher.named_parameters() if not n.startswith("generator.")]
     groups = [{"params": rest}] + (
-        [{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else [])
+        [{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else []
+    )
     opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, g.outer_steps, g.final_relative_lr))
     first = 1
@@ -139,13 +145,28 @@ def teacher_key(cfg: ExperimentConfig) -> str:
     return f"{cfg.data.dataset}-{cfg.hash(('data', 'gtn'), NOT_TEACHER)}-v{CURRICULUM_VERSION}"
 
 
-def save_state(path: str | Path, cfg: ExperimentConfig, step: int, teacher: Teacher, opt: Any, sched: Any,
-               gen: torch.Generator, rng: np.random.Generator) -> None:
+def save_state(
+    path: str | Path,
+    cfg: ExperimentConfig,
+    step: int,
+    teacher: Teacher,
+    opt: Any,
+    sched: Any,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+) -> None:
     """The resumable state after outer step ``step``, written atomically."""
-    blob = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "teacher_key": teacher_key(cfg), "step": step,
-            "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "gen": gen.get_state(),
-            "rng": json.dumps(rng.bit_generator.state)}
+    blob = {
+        "format": STATE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "teacher_key": teacher_key(cfg),
+        "step": step,
+        "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "gen": gen.get_state(),
+        "rng": json.dumps(rng.bit_generator.state),
+    }
     with atomic_write(path) as f:
         torch.save(blob, f)
 
@@ -155,18 +176,21 @@ def load_state(path: str | Path, cfg: ExperimentConfig) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:  # truncated, foreign, not a zip
-        raise CheckpointError(f"{path}: not a readable meta-training state ({type(e).__name__}); "
-                              "delete it to start over") from None
+        raise CheckpointError(
+            f"{path}: not a readable meta-training state ({type(e).__name__}); delete it to start over"
+        ) from None
     if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a gtn-nas meta-training state")
     if blob.get("teacher_key") != teacher_key(cfg):
-        raise CheckpointError(f"{path}: written by a run with other seed, data or gtn settings; "
-                              "delete it to start over")
+        raise CheckpointError(
+            f"{path}: written by a run with other seed, data or gtn settings; delete it to start over"
+        )
     return blob
 
 
-def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: np.random.Generator,
-                  gen: torch.Generator, it: int) -> tuple[float, float, str]:
+def meta_gradient(
+    teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: np.random.Generator, gen: torch.Generator, it: int
+) -> tuple[float, float, str]:
     """Set the teacher's .grad to outer step ``it``'s meta-gradient; (meta-loss, learner accuracy, learner).
 
     With ``learners_per_step`` L > 1, L fresh learners are unrolled one after another (so memory
@@ -180,13 +204,23 @@ def meta_gradient(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, rng: n
         learner.to(data.train.x.device)
         plan = teacher.plan(gen, data.train)
         batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
-        res = unroll(learner, teacher, plan, batches, meta_loss_every=g.meta_loss_every,
-                     first_order=g.first_order, checkpointing=g.checkpointing, eval_bn=g.eval_bn,
-                     autocast=autocast_dtype(g))
+        res = unroll(
+            learner,
+            teacher,
+            plan,
+            batches,
+            meta_loss_every=g.meta_loss_every,
+            first_order=g.first_order,
+            checkpointing=g.checkpointing,
+            eval_bn=g.eval_bn,
+            autocast=autocast_dtype(g),
+        )
         one = float(res.meta_loss.detach())
         if not math.isfinite(one):
-            raise MetaTrainingError(f"meta-loss is {one} at outer step {it} (learner {name}); "
-                                    f"try a lower gtn.meta_lr or gtn.init_lr, or set gtn.grad_clip")
+            raise MetaTrainingError(
+                f"meta-loss is {one} at outer step {it} (learner {name}); "
+                f"try a lower gtn.meta_lr or gtn.init_lr, or set gtn.grad_clip"
+            )
         (res.meta_loss / g.learners_per_step).backward()
         loss, acc = loss + one / g.learners_per_step, acc + res.final_acc / g.learners_per_step
     return loss, acc, name
@@ -196,8 +230,15 @@ def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = 
     """Accuracy of the held-out architecture trained for T steps on the current curriculum."""
     cur = materialize(teacher, dataset=data.name, mean=data.mean, std=data.std, real=data.train, seed=cfg.gtn.seed)
     arch = parse(cfg.gtn.validate_arch)
-    res = gtn_score(arch, cur, val if val is not None else data.val, seed=cfg.gtn.seed, channels=cfg.net.channels,
-                cells=cfg.net.cells, num_classes=data.num_classes)
+    res = gtn_score(
+        arch,
+        cur,
+        val if val is not None else data.val,
+        seed=cfg.gtn.seed,
+        channels=cfg.net.channels,
+        cells=cfg.net.cells,
+        num_classes=data.num_classes,
+    )
     return res["gtn_score"]
 
 
@@ -205,12 +246,23 @@ def validate(teacher: Teacher, cfg: ExperimentConfig, data: Dataset, val: Any = 
 
 
 def versions() -> dict[str, str]:
-    return {"gtnnas": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
-            "python": platform.python_version()}
+    return {
+        "gtnnas": __version__,
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
+        "python": platform.python_version(),
+    }
 
 
-def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data: Dataset,
-                 outer_steps: int, provenance: dict[str, Any] | None = None, compact: bool = False) -> None:
+def save_teacher(
+    path: str | Path,
+    teacher: Teacher,
+    cfg: ExperimentConfig,
+    data: Dataset,
+    outer_steps: int,
+    provenance: dict[str, Any] | None = None,
+    compact: bool = False,
+) -> None:
     """Write atomically (temporary name, then rename) so a crash never leaves half a checkpoint.
 
     ``compact`` stores learned images in float16, which is what the curriculum holds anyway (half the
@@ -220,10 +272,20 @@ def save_teacher(path: str | Path, teacher: Teacher, cfg: ExperimentConfig, data
     if compact and "pixels" in state:
         state["pixels"] = state["pixels"].half()
     blob = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": cfg.hash(),
-        "teacher_key": teacher_key(cfg), "dataset": data.name, "shape": list(data.shape),
-        "num_classes": data.num_classes, "mean": list(data.mean), "std": list(data.std), "outer_steps": outer_steps,
-        "versions": versions(), "provenance": json.loads(json.dumps(provenance or {}, default=str)), "teacher": state,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "teacher_key": teacher_key(cfg),
+        "dataset": data.name,
+        "shape": list(data.shape),
+        "num_classes": data.num_classes,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "outer_steps": outer_steps,
+        "versions": versions(),
+        "provenance": json.loads(json.dumps(provenance or {}, default=str)),
+        "teacher": state,
     }
     with atomic_write(path) as f:
         torch.save(blob, f)
@@ -242,8 +304,9 @@ class LoadedTeacher:
     provenance: dict[str, Any] = field(default_factory=dict)  # how a shipped teacher was made
 
     def curriculum(self, real: Any = None) -> Curriculum:
-        return materialize(self.teacher, dataset=self.dataset, mean=self.mean, std=self.std, real=real,
-                           seed=self.config.gtn.seed)
+        return materialize(
+            self.teacher, dataset=self.dataset, mean=self.mean, std=self.std, real=real, seed=self.config.gtn.seed
+        )
 
 
 def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> LoadedTeacher:
@@ -254,13 +317,15 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle garbage, foreign objects
-        raise CheckpointError(f"{path}: not a readable teacher checkpoint ({type(e).__name__}: "
-                              f"{first_line(e)})") from None
+        raise CheckpointError(
+            f"{path}: not a readable teacher checkpoint ({type(e).__name__}: {first_line(e)})"
+        ) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a gtn-nas teacher checkpoint (no '{FORMAT}' format tag)")
     if blob.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {blob.get('format_version')} "
-                              f"(this gtnnas reads {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{path}: checkpoint format {blob.get('format_version')} (this gtnnas reads {FORMAT_VERSION})"
+        )
     try:
         cfg = config_from_dict(blob["config"], str(path))
         teacher = Teacher(cfg.gtn, tuple(blob["shape"]), int(blob["num_classes"]))
@@ -268,10 +333,19 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: checkpoint does not match its config ({first_line(e, 200)})") from None
     if cfg.gtn.curriculum == "pixels" and "pixels_init" not in blob["config"].get("gtn", {}):
-        raise CheckpointError(f"{path}: a pixels teacher from before learned images were stored unsquashed; "
-                              "train it again")
+        raise CheckpointError(
+            f"{path}: a pixels teacher from before learned images were stored unsquashed; train it again"
+        )
     if expect_dataset is not None and blob["dataset"] != expect_dataset:
         raise CheckpointError(f"{path}: teacher was trained on {blob['dataset']}, not {expect_dataset}")
-    return LoadedTeacher(teacher, cfg, blob["dataset"], tuple(blob["mean"]), tuple(blob["std"]),
-                         int(blob["outer_steps"]), dict(blob["versions"]), blob.get("teacher_key"),
-                         dict(blob.get("provenance") or {}))
+    return LoadedTeacher(
+        teacher,
+        cfg,
+        blob["dataset"],
+        tuple(blob["mean"]),
+        tuple(blob["std"]),
+        int(blob["outer_steps"]),
+        dict(blob["versions"]),
+        blob.get("teacher_key"),
+        dict(blob.get("provenance") or {}),
+    )

@@ -40,8 +40,14 @@ def cosine(i: int, steps: int, final: float = 0.0) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, *, bn: Literal["running", "batch"], batch_size: int = 1000,
-             prefixes: tuple[int, ...] | None = None) -> dict[int, tuple[float, float]]:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    bn: Literal["running", "batch"],
+    batch_size: int = 1000,
+    prefixes: tuple[int, ...] | None = None,
+) -> dict[int, tuple[float, float]]:
     """(accuracy, mean cross-entropy) on the first n images for each n in ``prefixes`` (default: all).
 
     ``bn``: BatchNorm normalises with its running statistics (eval mode; real-data training) or with
@@ -84,7 +90,10 @@ def train(
     steps = total_steps(cfg, n)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
         nesterov=cfg.nesterov and cfg.momentum > 0,
     )
     model.train()
@@ -116,8 +125,17 @@ def _whole(model: nn.Module, split: Split, cfg: TrainConfig) -> tuple[float, flo
 
 def net_for(arch: Arch, net: NetConfig, data: Dataset, seed: int) -> Network:
     c, h, _ = data.shape
-    return build_net(arch, channels=net.channels, cells=net.cells, in_channels=c, image_size=h,
-                     num_classes=data.num_classes, norm=net.norm, seed=seed, device=data.train.x.device)
+    return build_net(
+        arch,
+        channels=net.channels,
+        cells=net.cells,
+        in_channels=c,
+        image_size=h,
+        num_classes=data.num_classes,
+        norm=net.norm,
+        seed=seed,
+        device=data.train.x.device,
+    )
 
 
 def train_arch(
@@ -127,8 +145,15 @@ def train_arch(
     model = net_for(arch, net, data, seed)
     res = train(model, data.train, cfg, seed=seed, val=data.val, test=data.test if with_test else None)
     return {
-        "arch": str(arch), "arch_hash": arch.equiv_hash(), "seed": seed,
-        "val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc,
-        "train_loss": res.train_loss, "steps": res.steps, "seconds": res.seconds,
-        "params": count_params(model), "flops": count_flops(model),
+        "arch": str(arch),
+        "arch_hash": arch.equiv_hash(),
+        "seed": seed,
+        "val_acc": res.val_acc,
+        "val_loss": res.val_loss,
+        "test_acc": res.test_acc,
+        "train_loss": res.train_loss,
+        "steps": res.steps,
+        "seconds": res.seconds,
+        "params": count_params(model),
+        "flops": count_flops(model),
     }

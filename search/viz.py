@@ -37,8 +37,7 @@ def save_grid(cur: Curriculum, path: str | Path, steps: int = 4) -> None:
                     ax.imshow(img.permute(1, 2, 0).numpy())
             if r == 0:
                 ax.set_title(str(c), fontsize=8)
-        axes[r][0].text(-0.3, 0.5, f"step {t + 1}", transform=axes[r][0].transAxes, ha="right",
-                        va="center", fontsize=7)
+        axes[r][0].text(-0.3, 0.5, f"step {t + 1}", transform=axes[r][0].transAxes, ha="right", va="center", fontsize=7)
     fig.suptitle(f"{cur.dataset} curriculum {cur.content_hash}", fontsize=9)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=110, bbox_inches="tight")

@@ -40,8 +40,10 @@ def _raw_folder(name: str) -> Path:
     try:
         root = fetch(name)
     except DataNotFoundError as e:
-        pytest.fail(f"the tests need {name} on disk ({e}); `make test` fetches it first, or run "
-                    f"`gtnnas data fetch {name}`", pytrace=False)
+        pytest.fail(
+            f"the tests need {name} on disk ({e}); `make test` fetches it first, or run `gtnnas data fetch {name}`",
+            pytrace=False,
+        )
     raw = root / FOLDERS[name] / "raw"
     return raw if raw.is_dir() else root
 

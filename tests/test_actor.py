@@ -17,7 +17,9 @@ def test_teacher_server_cache_and_calibration(tiny_teacher):
     path, cfg = tiny_teacher
     server = TeacherServer(cfg.to_dict(), str(path))
     info = server.info()
-    assert info["steps"] == cfg.gtn.inner_steps and info["dataset"] == "fashion_mnist" and len(info["content_hash"]) == 16
+    assert (
+        info["steps"] == cfg.gtn.inner_steps and info["dataset"] == "fashion_mnist" and len(info["content_hash"]) == 16
+    )
     assert server.lookup("k") is None
     server.store("k", {"gtn_score": 0.5})
     server.store("k", {"gtn_score": 0.9})  # first write wins: a score never changes under a trial
@@ -61,20 +63,46 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
     ha, hb = parse(A).equiv_hash(), parse(B).equiv_hash()
 
     def res(it, arch, h, score, val=None, extra=None):
-        r = {"training_iteration": it, "rung": it, "arch": arch, "arch_hash": h, "rung1_score": score, "gtn_score": score,
-             "gtn_val_loss": 1.5, "score_seconds": 0.2, "curriculum": cur, "config_hash": cfg.hash(), **(extra or {})}
+        r = {
+            "training_iteration": it,
+            "rung": it,
+            "arch": arch,
+            "arch_hash": h,
+            "rung1_score": score,
+            "gtn_score": score,
+            "gtn_val_loss": 1.5,
+            "score_seconds": 0.2,
+            "curriculum": cur,
+            "config_hash": cfg.hash(),
+            **(extra or {}),
+        }
         return {**r, "val_acc": val} if val is not None else r
 
-    write_part(root, [row_from_result("e", "t1", res(1, A, ha, 0.4)), row_from_result("e", "t1", res(2, A, ha, 0.4, 0.7)),
-                      row_from_result("e", "t2", res(1, B, hb, 0.1)), row_from_result("e", "t9", res(1, B, "x", 0.9)),
-                      row_from_result("e", "t3", res(1, B, "y", 0.5, extra={"config_hash": "other"}))], {})
+    write_part(
+        root,
+        [
+            row_from_result("e", "t1", res(1, A, ha, 0.4)),
+            row_from_result("e", "t1", res(2, A, ha, 0.4, 0.7)),
+            row_from_result("e", "t2", res(1, B, hb, 0.1)),
+            row_from_result("e", "t9", res(1, B, "x", 0.9)),
+            row_from_result("e", "t3", res(1, B, "y", 0.5, extra={"config_hash": "other"})),
+        ],
+        {},
+    )
     write_statuses(root, [status_row("e", "t9", "LOST")])
     server = TeacherServer(cfg.to_dict(), str(path), root)
-    assert server.lookup(server.scorer.key(ha, cur, server.cfg.net, server.cfg.seed)) == {"gtn_score": 0.4, "gtn_val_loss": 1.5,
-                                                               "score_seconds": 0.2}
+    assert server.lookup(server.scorer.key(ha, cur, server.cfg.net, server.cfg.seed)) == {
+        "gtn_score": 0.4,
+        "gtn_val_loss": 1.5,
+        "score_seconds": 0.2,
+    }
     assert server.lookup(server.scorer.key(hb, cur, server.cfg.net, server.cfg.seed))["gtn_score"] == 0.1
-    assert server.lookup(server.scorer.key("x", cur, server.cfg.net, server.cfg.seed)) is None  # a LOST trial's score is forgotten
-    assert server.lookup(server.scorer.key("y", cur, server.cfg.net, server.cfg.seed)) is None  # another configuration's row is not ours
+    assert (
+        server.lookup(server.scorer.key("x", cur, server.cfg.net, server.cfg.seed)) is None
+    )  # a LOST trial's score is forgotten
+    assert (
+        server.lookup(server.scorer.key("y", cur, server.cfg.net, server.cfg.seed)) is None
+    )  # another configuration's row is not ours
     assert server.pairs == {ha: (0.4, 0.7)} and server.rebuilt == 3
 
 
@@ -85,7 +113,9 @@ def test_calibrated_scores_start_equal_weighted_then_follow_the_searchs_own_real
     rng = np.random.default_rng(0)
     # before any real result: equal weights on standardised parts, so the bigger-and-better cell wins
     server.combine("a", {"gtn_score": 0.3, "params": 1e4})
-    assert server.combine("b", {"gtn_score": 0.6, "params": 1e5}) > server.combine("c", {"gtn_score": 0.1, "params": 1e3})
+    assert server.combine("b", {"gtn_score": 0.6, "params": 1e5}) > server.combine(
+        "c", {"gtn_score": 0.1, "params": 1e3}
+    )
     # a search whose real accuracies follow params only: the refit learns to trust params, not gtn
     for i in range(MIN_PAIRS + 10):
         p, g = float(np.exp(rng.uniform(7, 12))), float(rng.uniform(0.1, 0.6))

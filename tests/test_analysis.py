@@ -20,15 +20,32 @@ D = "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x
 
 def _board(path, experiment, rows):
     cols = ["experiment", "arch", "arch_hash", "val_acc", "test_acc", "gtn_score", "params", "flops", "trials"]
-    df = pd.DataFrame([{"experiment": experiment, "arch": a, "arch_hash": a[:6], "val_acc": v, "test_acc": t,
-                        "gtn_score": g, "params": p, "flops": 10 * p, "trials": 1} for a, v, t, g, p in rows], columns=cols)
+    df = pd.DataFrame(
+        [
+            {
+                "experiment": experiment,
+                "arch": a,
+                "arch_hash": a[:6],
+                "val_acc": v,
+                "test_acc": t,
+                "gtn_score": g,
+                "params": p,
+                "flops": 10 * p,
+                "trials": 1,
+            }
+            for a, v, t, g, p in rows
+        ],
+        columns=cols,
+    )
     path.mkdir(parents=True, exist_ok=True)
     df.to_parquet(path / "leaderboard.parquet", index=False)
 
 
 @pytest.fixture()
 def boards(tmp_path):
-    _board(tmp_path / "exp1", "exp1", [(A, 0.90, 0.89, 0.30, 500), (B, 0.40, 0.41, 0.10, 100), (C, 0.70, 0.69, 0.20, 50)])
+    _board(
+        tmp_path / "exp1", "exp1", [(A, 0.90, 0.89, 0.30, 500), (B, 0.40, 0.41, 0.10, 100), (C, 0.70, 0.69, 0.20, 50)]
+    )
     _board(tmp_path / "exp2", "exp2", [(D, 0.95, 0.94, 0.35, 400), (B, 0.42, 0.40, 0.12, 100)])
     return tmp_path
 
@@ -57,8 +74,11 @@ def test_history_credits_each_score_to_when_it_arrived(tmp_path):
         return {"training_iteration": it, "arch": A, "val_acc": v, "rung1_score": g}
 
     root = str(tmp_path / "exp")
-    rows = [row_from_result("exp", "t0", res(1, g=0.3)), row_from_result("exp", "t1", res(1, v=0.5)),
-            row_from_result("exp", "t0", res(2, v=0.9))]
+    rows = [
+        row_from_result("exp", "t0", res(1, g=0.3)),
+        row_from_result("exp", "t1", res(1, v=0.5)),
+        row_from_result("exp", "t0", res(2, v=0.9)),
+    ]
     for i, r in enumerate(rows):
         r["timestamp"] = [0.0, 2.0, 100.0][i]
     write_part(root, rows, {})
@@ -68,8 +88,9 @@ def test_history_credits_each_score_to_when_it_arrived(tmp_path):
 
 
 def test_pareto_front_on_a_hand_made_set():
-    df = pd.DataFrame({"arch": list("abcdefg"), "params": [1, 2, 2, 3, 4, 5, 5],
-                       "val_acc": [0.5, 0.4, 0.6, 0.6, 0.8, 0.7, 0.9]})
+    df = pd.DataFrame(
+        {"arch": list("abcdefg"), "params": [1, 2, 2, 3, 4, 5, 5], "val_acc": [0.5, 0.4, 0.6, 0.6, 0.8, 0.7, 0.9]}
+    )
     # a: cheapest; b dominated by a; c beats a; d ties c but costs more; e better; f dominated; g best.
     assert list(pareto_front(df)["arch"]) == ["a", "c", "e", "g"]
 
@@ -85,13 +106,30 @@ def test_leaderboard_command_formats(boards, capsys):
     assert main(["leaderboard", str(boards), "--top", "2", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["arch"] for r in rows] == [D, A] and rows[0]["val_acc"] == 0.95
-    assert main(["leaderboard", str(boards / "exp1"), "--where", "val_acc >= 0.7", "--format", "csv",
-                 "--columns", "arch,val_acc"]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                str(boards / "exp1"),
+                "--where",
+                "val_acc >= 0.7",
+                "--format",
+                "csv",
+                "--columns",
+                "arch,val_acc",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "arch,val_acc" and len(lines) == 3
     out = boards / "sel.parquet"
-    assert main(["leaderboard", str(boards), "--sort", "params", "--ascending", "--format", "parquet",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            ["leaderboard", str(boards), "--sort", "params", "--ascending", "--format", "parquet", "--output", str(out)]
+        )
+        == 0
+    )
     assert list(pd.read_parquet(out)["params"]) == [50, 100, 100, 400, 500]
     assert main(["leaderboard", str(boards), "--top", "1"]) == 0
     assert D in capsys.readouterr().out
@@ -105,8 +143,12 @@ def test_malformed_and_empty_leaderboards_exit_2(tmp_path, capsys):
     _board(empty, "e", [])
     foreign = tmp_path / "foreign.parquet"
     pd.DataFrame({"x": [1]}).to_parquet(foreign)
-    for path, msg in ((bad.parent, "not a readable leaderboard"), (empty, "has no rows"),
-                      (foreign, "missing columns: arch, val_acc"), (tmp_path / "nothing", "no such file")):
+    for path, msg in (
+        (bad.parent, "not a readable leaderboard"),
+        (empty, "has no rows"),
+        (foreign, "missing columns: arch, val_acc"),
+        (tmp_path / "nothing", "no such file"),
+    ):
         code = main(["leaderboard", str(path)])
         err = capsys.readouterr().err
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err

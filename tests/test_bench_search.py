@@ -41,8 +41,16 @@ def test_incumbent_is_the_best_by_validation_and_summaries_have_known_answers():
 
 
 def test_light_loop_evaluates_the_same_cells_in_the_same_order_as_tune(ray_session, tmp_path):
-    overrides = [f"storage={tmp_path}", "name=loop", "search.searcher=evolution", "search.population=4",
-                 "search.tournament=2", "search.scheduler=asha", "search.score=params", "search.max_concurrent=1"]
+    overrides = [
+        f"storage={tmp_path}",
+        "name=loop",
+        "search.searcher=evolution",
+        "search.population=4",
+        "search.tournament=2",
+        "search.scheduler=asha",
+        "search.score=params",
+        "search.max_concurrent=1",
+    ]
     cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", overrides)
     light = run_repeat(cfg.search, cfg.seed, evaluations=8)
     assert len(light.cells) == 8 and light.trials > 8  # ASHA stopped some trials after the free proxy rung
@@ -74,16 +82,25 @@ def test_vendored_proxy_table_covers_every_cell_and_recomputes():
 
 
 @pytest.mark.parametrize("limit", [[], ["search.max_concurrent=1"]], ids=["dedup", "limiter"])
-def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(ray_session, tmp_path, monkeypatch,
-                                                                                limit):
+def test_a_trial_id_tune_draws_twice_is_refused_so_every_trial_keeps_its_rows(
+    ray_session, tmp_path, monkeypatch, limit
+):
     """Tune's trial ids are 8 random hex digits: a 10,000-trial run drew one twice, and the leaderboard,
     keyed by (trial_id, iteration), kept one of the two trials' results (and Tune's concurrency limiter
     asserts on it). Forced here: the second id repeats the first."""
     ids = itertools.chain(["dup00000", "dup00000"], (f"id{i:06d}" for i in itertools.count()))
     monkeypatch.setattr(Trial, "generate_id", classmethod(lambda cls: next(ids)))
-    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
-                      [f"storage={tmp_path}", "name=ids", "search.searcher=random", "search.seed_proxy=null",
-                       "search.num_samples=6", *limit])
+    cfg = load_config(
+        ROOT / "configs" / "nb201_bench.yaml",
+        [
+            f"storage={tmp_path}",
+            "name=ids",
+            "search.searcher=random",
+            "search.seed_proxy=null",
+            "search.num_samples=6",
+            *limit,
+        ],
+    )
     run_search(cfg)
     rows = read_parts(str(tmp_path / "ids"))
     assert len(rows) == 6 and rows["trial_id"].is_unique  # six trials, six rows, none overwritten

@@ -16,8 +16,19 @@ def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True, check=True)
     body = out.stdout.split("positional arguments:", 1)[1].split("options:", 1)[0]
     listed = [line.split()[0] for line in body.splitlines() if line.startswith("    ") and line[4] != " "]
-    assert set(listed) == {"search", "retrain", "baseline", "gtn", "data", "arch", "truth", "bench", "leaderboard",
-                           "report", "compare"}
+    assert set(listed) == {
+        "search",
+        "retrain",
+        "baseline",
+        "gtn",
+        "data",
+        "arch",
+        "truth",
+        "bench",
+        "leaderboard",
+        "report",
+        "compare",
+    }
 
 
 def test_arch_info(capsys):
@@ -86,8 +97,18 @@ def test_resume_needs_an_experiment_and_new_runs_need_a_fresh_name(capsys, tmp_p
 def test_corrupt_teacher_exits_2(capsys, tmp_path):
     bad = tmp_path / "teacher.pt"
     bad.write_bytes(b"not a checkpoint")
-    assert main(["search", "--config", str(_repo() / "configs" / "smoke.yaml"), f"search.teacher={bad}",
-                 f"storage={tmp_path}/s"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(_repo() / "configs" / "smoke.yaml"),
+                f"search.teacher={bad}",
+                f"storage={tmp_path}/s",
+            ]
+        )
+        == 2
+    )
     assert "not a readable teacher checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
@@ -112,7 +133,17 @@ def test_resume_with_another_configuration_is_refused(capsys, tmp_path):
 
 
 def test_an_override_that_is_not_yaml_is_one_line(capsys, tmp_path):
-    assert main(["search", "--config", str(_repo() / "configs" / "smoke.yaml"), "search.num_samples=[",
-                 f"storage={tmp_path}/s"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(_repo() / "configs" / "smoke.yaml"),
+                "search.num_samples=[",
+                f"storage={tmp_path}/s",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "not a YAML value" in err and len(err.splitlines()) == 1

@@ -54,8 +54,13 @@ def s3(data_dir):
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
@@ -76,17 +81,27 @@ def _node_env(base: Path, name: str, s3env: dict[str, str]) -> dict[str, str]:
     home = base / name
     for d in ("data", "home", "cache"):
         (home / d).mkdir(parents=True, exist_ok=True)
-    return {**s3env, "GTNNAS_DATA_DIR": str(home / "data"), "HOME": str(home / "home"),
-            "XDG_CACHE_HOME": str(home / "cache"), "GTNNAS_DATA_SOURCES": "data_dir,mirror",
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return {
+        **s3env,
+        "GTNNAS_DATA_DIR": str(home / "data"),
+        "HOME": str(home / "home"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "GTNNAS_DATA_SOURCES": "data_dir,mirror",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
 
 
 def _own(name: str, base: Path, s3env: dict[str, str]) -> dict:
     """What a node keeps to itself: its environment, its unpacked working_dir (on one machine the nodes
     share Ray's session folder, and a removed node would delete what the others run from), and its
     agent's port (not Ray's default, which another Ray on this machine may hold)."""
-    return {"env_vars": _node_env(base, name, s3env), "runtime_env_dir_name": f"runtime_resources_{name}",
-            "dashboard_agent_listen_port": _port()}
+    return {
+        "env_vars": _node_env(base, name, s3env),
+        "runtime_env_dir_name": f"runtime_resources_{name}",
+        "dashboard_agent_listen_port": _port(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +110,17 @@ def cluster(s3, tmp_path_factory):
     base = tmp_path_factory.mktemp("nodes")
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     dashboard = _port()
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": True, "dashboard_host": "127.0.0.1",
-        "dashboard_port": dashboard, **_own("head", base, s3)})
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": dashboard,
+            **_own("head", base, s3),
+        },
+    )
     workers = [c.add_node(num_cpus=1, node_ip_address="127.0.0.1", **_own(f"w{i}", base, s3)) for i in range(2)]
     c.wait_for_nodes()
     ids = {"head": c.head_node.node_id, **{f"w{i}": w.node_id for i, w in enumerate(workers)}}
@@ -113,9 +136,28 @@ def _submit(address: str, *args: str) -> str:
     """``ray job submit`` (the README's command), retried while the job server has no agent yet."""
     deadline = time.time() + 120
     while True:
-        out = subprocess.run([RAY, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(ROOT),
-                              "--", sys.executable, "cluster/submit.py", "--config", "configs/smoke.yaml", *args],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [
+                RAY,
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--no-wait",
+                "--working-dir",
+                str(ROOT),
+                "--",
+                sys.executable,
+                "cluster/submit.py",
+                "--config",
+                "configs/smoke.yaml",
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if out.returncode == 0 or "No available agent" not in out.stderr or time.time() > deadline:
             break
         time.sleep(2)
@@ -142,8 +184,15 @@ def _parts(prefix: str) -> int:
 def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
     c, workers, address, base, ids = cluster
     started = time.time()
-    args = [f"storage=s3://{BUCKET}/runs", "name=cluster", f"data.mirror=s3://{BUCKET}/data", "search.num_samples=10",
-            "search.score=calibrated:gtn+params", "search.real_steps=30", "search.flush_seconds=1"]
+    args = [
+        f"storage=s3://{BUCKET}/runs",
+        "name=cluster",
+        f"data.mirror=s3://{BUCKET}/data",
+        "search.num_samples=10",
+        "search.score=calibrated:gtn+params",
+        "search.real_steps=30",
+        "search.flush_seconds=1",
+    ]
     job = _submit(address, *args)
     deadline = time.time() + 400
     while _parts("runs/cluster") < 1:  # the teacher is meta-trained and the search under way
@@ -176,16 +225,31 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
     assert set(rows["node_id"]) <= {ids["w0"][:8], ids["w1"][:8]}  # trials ran on the workers only
 
     assert sorted(read_statuses(uri).values()) == ["TERMINATED"] * 10
-    out = subprocess.run([sys.executable, "-m", "cluster.cli", "leaderboard", uri, "--format", "json", "--top", "3"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "leaderboard", uri, "--format", "json", "--top", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and len(json.loads(out.stdout)) == min(3, len(final)), out.stderr
-    print(f"cluster search: {wall:.0f} s; teacher: {teacher.strip()}; actor: {actor.strip()}; fetched on {fetched}; "
-          f"leaderboard {uri}/leaderboard.parquet")
+    print(
+        f"cluster search: {wall:.0f} s; teacher: {teacher.strip()}; actor: {actor.strip()}; fetched on {fetched}; "
+        f"leaderboard {uri}/leaderboard.parquet"
+    )
 
     # a Ray task that fails on bad input: one line, naming the node and the cause, exit 2
-    status, logs = _finish(address, _submit(address, f"storage=s3://{BUCKET}/runs", "name=broken",
-                                            f"data.mirror=s3://{BUCKET}/nothing", f"data.root={base}/nowhere",
-                                            "search.teacher=fresh"))
+    status, logs = _finish(
+        address,
+        _submit(
+            address,
+            f"storage=s3://{BUCKET}/runs",
+            "name=broken",
+            f"data.mirror=s3://{BUCKET}/nothing",
+            f"data.root={base}/nowhere",
+            "search.teacher=fresh",
+        ),
+    )
     errors = [line for line in logs.splitlines() if line.startswith("gtnnas: error:")]
     assert status == "FAILED" and len(errors) == 1, logs[-3000:]
     assert "the teacher stage on node 127.0.0.1 (" in errors[0] and "could not get fashion_mnist" in errors[0]

@@ -16,7 +16,9 @@ def test_fit_recovers_the_signal_and_ignores_noise():
     params = np.exp(rng.normal(10, 1, n))
     noise = rng.normal(0, 1, n)
     target = 2.0 * (gtn - 0.5) / 0.1 + 1.0 * (np.log(params) - 10) + 0.1 * rng.normal(size=n)
-    cal = Calibrator.fit(("gtn", "params", "naswot"), {"gtn": gtn, "params": params, "naswot": noise}, target, ridge=0.1)
+    cal = Calibrator.fit(
+        ("gtn", "params", "naswot"), {"gtn": gtn, "params": params, "naswot": noise}, target, ridge=0.1
+    )
     w = dict(zip(cal.components, cal.weights, strict=True))
     assert w["gtn"] > 1.5 * w["params"] > 0.3  # on rank scales the 2:1 signal stays about 2:1
     assert abs(w["naswot"]) < 0.1 * w["params"]
@@ -52,6 +54,6 @@ def test_specs_and_transforms():
     for bad in ("calibrated:", "calibrated:gtn+gtn", "calibrated:gtn+nope", "ensemble:gtn+params", "nope"):
         with pytest.raises(InputError):
             Scorer.parse(bad)
-    assert transform("params", [np.e ** 3])[0] == pytest.approx(3.0)
+    assert transform("params", [np.e**3])[0] == pytest.approx(3.0)
     assert transform("synflow", [0.0])[0] < -600  # a dead cell's zero synflow is very low, not -inf
     assert np.isnan(transform("naswot", [float("-inf")])[0])  # a dead cell's -inf: unknown, scored as average

@@ -102,13 +102,17 @@ def test_missing_data_names_every_place(tmp_path, monkeypatch):
 
 def test_finding_data_does_not_import_torch():
     # `gtnnas data fetch` and check_available stay fast: torch only comes with tensors
-    code = ("import sys, search.data, search.fetch; assert 'torch' not in sys.modules, 'torch imported'; "
-            "search.data.check_available('fashion_mnist'); assert 'torch' not in sys.modules")
+    code = (
+        "import sys, search.data, search.fetch; assert 'torch' not in sys.modules, 'torch imported'; "
+        "search.data.check_available('fashion_mnist'); assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_search_package_never_imports_ray():
-    code = ("import sys, search, search.config, search.data, search.space, search.nets, search.train; "
-            "import importlib, pkgutil; [importlib.import_module('search.' + m.name) "
-            "for m in pkgutil.iter_modules(search.__path__)]; assert 'ray' not in sys.modules, 'ray imported'")
+    code = (
+        "import sys, search, search.config, search.data, search.space, search.nets, search.train; "
+        "import importlib, pkgutil; [importlib.import_module('search.' + m.name) "
+        "for m in pkgutil.iter_modules(search.__path__)]; assert 'ray' not in sys.modules, 'ray imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

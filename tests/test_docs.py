@@ -13,8 +13,12 @@ from cluster.cli import build_parser
 from search.config import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md",
-        ROOT / "search" / "teachers" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "benchmarks" / "README.md",
+    ROOT / "search" / "teachers" / "README.md",
+]
 KEY = re.compile(r"(?<![\w./-])(data|net|train|baseline|gtn|search|retrain)\.([a-z_]+)(?![\w(])")
 
 

@@ -50,7 +50,8 @@ def test_a_node_without_the_data_fetches_it_once_under_a_lock(mirror, tmp_path, 
     origins = sorted(q.get(timeout=5) for _ in procs)
     assert [o.split()[0] for o in origins] == ["fetched", "found", "found"]  # one fetch, the others waited
     assert sorted(f.name for f in (Path(root) / "FashionMNIST" / "raw").iterdir()) == sorted(
-        f.name for f in (Path(mirror) / "FashionMNIST" / "raw").iterdir())
+        f.name for f in (Path(mirror) / "FashionMNIST" / "raw").iterdir()
+    )
 
 
 def test_no_data_anywhere_is_one_line_naming_what_was_tried(tmp_path, monkeypatch):
@@ -82,8 +83,14 @@ def test_a_ray_task_brings_its_input_error_home_as_one_line_naming_the_node(ray_
 
 def test_proxies_build_their_networks_on_the_datas_device(fashion):
     """Data on the meta device: a network built anywhere else would be a CPU network (today's bug)."""
-    meta = Dataset(fashion.name, Split(fashion.train.x[:128].to("meta"), fashion.train.y[:128].to("meta")),
-                   fashion.val, fashion.test, fashion.mean, fashion.std)
+    meta = Dataset(
+        fashion.name,
+        Split(fashion.train.x[:128].to("meta"), fashion.train.y[:128].to("meta")),
+        fashion.val,
+        fashion.test,
+        fashion.mean,
+        fashion.std,
+    )
     cpu_ctx = ProxyContext(net=NetConfig(channels=4), data=fashion)
     ctx = ProxyContext(net=NetConfig(channels=4), data=meta)
     net = ctx.build(parse(CELL))
@@ -91,17 +98,25 @@ def test_proxies_build_their_networks_on_the_datas_device(fashion):
     x, _ = ctx.real_batch("naswot")
     assert x.device.type == "meta" and net(x).device.type == "meta"  # no device mix in a forward
     for name in ("params", "flops"):  # what only shapes decide is the same as on the CPU
-        assert make_proxy(name).score_many([parse(CELL)], ctx)[0] == make_proxy(name).score_many([parse(CELL)],
-                                                                                                  cpu_ctx)[0]
+        assert (
+            make_proxy(name).score_many([parse(CELL)], ctx)[0] == make_proxy(name).score_many([parse(CELL)], cpu_ctx)[0]
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a fake GPU cannot show a device mix-up)")
 def test_the_default_score_runs_on_cuda_when_the_data_is_there(fashion, tiny_teacher):
     path, _ = tiny_teacher
-    cuda = Dataset(fashion.name, fashion.train.to("cuda"), fashion.val.to("cuda"), fashion.test.to("cuda"),
-                   fashion.mean, fashion.std)
+    cuda = Dataset(
+        fashion.name,
+        fashion.train.to("cuda"),
+        fashion.val.to("cuda"),
+        fashion.test.to("cuda"),
+        fashion.mean,
+        fashion.std,
+    )
     cur = load_teacher(path).curriculum(real=fashion.train)
-    scorer = Scorer.from_config(SearchConfig(score="calibrated:gtn+params+naswot", score_seeds=2, score_val=200),
-                                NetConfig(channels=4))
+    scorer = Scorer.from_config(
+        SearchConfig(score="calibrated:gtn+params+naswot", score_seeds=2, score_val=200), NetConfig(channels=4)
+    )
     parts = scorer.components(parse(CELL), cuda, cur, seed=0)
     assert set(parts) >= {"gtn_score", "params", "naswot"} and all(v == v for v in parts.values())

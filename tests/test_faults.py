@@ -48,8 +48,18 @@ def cluster():
 
 
 def _cfg(tmp_path, teacher, name, *extra):
-    return load_config(SMOKE, [f"storage={tmp_path}", f"name={name}", f"search.teacher={teacher}",
-                               "search.num_samples=8", "search.real_steps=40", "search.flush_seconds=1", *extra])
+    return load_config(
+        SMOKE,
+        [
+            f"storage={tmp_path}",
+            f"name={name}",
+            f"search.teacher={teacher}",
+            "search.num_samples=8",
+            "search.real_steps=40",
+            "search.flush_seconds=1",
+            *extra,
+        ],
+    )
 
 
 def _run_in_thread(cfg):
@@ -146,9 +156,25 @@ def _alive(procs: dict[int, float]) -> list[int]:
 
 
 def _search_cmd(tmp_path, name, *extra):
-    return [sys.executable, "-m", "cluster.cli", "search", "--config", str(SMOKE), "--num-cpus", "2",
-            f"storage={tmp_path}", f"name={name}", "search.searcher=random", "search.scheduler=fifo",
-            "search.num_samples=8", "search.real_steps=20", "gtn.outer_steps=12", "gtn.checkpoint_every=3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "search",
+        "--config",
+        str(SMOKE),
+        "--num-cpus",
+        "2",
+        f"storage={tmp_path}",
+        f"name={name}",
+        "search.searcher=random",
+        "search.scheduler=fifo",
+        "search.num_samples=8",
+        "search.real_steps=20",
+        "gtn.outer_steps=12",
+        "gtn.checkpoint_every=3",
+        *extra,
+    ]
 
 
 def _statuses(root: Path) -> int:
@@ -159,8 +185,11 @@ KILL_POINTS = [  # (what the test waits for before SIGKILL, extra environment)
     ("early: the experiment folder exists", lambda r: (r / "experiment.json").exists(), {}),
     ("teacher stage: a meta-training checkpoint exists", lambda r: (r / "teacher.pt.state").exists(), {}),
     ("mid-search: rows on disk, trials still to run", lambda r: _parts(r) >= 2 and _statuses(r) < 6, {}),
-    ("final write: every trial done, final table not written",
-     lambda r: _statuses(r) == 8 and not (r / "leaderboard.parquet").exists(), {"GTNNAS_TEST_PAUSE": "final:60"}),
+    (
+        "final write: every trial done, final table not written",
+        lambda r: _statuses(r) == 8 and not (r / "leaderboard.parquet").exists(),
+        {"GTNNAS_TEST_PAUSE": "final:60"},
+    ),
 ]
 
 
@@ -178,8 +207,9 @@ def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(t
     try:
         for i, (what, ready, extra) in enumerate(KILL_POINTS):
             cmd = _search_cmd(tmp_path, "chaos") + (["--resume"] if i else [])
-            proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, **extra}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             deadline, children = time.time() + 240, {}
             while not ready(root):
                 assert proc.poll() is None, f"finished before the kill point '{what}': {proc.stderr.read()[-1500:]}"
@@ -192,13 +222,20 @@ def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(t
             print(f"killed at '{what}' after {time.time() - deadline + 240:.1f}s", file=sys.stderr, flush=True)
             assert not _alive(leftovers), "the resumed command did not end what the killed driver's Ray left"
             leftovers = children
-        resumed = subprocess.run(_search_cmd(tmp_path, "chaos") + ["--resume"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(
+            _search_cmd(tmp_path, "chaos") + ["--resume"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert not _alive(leftovers), "the resumed command did not end what the killed driver's Ray left"
         assert "Traceback" not in resumed.stderr
-        straight = subprocess.run(_search_cmd(tmp_path, "straight"), cwd=ROOT, env=env, capture_output=True,
-                                  text=True, timeout=300)
+        straight = subprocess.run(
+            _search_cmd(tmp_path, "straight"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert straight.returncode == 0, straight.stderr[-2000:]
         # a quiet, clean console: a status line instead of Tune's tables, the top table, no traceback
         assert "Traceback" not in straight.stderr + straight.stdout
@@ -210,8 +247,9 @@ def test_chaos_sigkill_at_four_moments_then_resume_equals_an_uninterrupted_run(t
     a = _check_complete(root, 8, 2)
     b = _check_complete(tmp_path / "straight", 8, 2)
     key = ["arch", "iteration", "rung1_score", "val_acc"]  # random search: the same cells, scores and accuracies
-    assert sorted(map(tuple, a[key].fillna(-1).round(6).itertuples(index=False))) == \
-        sorted(map(tuple, b[key].fillna(-1).round(6).itertuples(index=False)))
+    assert sorted(map(tuple, a[key].fillna(-1).round(6).itertuples(index=False))) == sorted(
+        map(tuple, b[key].fillna(-1).round(6).itertuples(index=False))
+    )
     raw = read_parts(str(root), lost=True)
     lost = {t for t, s in read_statuses(str(root)).items() if s == "LOST"}
     assert set(raw["trial_id"]) - lost == set(a["trial_id"])  # every other row belongs to the budget's 8 trials

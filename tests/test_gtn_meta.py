@@ -19,27 +19,39 @@ SHAPE = (1, 8, 8)
 
 
 def _teacher(curriculum="full", t=3, b=6, soft=False):
-    cfg = GTNConfig(curriculum=curriculum, inner_steps=t, inner_batch=b, noise_dim=4, soft_labels=soft,
-                    init_lr=0.05, init_momentum=0.5)
+    cfg = GTNConfig(
+        curriculum=curriculum,
+        inner_steps=t,
+        inner_batch=b,
+        noise_dim=4,
+        soft_labels=soft,
+        init_lr=0.05,
+        init_momentum=0.5,
+    )
     return Teacher(cfg, SHAPE, 10, torch.Generator().manual_seed(1)).double()
 
 
 def _learner():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 6), Norm2d(6, mean_only=True, momentum=1.0), nn.ReLU(),
-                         nn.Linear(6, 10)).double()
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 6), Norm2d(6, mean_only=True, momentum=1.0), nn.ReLU(), nn.Linear(6, 10)
+    ).double()
 
 
 def _meta_batches(n):
     g = torch.Generator().manual_seed(2)
-    return [(torch.randn(5, *SHAPE, generator=g, dtype=torch.float64), torch.randint(10, (5,), generator=g))
-            for _ in range(n)]
+    return [
+        (torch.randn(5, *SHAPE, generator=g, dtype=torch.float64), torch.randint(10, (5,), generator=g))
+        for _ in range(n)
+    ]
 
 
 def _hand_unroll(teacher, learner, plan, batches, every=0, first_order=False):
     """The same maths with raw tensors: linear -> mean-only BN -> ReLU -> linear, momentum SGD."""
-    w1, b1, beta, w2, b2 = (p.detach().clone().requires_grad_() for p in
-                            (learner[1].weight, learner[1].bias, learner[2].bias, learner[4].weight, learner[4].bias))
+    w1, b1, beta, w2, b2 = (
+        p.detach().clone().requires_grad_()
+        for p in (learner[1].weight, learner[1].bias, learner[2].bias, learner[4].weight, learner[4].bias)
+    )
     theta = [w1, b1, beta, w2, b2]
     vel = [torch.zeros_like(p) for p in theta]
     running = torch.zeros(6, dtype=torch.float64)
@@ -78,8 +90,9 @@ def test_functional_unroll_equals_hand_written(checkpointing, every, curriculum,
     teacher, learner = _teacher(curriculum, soft=soft), _learner()
     plan = teacher.plan(torch.Generator().manual_seed(0))
     batches = _meta_batches(3 if every else 1)
-    ours = unroll(learner, teacher, plan, batches, meta_loss_every=every, checkpointing=checkpointing,
-                  eval_bn="running").meta_loss
+    ours = unroll(
+        learner, teacher, plan, batches, meta_loss_every=every, checkpointing=checkpointing, eval_bn="running"
+    ).meta_loss
     ref = _hand_unroll(teacher, learner, plan, batches, every)
     assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12)
     for a, b in zip(_grads(teacher, ours), _grads(teacher, ref), strict=True):
@@ -104,8 +117,14 @@ def test_first_order_matches_detached_reference():
 def test_every_teacher_part_gets_gradient_through_an_nb201_learner():
     cfg = GTNConfig(inner_steps=3, inner_batch=8, noise_dim=8, soft_labels=True)
     teacher = Teacher(cfg, (1, 8, 8), 10, torch.Generator().manual_seed(0))
-    learner = build_net(parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
-                        channels=2, cells=1, in_channels=1, image_size=8, norm="gtn")
+    learner = build_net(
+        parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
+        channels=2,
+        cells=1,
+        in_channels=1,
+        image_size=8,
+        norm="gtn",
+    )
     batches = [(torch.randn(6, 1, 8, 8), torch.randint(10, (6,)))]
     res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches, eval_bn="running")
     res.meta_loss.backward()
@@ -155,8 +174,15 @@ def _meta_steps_lower_the_meta_loss(fashion):
     torch.manual_seed(0)
     cfg = GTNConfig(inner_steps=8, inner_batch=20, noise_dim=16)
     teacher = Teacher(cfg, (1, 28, 28), 10, torch.Generator().manual_seed(0))
-    learner = build_net(parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
-                        channels=4, cells=1, in_channels=1, image_size=28, norm="gtn", seed=0)
+    learner = build_net(
+        parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"),
+        channels=4,
+        cells=1,
+        in_channels=1,
+        image_size=28,
+        norm="gtn",
+        seed=0,
+    )
     batches = draw_meta_batches(fashion.train.head(500), 1, 200, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(teacher.parameters(), lr=0.002)  # 0.005 oscillates on one thread
     plan = teacher.plan(torch.Generator())
@@ -173,8 +199,16 @@ def _meta_steps_lower_the_meta_loss(fashion):
 def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     """meta_gradient with L=2 equals the mean of two unrolls built by hand from the same seeds."""
     data = replace(fashion, train=fashion.train.head(300))
-    g = GTNConfig(seed=3, inner_steps=2, inner_batch=10, noise_dim=8, meta_batch=20, learner_channels=2,
-                  learners_per_step=2, checkpointing=False)
+    g = GTNConfig(
+        seed=3,
+        inner_steps=2,
+        inner_batch=10,
+        noise_dim=8,
+        meta_batch=20,
+        learner_channels=2,
+        learners_per_step=2,
+        checkpointing=False,
+    )
     cfg = ExperimentConfig(seed=99, gtn=g)  # meta-training follows the teacher's own seed, not the search's
     teacher = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))
     loss, _, _ = meta_gradient(teacher, cfg, data, np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
@@ -186,11 +220,20 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
         learner, name = make_learner(g, data.shape, 10, rng, seed=3 * 1_000_003 + 5 + 7_919 * j)
         names.add(name)
         plan = teacher.plan(gen, data.train)
-        res = unroll(learner, teacher, plan, draw_meta_batches(data.train, meta_batch_count(g), 20, gen),
-                     checkpointing=False, eval_bn=g.eval_bn)
+        res = unroll(
+            learner,
+            teacher,
+            plan,
+            draw_meta_batches(data.train, meta_batch_count(g), 20, gen),
+            checkpointing=False,
+            eval_bn=g.eval_bn,
+        )
         losses.append(res.meta_loss)
-        for (n, _), gr in zip(teacher.named_parameters(), torch.autograd.grad(res.meta_loss, list(teacher.parameters()),
-                                                                              allow_unused=True), strict=True):
+        for (n, _), gr in zip(
+            teacher.named_parameters(),
+            torch.autograd.grad(res.meta_loss, list(teacher.parameters()), allow_unused=True),
+            strict=True,
+        ):
             if gr is not None:
                 want[n] = want.get(n, 0) + gr / 2
     assert loss == pytest.approx(float(sum(losses).detach()) / 2, rel=1e-6)
@@ -198,8 +241,14 @@ def test_learners_per_step_averages_the_learners_meta_gradients(fashion):
     for n in got:
         torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-7)
     single = Teacher(g, data.shape, 10, torch.Generator().manual_seed(0))  # one learner differs from the mean
-    meta_gradient(single, ExperimentConfig(gtn=replace(g, learners_per_step=1)), data,
-                  np.random.default_rng(3), torch.Generator().manual_seed(3), 5)
+    meta_gradient(
+        single,
+        ExperimentConfig(gtn=replace(g, learners_per_step=1)),
+        data,
+        np.random.default_rng(3),
+        torch.Generator().manual_seed(3),
+        5,
+    )
     assert not torch.allclose(single.log_lr.grad, got["log_lr"])
 
 
@@ -207,10 +256,24 @@ def test_generator_meta_lr_sets_the_generators_step_alone(fashion):
     """With gtn.generator_meta_lr, Adam's first outer step (|step| = lr for every parameter with a
     gradient) moves the generator's weights by that rate and the latents and schedule by meta_lr."""
     data = replace(fashion, train=fashion.train.head(300), val=fashion.val.head(50))
-    cfg = load_config(None, ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20",
-                             "gtn.learner_channels=2", "gtn.outer_steps=1", "gtn.checkpointing=false",
-                             "gtn.meta_lr=0.01", "gtn.generator_meta_lr=0.0001", "gtn.validate_size=50",
-                             "net.channels=2", "net.cells=1", "gtn.seed=4"])
+    cfg = load_config(
+        None,
+        [
+            "gtn.inner_steps=2",
+            "gtn.inner_batch=10",
+            "gtn.noise_dim=8",
+            "gtn.meta_batch=20",
+            "gtn.learner_channels=2",
+            "gtn.outer_steps=1",
+            "gtn.checkpointing=false",
+            "gtn.meta_lr=0.01",
+            "gtn.generator_meta_lr=0.0001",
+            "gtn.validate_size=50",
+            "net.channels=2",
+            "net.cells=1",
+            "gtn.seed=4",
+        ],
+    )
     before = Teacher(cfg.gtn, data.shape, 10, torch.Generator().manual_seed(4)).state_dict()
     after = train_teacher(cfg, data).state_dict()
     step = {k: (after[k] - before[k]).abs().max().item() for k in before if before[k].is_floating_point()}
@@ -229,15 +292,30 @@ def test_train_teacher_runs_the_warm_start_and_steps_pixels_at_meta_lr(fashion, 
     fit = Teacher.fit_generator_to
     monkeypatch.setattr(Teacher, "fit_generator_to", lambda self, *a, **k: calls.append(a[2]) or fit(self, *a, **k))
     data = replace(fashion, train=fashion.train.head(300), val=fashion.val.head(50))
-    base = ["gtn.inner_steps=2", "gtn.inner_batch=10", "gtn.noise_dim=8", "gtn.meta_batch=20", "gtn.learner_channels=2",
-            "gtn.outer_steps=1", "gtn.checkpointing=false", "gtn.validate_size=50", "net.channels=2", "net.cells=1"]
+    base = [
+        "gtn.inner_steps=2",
+        "gtn.inner_batch=10",
+        "gtn.noise_dim=8",
+        "gtn.meta_batch=20",
+        "gtn.learner_channels=2",
+        "gtn.outer_steps=1",
+        "gtn.checkpointing=false",
+        "gtn.validate_size=50",
+        "net.channels=2",
+        "net.cells=1",
+    ]
     gen = ["gtn.meta_lr=0.01", "gtn.generator_meta_lr=0.00001"]
-    warm = train_teacher(load_config(None, base + gen + ["gtn.generator_init=real", "gtn.generator_init_steps=5"]), data)
+    warm = train_teacher(
+        load_config(None, base + gen + ["gtn.generator_init=real", "gtn.generator_init_steps=5"]), data
+    )
     assert calls == [5]
     cold = train_teacher(load_config(None, base + gen), data)
     assert calls == [5]
     w, c = warm.state_dict(), cold.state_dict()
-    assert max((w[k] - c[k]).abs().max().item() for k in w if k.startswith("generator.") and w[k].is_floating_point()) > 1e-3
+    assert (
+        max((w[k] - c[k]).abs().max().item() for k in w if k.startswith("generator.") and w[k].is_floating_point())
+        > 1e-3
+    )
     cfg = load_config(None, base + ["gtn.curriculum=pixels", "gtn.meta_lr=0.01"])
     before = Teacher(cfg.gtn, data.shape, 10, torch.Generator().manual_seed(0)).state_dict()
     after = train_teacher(cfg, data).state_dict()
@@ -254,8 +332,15 @@ def test_bf16_autocast_keeps_the_meta_gradient(fashion):
     def meta_grad(autocast):
         teacher = Teacher(cfg, (1, 28, 28), 10, torch.Generator().manual_seed(0))
         learner = build_net(arch, channels=8, cells=1, in_channels=1, image_size=28, norm="gtn_bn", seed=0)
-        res = unroll(learner, teacher, teacher.plan(torch.Generator()), batches, checkpointing=True,
-                     eval_bn="batch", autocast=autocast)
+        res = unroll(
+            learner,
+            teacher,
+            teacher.plan(torch.Generator()),
+            batches,
+            checkpointing=True,
+            eval_bn="batch",
+            autocast=autocast,
+        )
         res.meta_loss.backward()
         return torch.cat([p.grad.flatten() for p in teacher.parameters()]), float(res.meta_loss.detach())
 

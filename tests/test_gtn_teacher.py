@@ -88,8 +88,7 @@ def test_score_is_seeded_and_ranks_a_dead_cell_last(tiny_teacher, fashion):
 
 def test_real_curriculum_scores_like_real_training(fashion):
     """The `real` baseline's curriculum holds real images: a conv cell learns from it."""
-    cfg = load_config(None, ["gtn.curriculum=real", "gtn.inner_steps=40", "gtn.inner_batch=64",
-                             "gtn.init_lr=0.1"])
+    cfg = load_config(None, ["gtn.curriculum=real", "gtn.inner_steps=40", "gtn.inner_batch=64", "gtn.init_lr=0.1"])
 
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
     cur = materialize(teacher, dataset="fashion_mnist", mean=fashion.mean, std=fashion.std, real=fashion.train)
@@ -126,8 +125,10 @@ def test_generator_warm_start_fits_real_images_of_each_slots_label(fashion):
     cfg = load_config(None, overrides + ["gtn.generator_init=real", "gtn.generator_init_steps=80"])
     teacher = Teacher(cfg.gtn, fashion.shape, 10)
     target = teacher._real_picks(fashion.train, torch.Generator().manual_seed(1))
-    assert (fashion.train.y[(fashion.train.x.flatten(1)[None] == target.flatten(2)[0, :3, None]).all(-1)
-                            .nonzero()[:, 1]] == teacher.labels[0, :3]).all()
+    assert (
+        fashion.train.y[(fashion.train.x.flatten(1)[None] == target.flatten(2)[0, :3, None]).all(-1).nonzero()[:, 1]]
+        == teacher.labels[0, :3]
+    ).all()
 
     def images(t):
         with torch.no_grad():
@@ -177,12 +178,25 @@ def test_gtn_cli_divergence_exits_1_without_checkpoint(tmp_path, capsys):
 def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp_path):
     """SIGKILL `gtnnas gtn train` once its first checkpoint exists, --resume it, compare with a run never killed."""
     root = Path(__file__).resolve().parents[1]
-    base = [sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"),
-            "--threads", "1", "gtn.outer_steps=8", "gtn.checkpoint_every=2", "gtn.validate_every=4"]
+    base = [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "gtn",
+        "train",
+        "--config",
+        str(root / "configs" / "gtn_smoke.yaml"),
+        "--threads",
+        "1",
+        "gtn.outer_steps=8",
+        "gtn.checkpoint_every=2",
+        "gtn.validate_every=4",
+    ]
     straight = subprocess.run(base + [f"out={tmp_path / 'a'}"], cwd=root, capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr[-1500:]
-    proc = subprocess.Popen(base + [f"out={tmp_path / 'b'}"], cwd=root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        base + [f"out={tmp_path / 'b'}"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while not (tmp_path / "b" / "teacher.state.pt").exists():
         assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
@@ -192,8 +206,9 @@ def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp
     assert not (tmp_path / "b" / "teacher.pt").exists()
     killed_at = torch.load(tmp_path / "b" / "teacher.state.pt", weights_only=True)["step"]
     assert 2 <= killed_at < 8
-    resumed = subprocess.run(base + [f"out={tmp_path / 'b'}", "--resume"], cwd=root, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        base + [f"out={tmp_path / 'b'}", "--resume"], cwd=root, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-1500:]
     assert f"after outer step {killed_at}" in resumed.stderr
     a = torch.load(tmp_path / "a" / "teacher.pt", weights_only=True)["teacher"]
@@ -206,6 +221,8 @@ def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp
 
 def test_gtn_train_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
     root = Path(__file__).resolve().parents[1]
-    assert main(["gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"), f"out={tmp_path}", "--resume"]) == 2
+    assert (
+        main(["gtn", "train", "--config", str(root / "configs" / "gtn_smoke.yaml"), f"out={tmp_path}", "--resume"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "no meta-training checkpoint" in err and len(err.splitlines()) == 1

@@ -11,8 +11,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run the CLI in a fresh interpreter where importing torch, torchvision or ray raises ImportError.
-BLOCKED = ("import sys; sys.modules.update({m: None for m in ('torch', 'torchvision', 'ray')}); "
-           "from cluster.cli import main; sys.exit(main(sys.argv[1:]))")
+BLOCKED = (
+    "import sys; sys.modules.update({m: None for m in ('torch', 'torchvision', 'ray')}); "
+    "from cluster.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def _cli_without_torch_and_ray(*argv: str) -> subprocess.CompletedProcess:
@@ -26,8 +28,14 @@ def test_leaderboard_report_and_compare_run_with_torch_and_ray_unimportable(smok
     assert '"arch"' in out.stdout and out.stdout.count('"arch_hash"') == min(3, len(final))
     truth = tmp_path / "truth.parquet"
 
-    pd.DataFrame({"arch": list(final["arch"]) * 2, "seed": [0] * len(final) + [1] * len(final),
-                  "val_acc": list(final["params"] / 1e5) * 2, "test_acc": 0.5}).to_parquet(truth)
+    pd.DataFrame(
+        {
+            "arch": list(final["arch"]) * 2,
+            "seed": [0] * len(final) + [1] * len(final),
+            "val_acc": list(final["params"] / 1e5) * 2,
+            "test_acc": 0.5,
+        }
+    ).to_parquet(truth)
     rep = _cli_without_torch_and_ray("report", str(exp), "--out", str(tmp_path / "r"), "--truth", str(truth))
     assert rep.returncode == 0, rep.stderr
     assert (tmp_path / "r" / "index.html").is_file() and (tmp_path / "r" / "curriculum.png").is_file()

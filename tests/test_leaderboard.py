@@ -29,9 +29,20 @@ A2 = "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3
 
 
 def _res(it, arch, g, v=None, t=None):
-    r = {"training_iteration": it, "arch": arch, "arch_hash": parse(arch).equiv_hash(), "gtn_score": g,
-         "rung1_score": g, "score": v or g, "rung": it, "params": 10, "flops": 20, "seconds": 1.0, "seed": 0,
-         "config_hash": "c"}
+    r = {
+        "training_iteration": it,
+        "arch": arch,
+        "arch_hash": parse(arch).equiv_hash(),
+        "gtn_score": g,
+        "rung1_score": g,
+        "score": v or g,
+        "rung": it,
+        "params": 10,
+        "flops": 20,
+        "seconds": 1.0,
+        "seed": 0,
+        "config_hash": "c",
+    }
     if v is not None:
         r["val_acc"] = v
     if t is not None:
@@ -41,11 +52,17 @@ def _res(it, arch, g, v=None, t=None):
 
 def test_parts_dedupe_and_final(tmp_path):
     root = str(tmp_path / "exp")
-    write_part(root, [row_from_result("exp", "t1", _res(1, A, 0.5)), row_from_result("exp", "t2", _res(1, B, 0.2))],
-               {"config": {"a": 1}})
+    write_part(
+        root,
+        [row_from_result("exp", "t1", _res(1, A, 0.5)), row_from_result("exp", "t2", _res(1, B, 0.2))],
+        {"config": {"a": 1}},
+    )
     # a restored trial reports iteration 1 again, then continues
-    write_part(root, [row_from_result("exp", "t1", _res(1, A, 0.5)),
-                      row_from_result("exp", "t1", _res(2, A, 0.5, 0.8, 0.79))], {})
+    write_part(
+        root,
+        [row_from_result("exp", "t1", _res(1, A, 0.5)), row_from_result("exp", "t1", _res(2, A, 0.5, 0.8, 0.79))],
+        {},
+    )
     write_statuses(root, [status_row("exp", "t1", "TERMINATED"), status_row("exp", "t2", "TERMINATED")])
     df = read_parts(root)
     assert len(df) == 3 and not df.duplicated(["trial_id", "iteration"]).any()
@@ -62,25 +79,46 @@ def test_parts_dedupe_and_final(tmp_path):
 def test_final_table_has_one_row_per_equivalence_class(tmp_path):
     assert parse(A1).equiv_hash() == parse(A2).equiv_hash() and A1 != A2
     root = str(tmp_path / "exp")
-    write_part(root, [row_from_result("exp", "t1", _res(2, A1, 0.5, 0.81)), row_from_result("exp", "t2", _res(2, A2, 0.5, 0.83)),
-                      row_from_result("exp", "t3", _res(2, B, 0.1, 0.30))], {})
+    write_part(
+        root,
+        [
+            row_from_result("exp", "t1", _res(2, A1, 0.5, 0.81)),
+            row_from_result("exp", "t2", _res(2, A2, 0.5, 0.83)),
+            row_from_result("exp", "t3", _res(2, B, 0.1, 0.30)),
+        ],
+        {},
+    )
     final = write_final(root, {})
     assert len(final) == 2 and final["arch_hash"].is_unique
     top = final.iloc[0]
-    assert top["arch"] == A2 and top["val_acc"] == 0.83 and top["trials"] == 2 and list(top["variants"]) == sorted([A1, A2])
+    assert (
+        top["arch"] == A2
+        and top["val_acc"] == 0.83
+        and top["trials"] == 2
+        and list(top["variants"]) == sorted([A1, A2])
+    )
     assert list(pd.read_parquet(tmp_path / "exp" / "leaderboard.parquet")["variants"][0]) == sorted([A1, A2])
 
 
 def test_reconcile_adds_missing_rows_statuses_and_marks_unknown_trials_lost(tmp_path):
     root = str(tmp_path / "exp")
-    write_part(root, [row_from_result("exp", "t1", _res(1, A, 0.5)), row_from_result("exp", "ghost", _res(1, B, 0.9))], {})
-    history = [("t1", [_res(1, A, 0.5), _res(2, A, 0.5, 0.7)], "TERMINATED"), ("t2", [_res(1, B, 0.1)], "ERROR"),
-               ("t3", [], "RUNNING")]
+    write_part(
+        root, [row_from_result("exp", "t1", _res(1, A, 0.5)), row_from_result("exp", "ghost", _res(1, B, 0.9))], {}
+    )
+    history = [
+        ("t1", [_res(1, A, 0.5), _res(2, A, 0.5, 0.7)], "TERMINATED"),
+        ("t2", [_res(1, B, 0.1)], "ERROR"),
+        ("t3", [], "RUNNING"),
+    ]
     assert reconcile(root, "exp", history, {}) == (2, 1)
     assert reconcile(root, "exp", history, {}) == (0, 0)
     assert read_statuses(root) == {"t1": "TERMINATED", "t2": "ERROR", "ghost": "LOST"}
     df = read_parts(root)
-    assert sorted(zip(df.trial_id, df.iteration, strict=True)) == [("t1", 1), ("t1", 2), ("t2", 1)]  # the LOST trial's row is out
+    assert sorted(zip(df.trial_id, df.iteration, strict=True)) == [
+        ("t1", 1),
+        ("t1", 2),
+        ("t2", 1),
+    ]  # the LOST trial's row is out
     assert "ghost" in set(read_parts(root, lost=True)["trial_id"])
     final = write_final(root, {})
     assert "ghost" not in set(final["trial_id"]) and set(final["status"]) == {"TERMINATED", "ERROR"}
@@ -89,8 +127,15 @@ def test_reconcile_adds_missing_rows_statuses_and_marks_unknown_trials_lost(tmp_
 def test_calibration_pairs_keep_the_newest_real_score_per_class(tmp_path):
     root = str(tmp_path / "exp")
     write_part(root, [row_from_result("exp", "t1", _res(2, A1, 0.4, 0.6))], {})
-    write_part(root, [row_from_result("exp", "t1", _res(3, A1, 0.4, 0.7)), row_from_result("exp", "t2", _res(2, B, 0.1, 0.2)),
-                      row_from_result("exp", "t3", _res(1, A, 0.3))], {})
+    write_part(
+        root,
+        [
+            row_from_result("exp", "t1", _res(3, A1, 0.4, 0.7)),
+            row_from_result("exp", "t2", _res(2, B, 0.1, 0.2)),
+            row_from_result("exp", "t3", _res(1, A, 0.3)),
+        ],
+        {},
+    )
     pairs = calibration_pairs(read_parts(root))
     assert pairs == {parse(A1).equiv_hash(): (0.4, 0.7), parse(B).equiv_hash(): (0.1, 0.2)}
 
@@ -101,14 +146,52 @@ def test_missing_leaderboard_is_one_clear_error(tmp_path):
 
 
 def test_best_per_class_prefers_real_accuracy():
-    df = pd.DataFrame([
-        {"experiment": "e", "trial_id": "1", "iteration": 1, "rung": 1, "arch": A, "arch_hash": "a", "gtn_score": 0.9,
-         "rung1_score": 0.9, "val_acc": None, "test_acc": None, "params": 1, "flops": 1, "synflow": None, "naswot": None,
-         "seconds": 1.0, "sim_epochs": None, "seed": 0, "config_hash": "c", "curriculum": "h"},
-        {"experiment": "e", "trial_id": "2", "iteration": 2, "rung": 2, "arch": B, "arch_hash": "b", "gtn_score": 0.1,
-         "rung1_score": 0.1, "val_acc": 0.5, "test_acc": 0.4, "params": 1, "flops": 1, "synflow": None, "naswot": None,
-         "seconds": 1.0, "sim_epochs": None, "seed": 0, "config_hash": "c", "curriculum": "h"},
-    ])
+    df = pd.DataFrame(
+        [
+            {
+                "experiment": "e",
+                "trial_id": "1",
+                "iteration": 1,
+                "rung": 1,
+                "arch": A,
+                "arch_hash": "a",
+                "gtn_score": 0.9,
+                "rung1_score": 0.9,
+                "val_acc": None,
+                "test_acc": None,
+                "params": 1,
+                "flops": 1,
+                "synflow": None,
+                "naswot": None,
+                "seconds": 1.0,
+                "sim_epochs": None,
+                "seed": 0,
+                "config_hash": "c",
+                "curriculum": "h",
+            },
+            {
+                "experiment": "e",
+                "trial_id": "2",
+                "iteration": 2,
+                "rung": 2,
+                "arch": B,
+                "arch_hash": "b",
+                "gtn_score": 0.1,
+                "rung1_score": 0.1,
+                "val_acc": 0.5,
+                "test_acc": 0.4,
+                "params": 1,
+                "flops": 1,
+                "synflow": None,
+                "naswot": None,
+                "seconds": 1.0,
+                "sim_epochs": None,
+                "seed": 0,
+                "config_hash": "c",
+                "curriculum": "h",
+            },
+        ]
+    )
     out = best_per_class(df)
     assert list(out["arch"]) == [B, A] and list(out["status"]) == ["RUNNING", "RUNNING"]
 

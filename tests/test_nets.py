@@ -31,10 +31,16 @@ def test_build_is_seeded_and_leaves_global_rng_alone():
 def test_flops_and_params_by_hand():
     c, h = 4, 28
     net = build_net(NONE, channels=c, cells=1, in_channels=1, image_size=h)
-    flops = (h * h * c * 9  # stem
-             + 14 * 14 * 2 * c * 9 * c + 14 * 14 * 2 * c * 9 * 2 * c + 14 * 14 * 2 * c * c  # reduction 1
-             + 7 * 7 * 4 * c * 9 * 2 * c + 7 * 7 * 4 * c * 9 * 4 * c + 7 * 7 * 4 * c * 2 * c  # reduction 2
-             + 4 * c * 10)  # classifier
+    flops = (
+        h * h * c * 9  # stem
+        + 14 * 14 * 2 * c * 9 * c
+        + 14 * 14 * 2 * c * 9 * 2 * c
+        + 14 * 14 * 2 * c * c  # reduction 1
+        + 7 * 7 * 4 * c * 9 * 2 * c
+        + 7 * 7 * 4 * c * 9 * 4 * c
+        + 7 * 7 * 4 * c * 2 * c  # reduction 2
+        + 4 * c * 10
+    )  # classifier
     assert count_flops(net) == flops
     convs = 9 * c + (9 * c * 2 * c + 9 * 4 * c * c + 2 * c * c) + (9 * 2 * c * 4 * c + 9 * 16 * c * c + 8 * c * c)
     norms = 2 * (c + 2 * c + 2 * c + 4 * c + 4 * c + 4 * c)  # stem, 2 per reduction block, last

@@ -59,7 +59,8 @@ def test_fast_kendall_equals_the_pairwise_definition_with_ties():
         assert (math.isnan(want) and math.isnan(kendall(a, b))) or kendall(a, b) == pytest.approx(want, abs=1e-12)
     # -inf (a proxy's "worst") ties with -inf instead of turning the statistic into NaN
     assert kendall([-math.inf, -math.inf, 1, 2, 3], [0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(
-        _kendall_by_pairs([-1e300, -1e300, 1, 2, 3], [0.1, 0.2, 0.3, 0.4, 0.5]))
+        _kendall_by_pairs([-1e300, -1e300, 1, 2, 3], [0.1, 0.2, 0.3, 0.4, 0.5])
+    )
 
 
 def test_top_half_uses_the_best_half_by_proxy_and_minus_inf_ranks_last():
@@ -93,8 +94,14 @@ def test_dead_cell_is_worst_not_nan(ctx):
 
 
 def test_synflow_is_data_free(ctx, fashion):
-    other = Dataset("other", Split(fashion.train.x.flip(0) * 3, fashion.train.y), fashion.val, fashion.test,
-                    fashion.mean, fashion.std)
+    other = Dataset(
+        "other",
+        Split(fashion.train.x.flip(0) * 3, fashion.train.y),
+        fashion.val,
+        fashion.test,
+        fashion.mean,
+        fashion.std,
+    )
     archs = [parse(CONV_CELL), sample(np.random.default_rng(3))]
     with_data = make_proxy("synflow").score_many(archs, ctx)[0]
     other_data = make_proxy("synflow").score_many(archs, ProxyContext(net=ctx.net, data=other))[0]
@@ -104,11 +111,19 @@ def test_synflow_is_data_free(ctx, fashion):
 
 
 def test_data_proxies_change_with_the_batch(ctx, fashion):
-    shifted = Dataset("x", Split(fashion.train.x.roll(5, 0), fashion.train.y.roll(5, 0)), fashion.val,
-                      fashion.test, fashion.mean, fashion.std)
+    shifted = Dataset(
+        "x",
+        Split(fashion.train.x.roll(5, 0), fashion.train.y.roll(5, 0)),
+        fashion.val,
+        fashion.test,
+        fashion.mean,
+        fashion.std,
+    )
     a = [parse(CONV_CELL)]
-    assert make_proxy("snip").score_many(a, ctx)[0] != make_proxy("snip").score_many(
-        a, ProxyContext(net=ctx.net, data=shifted, batch_size=32))[0]
+    assert (
+        make_proxy("snip").score_many(a, ctx)[0]
+        != make_proxy("snip").score_many(a, ProxyContext(net=ctx.net, data=shifted, batch_size=32))[0]
+    )
 
 
 def test_naswot_rejects_a_batch_smaller_than_needed(fashion):

@@ -31,10 +31,25 @@ def test_pairwise_loss_has_known_values():
 @pytest.mark.parametrize("curriculum", ["pixels", "full"])
 def test_rank_gradient_equals_two_hand_written_unrolls_and_reaches_every_teacher_part(fashion, curriculum):
     extra = ["gtn.pixels_init=noise"] if curriculum == "pixels" else []
-    cfg = load_config(None, [f"gtn.curriculum={curriculum}", "gtn.inner_steps=3", "gtn.inner_batch=10",
-                             "gtn.noise_dim=8", "gtn.soft_labels=true", "gtn.learner_channels=4", "gtn.meta_batch=32",
-                             "gtn.learners_per_step=2", "gtn.rank_weight=2.0", "gtn.rank_pool=unused",
-                             "gtn.rank_batch=64", "gtn.rank_tau=0.5", "gtn.checkpointing=true", *extra])
+    cfg = load_config(
+        None,
+        [
+            f"gtn.curriculum={curriculum}",
+            "gtn.inner_steps=3",
+            "gtn.inner_batch=10",
+            "gtn.noise_dim=8",
+            "gtn.soft_labels=true",
+            "gtn.learner_channels=4",
+            "gtn.meta_batch=32",
+            "gtn.learners_per_step=2",
+            "gtn.rank_weight=2.0",
+            "gtn.rank_pool=unused",
+            "gtn.rank_batch=64",
+            "gtn.rank_tau=0.5",
+            "gtn.checkpointing=true",
+            *extra,
+        ],
+    )
     g = cfg.gtn
     data = fashion
     teacher = Teacher(g, data.shape, data.num_classes, torch.Generator().manual_seed(0))
@@ -47,14 +62,23 @@ def test_rank_gradient_equals_two_hand_written_unrolls_and_reaches_every_teacher
     # by hand: the same draws, two separate unrolls, the chain rule written out
     picks = rng_copy.choice(2, size=2, replace=False)
     batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen_copy)
-    (rx, ry), = draw_meta_batches(data.train, 1, g.rank_batch, gen_copy)
+    ((rx, ry),) = draw_meta_batches(data.train, 1, g.rank_batch, gen_copy)
     params = list(teacher.parameters())
     dm, ds, s = [], [], []
     for j, k in enumerate(picks):
-        learner = build_net(pool.archs[k], channels=4, cells=1, in_channels=1, image_size=28, num_classes=10,
-                            norm=g.learner_norm, seed=cfg.seed * 1_000_003 + 1 + 7_919 * j)
-        res = unroll(learner, teacher, teacher.plan(gen_copy, data.train), batches, checkpointing=False,
-                     eval_bn=g.eval_bn)
+        learner = build_net(
+            pool.archs[k],
+            channels=4,
+            cells=1,
+            in_channels=1,
+            image_size=28,
+            num_classes=10,
+            norm=g.learner_norm,
+            seed=cfg.seed * 1_000_003 + 1 + 7_919 * j,
+        )
+        res = unroll(
+            learner, teacher, teacher.plan(gen_copy, data.train), batches, checkpointing=False, eval_bn=g.eval_bn
+        )
         score = -eval_loss(learner, res.state, rx, ry, g.eval_bn)[0]
         dm.append(torch.autograd.grad(res.meta_loss, params, retain_graph=True, allow_unused=True))
         ds.append(torch.autograd.grad(score, params, allow_unused=True))

@@ -40,14 +40,25 @@ def test_retrain_writes_final_table_checkpoint_and_a_standalone_export(smoke_sea
     assert ckpt["arch"] == best["arch"] and ckpt["seed"] == best["seed"]  # the best single run was exported
     # the checkpoint, rebuilt with this package, and the export give the same logits
 
-    net = build_net(parse(ckpt["arch"]), channels=ckpt["channels"], cells=ckpt["cells"], in_channels=1,
-                    image_size=28, num_classes=10, norm=ckpt["norm"])
+    net = build_net(
+        parse(ckpt["arch"]),
+        channels=ckpt["channels"],
+        cells=ckpt["cells"],
+        in_channels=1,
+        image_size=28,
+        num_classes=10,
+        norm=ckpt["norm"],
+    )
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path / "x.pt")
-    out = subprocess.run([sys.executable, "-c", STANDALONE, str(exp / "best_model.pt2"), str(tmp_path / "x.pt"),
-                          str(tmp_path / "y.pt")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", STANDALONE, str(exp / "best_model.pt2"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["input_shape"] == [1, 1, 28, 28] and info["mean"] == [0.286] and info["arch"] == ckpt["arch"]
@@ -58,8 +69,10 @@ def test_retrain_writes_final_table_checkpoint_and_a_standalone_export(smoke_sea
 
 def test_retrain_bad_input_is_one_line(smoke_search, tmp_path, capsys):
     _, final, exp, _, _ = smoke_search
-    for argv, needle in ((["retrain", str(tmp_path / "nope")], "no finished experiment"),
-                         (["retrain", str(exp), "--top", "999"], "has only")):
+    for argv, needle in (
+        (["retrain", str(tmp_path / "nope")], "no finished experiment"),
+        (["retrain", str(exp), "--top", "999"], "has only"),
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1

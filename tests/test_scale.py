@@ -29,9 +29,18 @@ def test_a_long_benchmark_mode_search_keeps_every_row_and_a_bounded_driver(ray_s
             if self.done in (400, 1200):
                 rss[self.done] = psutil.Process().memory_info().rss / 2**20
 
-    cfg = load_config(ROOT / "configs" / "nb201_bench.yaml", [
-        f"storage={tmp_path}", "name=scale", "search.num_samples=1200", "search.searcher=random",
-        "search.seed_proxy=null", "search.flush_rows=500", "search.flush_seconds=30"])
+    cfg = load_config(
+        ROOT / "configs" / "nb201_bench.yaml",
+        [
+            f"storage={tmp_path}",
+            "name=scale",
+            "search.num_samples=1200",
+            "search.searcher=random",
+            "search.seed_proxy=null",
+            "search.flush_rows=500",
+            "search.flush_seconds=30",
+        ],
+    )
     original = sr.run_config
 
     def with_watch(*args, **kwargs):

@@ -74,11 +74,15 @@ def test_a_screen_promotes_nobody_until_n_cells_are_scored_then_the_top_quarter_
     assert s.set_search_properties("score", "max")
     scores = [0.9, 0.1, 0.2, 0.95, 0.3, 0.4, 0.5, 0.6]  # the best two come early: plain ASHA would promote them
     plain = _ours(3, 4)
-    got = [s.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
-           for i, v in enumerate(scores)]
+    got = [
+        s.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
+        for i, v in enumerate(scores)
+    ]
     assert got == [STOP] * 8
-    plain_got = [plain.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
-                 for i, v in enumerate(scores)]
+    plain_got = [
+        plain.on_trial_result(None, SimpleNamespace(trial_id=f"t{i}"), {"training_iteration": 1, "score": v})
+        for i, v in enumerate(scores)
+    ]
     assert plain_got[0] == GO and plain_got[3] == GO  # what the screen prevents
     # after the screen: the 75th percentile of the eight scored before it (0.675) is the bar
     assert s.on_trial_result(None, SimpleNamespace(trial_id="t8"), {"training_iteration": 1, "score": 0.7}) == GO

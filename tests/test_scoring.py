@@ -14,9 +14,11 @@ from search.scoring import COMPONENTS, Scorer
 from search.space import parse
 from search.teach import load_teacher
 
-CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-         "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
-         "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"]
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+]
 
 
 def test_every_score_name_parses_once_into_what_it_needs():
@@ -38,11 +40,15 @@ def test_every_score_name_parses_once_into_what_it_needs():
 def test_a_cached_score_is_keyed_by_everything_it_depends_on():
     net = NetConfig()
     base = Scorer.parse("gtn", seeds=2).key("h", "cur", net, 0)
-    others = [Scorer.parse("gtn", seeds=3).key("h", "cur", net, 0), Scorer.parse("gtn", seeds=2).key("g", "cur", net, 0),
-              Scorer.parse("gtn", seeds=2).key("h", "other", net, 0), Scorer.parse("gtn", seeds=2).key("h", "cur", net, 1),
-              Scorer.parse("gtn", seeds=2, channels=4).key("h", "cur", net, 0),
-              Scorer.parse("gtn", seeds=2, metric="loss").key("h", "cur", net, 0),
-              Scorer.parse("gtn", seeds=2).key("h", "cur", NetConfig(channels=4), 0)]
+    others = [
+        Scorer.parse("gtn", seeds=3).key("h", "cur", net, 0),
+        Scorer.parse("gtn", seeds=2).key("g", "cur", net, 0),
+        Scorer.parse("gtn", seeds=2).key("h", "other", net, 0),
+        Scorer.parse("gtn", seeds=2).key("h", "cur", net, 1),
+        Scorer.parse("gtn", seeds=2, channels=4).key("h", "cur", net, 0),
+        Scorer.parse("gtn", seeds=2, metric="loss").key("h", "cur", net, 0),
+        Scorer.parse("gtn", seeds=2).key("h", "cur", NetConfig(channels=4), 0),
+    ]
     assert len({base, *others}) == 1 + len(others)
 
 
@@ -74,10 +80,13 @@ def test_the_gtn_component_reads_loss_or_accuracy_with_learners_of_their_own_wid
     cur = load_teacher(path).curriculum(real=fashion.train)
     net = NetConfig(channels=8)
     acc = Scorer.parse("gtn", val_size=200).components(parse(CELLS[0]), net=net, data=fashion, curriculum=cur)
-    loss = Scorer.parse("gtn", val_size=200, metric="loss").components(parse(CELLS[0]), net=net, data=fashion,
-                                                                       curriculum=cur)
+    loss = Scorer.parse("gtn", val_size=200, metric="loss").components(
+        parse(CELLS[0]), net=net, data=fashion, curriculum=cur
+    )
     assert loss["gtn_score"] == pytest.approx(-acc["gtn_val_loss"]) and 0 <= acc["gtn_score"] <= 1
     narrow = Scorer.parse("gtn", val_size=200, channels=4)
     assert narrow.gtn_proxy_name() == "gtn:v200:c4"
     assert make_proxy(narrow.gtn_proxy_name()).name == narrow.gtn_proxy_name()
-    assert narrow.components(parse(CELLS[0]), net=net, data=fashion, curriculum=cur)["gtn_val_loss"] != acc["gtn_val_loss"]
+    assert (
+        narrow.components(parse(CELLS[0]), net=net, data=fashion, curriculum=cur)["gtn_val_loss"] != acc["gtn_val_loss"]
+    )

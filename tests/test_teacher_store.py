@@ -22,12 +22,22 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 def test_a_teacher_is_keyed_by_its_data_and_settings_not_by_the_search():
     base = load_config(SMOKE)
     key = teacher_key(base)
-    same = [["seed=7"], ["name=other", "storage=s3://b/x"], ["search.num_samples=3", "net.channels=16"],
-            ["data.val_subset=100", "data.root=/elsewhere"], ["gtn.validate_every=1", "gtn.checkpoint_every=1"]]
+    same = [
+        ["seed=7"],
+        ["name=other", "storage=s3://b/x"],
+        ["search.num_samples=3", "net.channels=16"],
+        ["data.val_subset=100", "data.root=/elsewhere"],
+        ["gtn.validate_every=1", "gtn.checkpoint_every=1"],
+    ]
     for o in same:
         assert teacher_key(load_config(SMOKE, o)) == key, o
-    for o in (["gtn.seed=1"], ["data.dataset=mnist"], ["data.train_subset=500"], ["gtn.inner_steps=8"],
-              ["data.split_seed=1"]):
+    for o in (
+        ["gtn.seed=1"],
+        ["data.dataset=mnist"],
+        ["data.train_subset=500"],
+        ["gtn.inner_steps=8"],
+        ["data.split_seed=1"],
+    ):
         assert teacher_key(load_config(SMOKE, o)) != key, o
 
 
@@ -45,8 +55,10 @@ def test_a_filed_teacher_is_found_by_the_next_search_and_a_bad_one_is_refused(ti
     assert find_teacher(cfg) is None
     filed = file_teacher(cfg, str(path))
     assert filed == str(store / f"{teacher_key(cfg)}.pt")
-    later = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2", f"search.teacher_store={store}",
-                                                                "seed=5", "name=later"])
+    later = load_config(
+        ROOT / "configs" / "gtn_smoke.yaml",
+        ["gtn.outer_steps=2", f"search.teacher_store={store}", "seed=5", "name=later"],
+    )
     assert find_teacher(later) == filed
     root = tmp_path / "exp"
     assert ensure_teacher(later, str(root)) == str(root / "teacher.pt")  # copied into the experiment, no Ray
@@ -70,18 +82,46 @@ def test_the_cli_refuses_a_corrupt_stored_teacher_before_ray_starts(tmp_path):
     store.mkdir()
     cfg = load_config(SMOKE, [f"search.teacher_store={store}"])
     (store / f"{teacher_key(cfg)}.pt").write_bytes(b"not a checkpoint")
-    out = subprocess.run([sys.executable, "-m", "cluster.cli", "search", "--config", str(SMOKE),
-                          f"search.teacher_store={store}", f"storage={tmp_path}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "search",
+            "--config",
+            str(SMOKE),
+            f"search.teacher_store={store}",
+            f"storage={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not a readable teacher checkpoint" in out.stderr
     assert not (tmp_path / "smoke").exists()  # nothing half-written
 
 
 def test_gtn_train_files_its_teacher_where_searches_look(tmp_path, data_dir):
     store = tmp_path / "store"
-    out = subprocess.run([sys.executable, "-m", "cluster.cli", "gtn", "train", "--config", "configs/gtn_smoke.yaml",
-                          f"out={tmp_path / 't'}", "gtn.outer_steps=2", f"search.teacher_store={store}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "gtn",
+            "train",
+            "--config",
+            "configs/gtn_smoke.yaml",
+            f"out={tmp_path / 't'}",
+            "gtn.outer_steps=2",
+            f"search.teacher_store={store}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=2", f"search.teacher_store={store}"])
     assert find_teacher(cfg) == str(store / f"{teacher_key(cfg)}.pt") and "filed as" in out.stdout
@@ -90,8 +130,10 @@ def test_gtn_train_files_its_teacher_where_searches_look(tmp_path, data_dir):
 def test_shipped_teachers_are_the_default_jobs_and_load(data_dir):
     """A change to the gtn settings' fields or defaults changes the key: the shipped teachers must follow."""
     shipped = sorted(p.name for p in SHIPPED.glob("*.pt"))
-    keys = [f"{teacher_key(load_config(ROOT / 'configs' / 'default.yaml', [f'data.dataset={d}']))}.pt"
-            for d in ("fashion_mnist", "mnist")]
+    keys = [
+        f"{teacher_key(load_config(ROOT / 'configs' / 'default.yaml', [f'data.dataset={d}']))}.pt"
+        for d in ("fashion_mnist", "mnist")
+    ]
     assert shipped == sorted(keys)
     for name in shipped:
         t = load_teacher(SHIPPED / name)
@@ -102,8 +144,9 @@ def test_shipped_teachers_are_the_default_jobs_and_load(data_dir):
 
 def test_a_compact_teacher_gives_the_same_curriculum(tiny_teacher, tmp_path, fashion):
     path, cfg = tiny_teacher
-    pix = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=1", "gtn.curriculum=pixels",
-                                                            "gtn.pixels_init=real"])
+    pix = load_config(
+        ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=1", "gtn.curriculum=pixels", "gtn.pixels_init=real"]
+    )
 
     teacher = train_teacher(pix, fashion)
     save_teacher(tmp_path / "full.pt", teacher, pix, fashion, 1)

@@ -28,8 +28,14 @@ def test_plan_is_seeded_distinct_and_prefix_stable():
 
 
 def test_gtn_step_efficiency_reads_the_real_ladder():
-    s = {"real:16": {"spearman": 0.2}, "real:64": {"spearman": 0.5}, "real:256": {"spearman": 0.7},
-         "gtn:16": {"spearman": 0.6}, "gtn:8": {"spearman": 0.1}, "synflow": {"spearman": 0.9}}
+    s = {
+        "real:16": {"spearman": 0.2},
+        "real:64": {"spearman": 0.5},
+        "real:256": {"spearman": 0.7},
+        "gtn:16": {"spearman": 0.6},
+        "gtn:8": {"spearman": 0.1},
+        "synflow": {"spearman": 0.9},
+    }
     e = step_efficiency(s)
     assert e["gtn:16"]["real_steps_same_rho"] == pytest.approx(128.0)  # halfway between 64 and 256 in log steps
     assert e["gtn:16"]["step_ratio"] == pytest.approx(8.0)
@@ -38,8 +44,10 @@ def test_gtn_step_efficiency_reads_the_real_ladder():
 
 
 def test_seed_rho_is_the_ceiling():
-    rows = [{"arch": a, "seed": s, "val_acc": v} for a, s, v in
-            [("a", 0, 0.1), ("b", 0, 0.2), ("c", 0, 0.3), ("a", 1, 0.15), ("b", 1, 0.35), ("c", 1, 0.3)]]
+    rows = [
+        {"arch": a, "seed": s, "val_acc": v}
+        for a, s, v in [("a", 0, 0.1), ("b", 0, 0.2), ("c", 0, 0.3), ("a", 1, 0.15), ("b", 1, 0.35), ("c", 1, 0.3)]
+    ]
     assert seed_rho(rows) == pytest.approx(0.5)
 
 
@@ -51,7 +59,9 @@ def test_replicate_rho_averages_every_split_of_the_seeds():
     rho, k = replicate_rho(rows)
     assert k == 2 and rho == pytest.approx(2.8 / 3)
     assert seed_rho(rows) == pytest.approx((1 + 1 + 4 * 0.8) / 6)
-    assert replicate_rho(rows + [{"arch": "e", "seed": 0, "val_acc": 9.0}])[0] == pytest.approx(2.8 / 3)  # e lacks seeds
+    assert replicate_rho(rows + [{"arch": "e", "seed": 0, "val_acc": 9.0}])[0] == pytest.approx(
+        2.8 / 3
+    )  # e lacks seeds
     rho, k = replicate_rho([r for r in rows if r["seed"] < 3])  # 3 seeds: no two halves of 2
     assert k == 0 and rho != rho
 
@@ -68,8 +78,19 @@ def test_truth_builder_trains_then_resumes(truth):
     cfg, out, rows, ran = truth
     assert ran == 3 and len(rows) == 3
     table = pd.read_parquet(out)
-    assert {"arch", "arch_hash", "seed", "val_acc", "test_acc", "budget_epochs", "params", "flops", "seconds",
-            "versions", "config_hash"} <= set(table.columns)
+    assert {
+        "arch",
+        "arch_hash",
+        "seed",
+        "val_acc",
+        "test_acc",
+        "budget_epochs",
+        "params",
+        "flops",
+        "seconds",
+        "versions",
+        "config_hash",
+    } <= set(table.columns)
     assert table["val_acc"].between(0, 1).all() and table["test_acc"].between(0, 1).all()
     assert (table["budget_epochs"] == 0.05).all() and (table["steps"] == 2).all()  # 0.05 x 1000 / 32
     before = {(r["arch"], r["seed"]): r["val_acc"] for r in read_rows(out)}
@@ -80,11 +101,14 @@ def test_truth_builder_trains_then_resumes(truth):
     rows, ran = build_truth(cfg, out, n_archs=4, n_seeds=1)
     assert ran == 0
     # settings a truth run does not depend on (the teacher's, the data's location) keep it resumable
-    moved = replace(cfg, gtn=replace(cfg.gtn, outer_steps=cfg.gtn.outer_steps + 1),
-                    data=replace(cfg.data, root="/elsewhere"))
+    moved = replace(
+        cfg, gtn=replace(cfg.gtn, outer_steps=cfg.gtn.outer_steps + 1), data=replace(cfg.data, root="/elsewhere")
+    )
     assert build_truth(moved, out, n_archs=4, n_seeds=1)[1] == 0
-    for other in (replace(cfg, train=replace(cfg.train, epochs=0.1)),
-                  replace(cfg, net=replace(cfg.net, channels=cfg.net.channels + 1))):
+    for other in (
+        replace(cfg, train=replace(cfg.train, epochs=0.1)),
+        replace(cfg, net=replace(cfg.net, channels=cfg.net.channels + 1)),
+    ):
         with pytest.raises(ValueError, match="another config or budget"):
             build_truth(other, out, n_archs=4, n_seeds=1)
 
@@ -92,8 +116,21 @@ def test_truth_builder_trains_then_resumes(truth):
 def test_bench_proxies_on_the_truth(truth, tmp_path, capsys):
     _, out, _, _ = truth
     res = tmp_path / "bench"
-    assert main(["bench", "proxies", "--truth", out, "--proxies", "params,synflow,real:2,ensemble:params+synflow",
-                 "--out", str(res)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "proxies",
+                "--truth",
+                out,
+                "--proxies",
+                "params,synflow,real:2,ensemble:params+synflow",
+                "--out",
+                str(res),
+            ]
+        )
+        == 0
+    )
     data = json.loads((res / "proxies.json").read_text())
     assert data["n_archs"] == 4 and "ceiling_spearman" in data
     assert data["replicate_seeds"] == 0 and data["replicate_spearman"] is None  # one seed: no halves

@@ -23,15 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_init_local_binds_loopback_and_start_ray_records_its_processes_in_the_session_folder():
     """ray.init's hidden _node_ip_address, and address_info["session_dir"] (public) for the owner record."""
-    code = ("from cluster.raysetup import start_ray; import ray, json, glob, os; start_ray(num_cpus=1); "
-            "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes()])); "
-            "print(json.dumps(glob.glob(os.path.join(os.environ['RAY_TMPDIR'], 'ray', 'session_2*', "
-            "'gtnnas-owner.json')))); ray.shutdown()")
+    code = (
+        "from cluster.raysetup import start_ray; import ray, json, glob, os; start_ray(num_cpus=1); "
+        "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes()])); "
+        "print(json.dumps(glob.glob(os.path.join(os.environ['RAY_TMPDIR'], 'ray', 'session_2*', "
+        "'gtnnas-owner.json')))); ray.shutdown()"
+    )
     short = tempfile.mkdtemp(prefix="gc", dir="/tmp")  # Ray's socket paths must stay short
     env = {**os.environ, "RAY_TMPDIR": short}
     try:
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        )
     finally:
         shutil.rmtree(short, ignore_errors=True)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -45,9 +48,13 @@ def test_trial_outcomes_gives_every_trials_id_and_status(ray_session, tmp_path):
             raise ValueError("boom")
         tune.report({"y": config["x"]})
 
-    grid = tune.Tuner(trainable, param_space={"x": tune.grid_search([0, 1, 2])},
-                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="outcomes", verbose=0,
-                                                failure_config=tune.FailureConfig(max_failures=0))).fit()
+    grid = tune.Tuner(
+        trainable,
+        param_space={"x": tune.grid_search([0, 1, 2])},
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="outcomes", verbose=0, failure_config=tune.FailureConfig(max_failures=0)
+        ),
+    ).fit()
     assert hasattr(grid, "_experiment_analysis")  # the private attribute the adapter reads first
     out = tune_compat.trial_outcomes(grid)
     assert sorted(s for _, s, _ in out) == ["ERROR", "TERMINATED", "TERMINATED"]
@@ -74,9 +81,11 @@ def test_upload_experiment_state_puts_the_saved_state_on_the_storage(ray_session
 
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
     try:
-        tune.Tuner(lambda c: tune.report({"y": 1}), param_space={"x": tune.grid_search([0, 1])},
-                   run_config=tune.RunConfig(storage_path=str(tmp_path), name="up", verbose=0,
-                                             callbacks=[Check()])).fit()
+        tune.Tuner(
+            lambda c: tune.report({"y": 1}),
+            param_space={"x": tune.grid_search([0, 1])},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="up", verbose=0, callbacks=[Check()]),
+        ).fit()
     finally:
         os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S")
     assert checks and all(c[0] for c in checks), checks  # every save on the storage whole, not only staged

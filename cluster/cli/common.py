@@ -23,8 +23,9 @@ def add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> N
 
 
 def add_ray_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", default=None, help="Ray address ('auto' for a running cluster); "
-                                                   "default: an embedded local Ray")
+    p.add_argument(
+        "--address", default=None, help="Ray address ('auto' for a running cluster); default: an embedded local Ray"
+    )
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded Ray (default: all)")
 
 

@@ -23,15 +23,26 @@ FIELDS = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "
 def register(sub: argparse._SubParsersAction) -> None:
     gtn = sub.add_parser("gtn", help="meta-train a Generative Teaching Network and inspect its curriculum")
     cmds = gtn.add_subparsers(dest="gtn_command", required=True, metavar="SUBCOMMAND")
-    train = cmds.add_parser("train", help="meta-train a teacher; writes OUT/teacher.pt, metrics.csv, "
-                                          "curriculum.png and TensorBoard scalars under OUT/tb")
+    train = cmds.add_parser(
+        "train",
+        help="meta-train a teacher; writes OUT/teacher.pt, metrics.csv, "
+        "curriculum.png and TensorBoard scalars under OUT/tb",
+    )
     train.add_argument("--config", default="configs/gtn_smoke.yaml", help="YAML config (default: %(default)s)")
-    train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. out=DIR gtn.outer_steps=50")
+    train.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. out=DIR gtn.outer_steps=50"
+    )
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/teacher.state.pt, the checkpoint "
-                                                             "written every gtn.checkpoint_every outer steps")
-    train.add_argument("--no-store", action="store_true", help="do not file the teacher in the teacher store "
-                                                               "(search.teacher_store), where searches find it")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/teacher.state.pt, the checkpoint written every gtn.checkpoint_every outer steps",
+    )
+    train.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not file the teacher in the teacher store (search.teacher_store), where searches find it",
+    )
     train.set_defaults(func=cmd_train)
     sample = cmds.add_parser("sample", help="draw a teacher's curriculum as a PNG grid (steps x classes)")
     sample.add_argument("checkpoint", help="teacher.pt written by `gtnnas gtn train`")
@@ -55,8 +66,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     d = cfg.data
-    data = load_dataset(d.dataset, d.root, split_seed=d.split_seed, device=d.device,
-                        train_subset=d.train_subset, val_subset=d.val_subset)
+    data = load_dataset(
+        d.dataset,
+        d.root,
+        split_seed=d.split_seed,
+        device=d.device,
+        train_subset=d.train_subset,
+        val_subset=d.val_subset,
+    )
     out.mkdir(parents=True, exist_ok=True)
     resumed_at = _state_step(state, cfg) if args.resume else 0
     kept = _metrics_until(out / "metrics.csv", resumed_at) if args.resume else []
@@ -69,8 +86,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         print(f"resuming from {state} after outer step {resumed_at}", file=sys.stderr, flush=True)
     elif cfg.gtn.generator_init == "real":
-        print(f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
-              file=sys.stderr, flush=True)
+        print(
+            f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
+            file=sys.stderr,
+            flush=True,
+        )
     last_val: list[float | None] = [None]
     progress = Progress(every=5.0)
     rows = list(kept)
@@ -96,8 +116,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             last_val[0] = s.val_acc
             writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
         val = "-" if last_val[0] is None else f"{last_val[0]:.4f}"
-        progress.show(f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  "
-                      f"{s.seconds:.2f}s/step", force=s.step == cfg.gtn.outer_steps)
+        progress.show(
+            f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  {s.seconds:.2f}s/step",
+            force=s.step == cfg.gtn.outer_steps,
+        )
 
     try:
         teacher = train_teacher(cfg, data, callback=log, checkpoint=state, on_checkpoint=lambda _: save_metrics())
@@ -117,13 +139,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     cur = loaded.curriculum(real=data.train)
     save_grid(cur, out / "curriculum.png")
     took = time.perf_counter() - started
-    print(f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
-          f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s")
+    print(
+        f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
+        f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s"
+    )
     if not args.no_store:
         from cluster.teacher_stage import file_teacher
 
-        print(f"filed as {file_teacher(cfg, str(out / 'teacher.pt'))}: searches with these data and gtn settings "
-              f"find it there (search.teacher_store)")
+        print(
+            f"filed as {file_teacher(cfg, str(out / 'teacher.pt'))}: searches with these data and gtn settings "
+            f"find it there (search.teacher_store)"
+        )
     return 0
 
 

@@ -22,23 +22,35 @@ SHOWN = ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "
 
 def register(sub: argparse._SubParsersAction) -> None:
     lb = sub.add_parser("leaderboard", help="filter, sort and print leaderboards (one experiment or a folder of many)")
-    lb.add_argument("path", metavar="PATH_OR_URI", help="leaderboard.parquet, an experiment folder, or a folder of "
-                                                         "experiments (local or s3://, gs://, file://)")
+    lb.add_argument(
+        "path",
+        metavar="PATH_OR_URI",
+        help="leaderboard.parquet, an experiment folder, or a folder of experiments (local or s3://, gs://, file://)",
+    )
     lb.add_argument("--top", type=int, default=None, metavar="K", help="only the first K rows after sorting")
-    lb.add_argument("--sort", default="val_acc", metavar="METRIC", help="column to sort by, best first (default: %(default)s)")
+    lb.add_argument(
+        "--sort", default="val_acc", metavar="METRIC", help="column to sort by, best first (default: %(default)s)"
+    )
     lb.add_argument("--ascending", action="store_true", help="sort smallest first (e.g. --sort params)")
-    lb.add_argument("--where", default=None, metavar="EXPR", help="row filter, e.g. \"val_acc > 0.9 and params < 5e4\"")
+    lb.add_argument("--where", default=None, metavar="EXPR", help='row filter, e.g. "val_acc > 0.9 and params < 5e4"')
     lb.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
-    lb.add_argument("--columns", default=None, help="comma-separated columns (default: all for csv/json/parquet, "
-                                                    "a summary for table)")
+    lb.add_argument(
+        "--columns",
+        default=None,
+        help="comma-separated columns (default: all for csv/json/parquet, a summary for table)",
+    )
     lb.add_argument("--output", default=None, metavar="FILE", help="write here instead of stdout (needed for parquet)")
     lb.set_defaults(func=cmd_leaderboard)
 
     rp = sub.add_parser("report", help="self-contained HTML report with plots (DIR/index.html + PNGs)")
-    rp.add_argument("path", metavar="PATH_OR_URI", help="experiment folder, leaderboard.parquet or folder of experiments")
+    rp.add_argument(
+        "path", metavar="PATH_OR_URI", help="experiment folder, leaderboard.parquet or folder of experiments"
+    )
     rp.add_argument("--out", required=True, metavar="DIR", help="folder for index.html and its PNGs")
     rp.add_argument("--truth", default=None, help="truth Parquet (`gtnnas truth`) to judge the proxy against")
-    rp.add_argument("--top", type=int, default=10, metavar="K", help="top-k for tables and operation shares (default: %(default)s)")
+    rp.add_argument(
+        "--top", type=int, default=10, metavar="K", help="top-k for tables and operation shares (default: %(default)s)"
+    )
     rp.set_defaults(func=cmd_report)
 
     cp = sub.add_parser("compare", help="side-by-side summary of two experiments")

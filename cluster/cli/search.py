@@ -32,8 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     srch.add_argument("--verbose", action="store_true", help="Tune's own trial tables instead of one status line")
     srch.set_defaults(func=cmd_search)
 
-    rt = sub.add_parser("retrain", help="train the top-k distinct cells of a finished search with a full schedule; "
-                                        "writes final.parquet, best_model.pt and a torch.export program")
+    rt = sub.add_parser(
+        "retrain",
+        help="train the top-k distinct cells of a finished search with a full schedule; "
+        "writes final.parquet, best_model.pt and a torch.export program",
+    )
     rt.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (local or a pyarrow.fs URI)")
     rt.add_argument("--top", type=int, default=3, metavar="K", help="distinct cells to retrain (default: %(default)s)")
     rt.add_argument("--epochs", type=float, default=1.0, help="epochs over the training split (default: %(default)s)")
@@ -84,28 +87,41 @@ def _retrained(root: str, top: int, epochs: float, seeds: int, args: argparse.Na
     cols = ["arch", "seeds", "val_acc", "val_acc_std", "test_acc", "test_acc_std", "params", "search_rank"]
     print(f"\nRetrained {len(final)} cells for {epochs:g} epochs x {seeds} seed(s), best first:")
     print(final[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
-    print(f"final table: {root}/final.parquet; best model: {root}/best_model.pt, exported {root}/best_model.pt2 "
-          f"(torch.export.load; input shape and normalisation in best_model.json)")
+    print(
+        f"final table: {root}/final.parquet; best model: {root}/best_model.pt, exported {root}/best_model.pt2 "
+        f"(torch.export.load; input shape and normalisation in best_model.json)"
+    )
 
 
 def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
     top = final.head(cfg.search.top_k)
-    cols = [c for c in ("arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials")
-            if c in top and top[c].notna().any()]
-    what = "NB201 CIFAR-10 (table lookups)" if cfg.search.evaluator == "nb201" else \
-        f"{cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}"
+    cols = [
+        c
+        for c in ("arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials")
+        if c in top and top[c].notna().any()
+    ]
+    what = (
+        "NB201 CIFAR-10 (table lookups)"
+        if cfg.search.evaluator == "nb201"
+        else f"{cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}"
+    )
     print(f"\nTop {len(top)} of {len(final)} architectures, one per equivalence class ({what}):")
     print(top[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
     rho = calib.get("proxy_rho")
     interval = f" [{calib['proxy_rho_lo']:.2f}, {calib['proxy_rho_hi']:.2f}]" if "proxy_rho_lo" in calib else ""
-    print(f"\nrung-1 score vs real accuracy: Spearman rho = {rho:.3f}{interval} over {calib['calibration_n']} "
-          f"architectures" if rho is not None else f"\nproxy calibration needs >= 10 architectures with real scores "
-          f"(have {calib.get('calibration_n', 0)})")
+    print(
+        f"\nrung-1 score vs real accuracy: Spearman rho = {rho:.3f}{interval} over {calib['calibration_n']} "
+        f"architectures"
+        if rho is not None
+        else f"\nproxy calibration needs >= 10 architectures with real scores (have {calib.get('calibration_n', 0)})"
+    )
     split = final.attrs.get("phases")
     if split and "share" in split:
-        print(f"where the cores went ({split['cores']:g} CPUs x {split['wall_seconds']:.0f} s of searching): "
-              f"{split_line(split)}; {split['cells_screened']} cells screened by rung 1, "
-              f"{split['cells_promoted']} trained on real data")
+        print(
+            f"where the cores went ({split['cores']:g} CPUs x {split['wall_seconds']:.0f} s of searching): "
+            f"{split_line(split)}; {split['cells_screened']} cells screened by rung 1, "
+            f"{split['cells_promoted']} trained on real data"
+        )
 
 
 def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
@@ -119,8 +135,10 @@ def check_experiment(cfg: ExperimentConfig, resume: bool) -> None:
         with local_copy(join(root, "experiment.json")) as path, open(path) as f:
             stored = json.load(f).get("config_hash")
         if stored != cfg.hash():
-            raise InputError(f"--resume: {root} was started with another configuration (hash {stored}, now "
-                             f"{cfg.hash()}); resume it with the same --config and overrides")
+            raise InputError(
+                f"--resume: {root} was started with another configuration (hash {stored}, now "
+                f"{cfg.hash()}); resume it with the same --config and overrides"
+            )
 
 
 def check_searcher(cfg: ExperimentConfig) -> Any:
