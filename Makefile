@@ -39,10 +39,10 @@ test: lint data
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 bench: install
-	$(PY) benchmarks/train_speed.py
-	$(PY) benchmarks/search_overhead.py
-	$(PY) benchmarks/leaderboard_speed.py
-	$(PY) benchmarks/nb201_proxies.py
+	$(PY) -m benchmarks.train_speed
+	$(PY) -m benchmarks.search_overhead
+	$(PY) -m benchmarks.leaderboard_speed
+	$(PY) -m benchmarks.nb201_proxies
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -32,17 +32,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from benchmarks._common import table, write
+from search.config import load_config
+from search.data import load_dataset
+from search.space import parse
 from search.stats import mean_interval
+from search.train import train_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -100,11 +107,6 @@ class Retrainer:
     """Train a cell with the truth protocol (``configs/default.yaml``, all 50k training images), cached."""
 
     def __init__(self, threads: int):
-        import torch
-
-        from search.config import load_config
-        from search.data import load_dataset
-
         torch.set_num_threads(threads)
         self.cfg = load_config(ROOT / CONFIG, ["data.val_subset=null"])
         self.data = load_dataset("fashion_mnist", split_seed=self.cfg.data.split_seed)
@@ -127,11 +129,6 @@ class Retrainer:
     def run(self, arch: str, epochs: float, seed: int) -> dict[str, Any]:
         key = (arch, epochs, seed)
         if key not in self.cache:
-            from dataclasses import replace
-
-            from search.space import parse
-            from search.train import train_arch
-
             row = train_arch(
                 parse(arch), self.data, self.cfg.net, replace(self.cfg.train, epochs=epochs, steps=None), seed=seed
             )
@@ -177,8 +174,6 @@ def search(label: str, overrides: list[str], seed: int, minutes: float, cpus: in
     """One ``gtnnas search`` in a subprocess; what it found and what it spent."""
     name = f"{label}_m{minutes:g}_s{seed}"
     if (storage / name).exists():  # a run killed midway: start it again from nothing
-        import shutil
-
         shutil.rmtree(storage / name)
     cmd = [
         sys.executable,

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,13 @@ def test_an_override_that_is_not_yaml_is_one_line(capsys, tmp_path):
     )
     err = capsys.readouterr().err.strip()
     assert "not a YAML value" in err and len(err.splitlines()) == 1
+
+
+def test_importing_the_cluster_package_sets_rays_environment_before_ray_is_imported():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    code = (
+        "import os, sys, cluster; assert 'ray' not in sys.modules; "
+        "print(os.environ['RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'], os.environ['RAY_USAGE_STATS_ENABLED'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["0", "0"]
