@@ -19,7 +19,7 @@ data: install
 	$(GTNNAS) data fetch fashion_mnist
 	$(GTNNAS) data fetch mnist
 
-# The main job on an embedded local Ray (Fashion-MNIST, about 10 minutes on 2 cores).
+# The main job on an embedded local Ray (Fashion-MNIST, about 12 minutes of search on 2 cores).
 demo: install
 	$(GTNNAS) data fetch fashion_mnist
 	$(GTNNAS) search --config configs/default.yaml $(ARGS)
