@@ -41,7 +41,7 @@ from .curriculum import Curriculum, gtn_score
 from .data import Dataset
 from .errors import ProxyError
 from .nets import Network, build_net, count_flops, count_params
-from .scoring import Scorer
+from .scoring import Scorer, gtn_name
 from .space import Arch
 from .stats import ranks
 from .train import train
@@ -263,14 +263,7 @@ class GTNSteps(_Single):
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return (
-            "gtn"
-            + (f":{self.steps}" if self.steps else "")
-            + (f":s{self.seeds}" if self.seeds > 1 else "")
-            + (f":v{self.val_size}" if self.val_size else "")
-            + (f":c{self.channels}" if self.channels else "")
-            + (":loss" if self.metric == "loss" else "")
-        )
+        return gtn_name(self.steps, self.seeds, self.val_size, self.channels, self.metric)
 
     @property
     def settings(self) -> dict:

@@ -39,6 +39,18 @@ EXTRA_COLUMNS = ("gtn_val_loss", "score_seconds")  # stored beside the component
 METRICS = ("acc", "loss")  # what a GTN score reads off its learners: accuracy, or minus the mean loss
 
 
+def gtn_name(steps: int | None, seeds: int, val_size: int | None, channels: int | None, metric: str) -> str:
+    """A GTN score's name in ``gtnnas bench proxies``' spelling: ``gtn[:K][:sS][:vN][:cC][:loss]``."""
+    return (
+        "gtn"
+        + (f":{steps}" if steps else "")
+        + (f":s{seeds}" if seeds > 1 else "")
+        + (f":v{val_size}" if val_size else "")
+        + (f":c{channels}" if channels else "")
+        + (":loss" if metric == "loss" else "")
+    )
+
+
 @dataclass(frozen=True)
 class Scorer:
     """A parsed ``search.score`` with the GTN score's settings."""
@@ -119,14 +131,7 @@ class Scorer:
 
     def gtn_proxy_name(self) -> str:
         """The GTN component in ``gtnnas bench proxies``' spelling (``gtn:K[:sS][:vN][:cC][:loss]``)."""
-        return (
-            "gtn"
-            + (f":{self.steps}" if self.steps else "")
-            + (f":s{self.seeds}" if self.seeds > 1 else "")
-            + (f":v{self.val_size}" if self.val_size else "")
-            + (f":c{self.channels}" if self.channels else "")
-            + (":loss" if self.metric == "loss" else "")
-        )
+        return gtn_name(self.steps, self.seeds, self.val_size, self.channels, self.metric)
 
     def components(
         self,
