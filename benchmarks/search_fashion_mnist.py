@@ -293,6 +293,24 @@ def main() -> None:
     summarise()
 
 
+def paired_differences(groups: dict[tuple[float, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """gtn_reused minus each other strategy, seed by seed at each budget (a seed gives every strategy the
+    same first population, so runs of one seed are paired), with the 95% t interval of the mean."""
+    out = []
+    for (minutes, s), rs in sorted(groups.items()):
+        mine = {r["seed"]: r for r in groups.get((minutes, "gtn_reused"), [])}
+        theirs = {r["seed"]: r for r in rs}
+        seeds = sorted(set(mine) & set(theirs))
+        if s == "gtn_reused" or not seeds:
+            continue
+        row: dict[str, Any] = {"minutes": minutes, "against": s, "seeds": seeds}
+        for k in ("truth_rank", "e1_val_acc", "e5_val_acc"):
+            d = [float(mine[x][k]) - float(theirs[x][k]) for x in seeds]
+            row[f"{k}_diffs"], row[f"{k}_mean"], row[f"{k}_ci95"] = d, float(np.mean(d)), mean_interval(d)
+        out.append(row)
+    return out
+
+
 def summarise() -> None:
     runs = [r for r in read_jsonl(RUNS) if r.get("role") == "report"]
     groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
@@ -308,6 +326,7 @@ def summarise() -> None:
             row[f"{k}_mean"], row[f"{k}_ci95"] = float(np.mean(vals)), mean_interval(vals)
         row["truth_ranks"] = [r["truth_rank"] for r in rs]
         summary.append(row)
+    paired = paired_differences(groups)
     path = write(
         "search_fashion_mnist",
         {
@@ -316,6 +335,7 @@ def summarise() -> None:
             "the 2-seed mean val_acc) and 5 epochs (seeds 0, 1). Intervals: 95% t over seeds.",
             "strategies": STRATEGIES,
             "summary": summary,
+            "paired": paired,
             "runs": runs,
             "tuning_runs": [r for r in read_jsonl(RUNS) if r.get("role") == "tuning"],
         },
@@ -336,6 +356,12 @@ def summarise() -> None:
             ],
         )
     )
+    for p in paired:
+        print(
+            f"{p['minutes']:g} min, gtn_reused - {p['against']} over seeds {p['seeds']}: truth rank "
+            f"{p['truth_rank_mean']:+.1f} {p['truth_rank_ci95']}, 5-epoch val acc {p['e5_val_acc_mean']:+.4f} "
+            f"{p['e5_val_acc_ci95']}"
+        )
     print(f"wrote {path}")
 
 
