@@ -49,6 +49,7 @@ from search.config import load_config
 from search.data import load_dataset
 from search.space import parse
 from search.stats import mean_interval
+from search.teach import load_teacher
 from search.train import train_arch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,6 +213,7 @@ def search(label: str, overrides: list[str], seed: int, minutes: float, cpus: in
         "top_arch": str(top["arch"]),
         "search_val_acc": float(top["val_acc"]) if len(real) else None,
         "teacher_seconds": teacher_seconds(exp),
+        "teacher_outer_steps": load_teacher(exp / "teacher.pt").outer_steps if (exp / "teacher.pt").exists() else None,
     }
     for col in [c for c in parts.columns if c.startswith("cs_")]:  # core-seconds by phase, where recorded
         rec[col] = float(parts.groupby("trial_id")[col].max().sum())

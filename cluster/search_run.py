@@ -160,7 +160,9 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     root = join(cfg.storage, cfg.name)
     if not exists(join(root, EXPERIMENT)):
         write_json(join(root, EXPERIMENT), {"config": cfg.to_dict(), "config_hash": cfg.hash()})
-    teacher_uri = ensure_teacher(cfg, root)
+    budget = cfg.search.time_budget_s
+    share = None if budget is None else cfg.search.teacher_share * budget - (time.monotonic() - started)
+    teacher_uri = ensure_teacher(cfg, root, share)
     tuner = restore_tuner(cfg, root) if resume else None
     if tuner is not None:  # the leaderboard must agree with the restored experiment before the actor reads it
         reconcile(
@@ -177,7 +179,6 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     if teacher_uri is not None:
         save_curriculum_png(cfg, actor, root)
     if tuner is None:  # the budget covers the teacher stage too; Tune stops what still runs when it is spent
-        budget = cfg.search.time_budget_s
         left = None if budget is None else max(1.0, budget - (time.monotonic() - started))
         tuner = build_tuner(cfg, root, meta, verbose, left)
     searching = time.monotonic()

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +75,21 @@ def file_teacher(cfg: ExperimentConfig, uri: str) -> str:
     return filed
 
 
-def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> dict[str, Any]:
-    """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``."""
+def _meta_train_task(
+    experiment: dict[str, Any], target: str, threads: int, deadline: float | None = None
+) -> dict[str, Any]:
+    """Ray task: meta-train (or continue meta-training) a teacher and store it at ``target``.
+
+    With a ``deadline`` (epoch seconds) meta-training is cut to end by then (:func:`train_teacher`'s
+    ``seconds``); the cut teacher is saved under the outer steps it ran, so its key says what it is."""
     with naming_the_node("the teacher stage"):
         me = enter(experiment, "teacher stage", threads=threads, gpu_share=experiment["search"]["teacher_gpus"])
         cfg, data = me.cfg, me.data()
     print(f"teacher stage: on node {me.node} ({me.device}), {cfg.data.dataset} {me.data_origin()}", flush=True)
-    last = [0.0]
+    last, ran = [0.0], [0]
 
     def log(s: Any) -> None:
+        ran[0] = s.step
         if s.val_acc is not None or time.monotonic() - last[0] >= 10.0 or s.step == cfg.gtn.outer_steps:
             last[0] = time.monotonic()
             held = f", held-out acc {s.val_acc:.4f}" if s.val_acc is not None else ""
@@ -100,17 +107,27 @@ def _meta_train_task(experiment: dict[str, Any], target: str, threads: int) -> d
             print(f"teacher stage: continuing from {state_uri}", flush=True)
         with naming_the_node("the teacher stage"):  # a state file of other settings is an input error
             teacher = train_teacher(
-                cfg, data, callback=log, checkpoint=local_state, on_checkpoint=lambda p: upload(str(p), state_uri)
+                cfg,
+                data,
+                callback=log,
+                checkpoint=local_state,
+                on_checkpoint=lambda p: upload(str(p), state_uri),
+                seconds=None if deadline is None else deadline - time.time(),
             )
         local = os.path.join(tmp, "teacher.pt")
-        save_teacher(local, teacher, cfg, data, cfg.gtn.outer_steps)
+        cut = ran[0] < cfg.gtn.outer_steps
+        made = replace(cfg, gtn=replace(cfg.gtn, outer_steps=ran[0])) if cut else cfg
+        save_teacher(local, teacher, made, data, ran[0])
         upload(local, target)
     remove(state_uri)
-    return {"teacher": target, "node": me.node, "data": me.data_origin(), "device": me.device}
+    return {"teacher": target, "node": me.node, "data": me.data_origin(), "device": me.device, "steps": ran[0]}
 
 
-def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
-    """The experiment's teacher: configured, already its own, found in a store, or meta-trained now."""
+def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = None) -> str | None:
+    """The experiment's teacher: configured, already its own, found in a store, or meta-trained now.
+
+    Meta-training takes at most ``seconds`` (the run's ``teacher_share`` of its budget); a teacher cut
+    short by them is not the configured one, so it stays in the experiment and is not filed."""
     s = cfg.search
     if not s.uses_gtn:
         return None
@@ -133,10 +150,19 @@ def ensure_teacher(cfg: ExperimentConfig, root: str) -> str | None:
         f"outer steps) -> {target}",
         flush=True,
     )
+    deadline = None if seconds is None else time.time() + seconds
     try:
-        done = ray.get(task.remote(cfg.to_dict(), target, cpus))
+        done = ray.get(task.remote(cfg.to_dict(), target, cpus, deadline))
     except ray.exceptions.RayTaskError as e:
         raise (one_line(e) or e) from None
+    if done["steps"] < cfg.gtn.outer_steps:
+        print(
+            f"teacher stage: cut to {done['steps']} of {cfg.gtn.outer_steps} outer steps to fit "
+            f"search.teacher_share of the time budget ({seconds:.0f} s); kept in the experiment, not filed "
+            "in the teacher store",
+            flush=True,
+        )
+        return target
     filed = file_teacher(cfg, target)
     print(f"teacher stage: filed as {filed} (node {done['node']} meta-trained it, data {done['data']})", flush=True)
     return target

@@ -230,6 +230,9 @@ class SearchConfig:
     screen: int = 0  # ASHA: the first N cells only get the rung-1 score (none is promoted until N are
     # scored), so promotions compare against a screened pool rather than the few cells seen so far
     time_budget_s: float | None = None  # wall-clock budget of the whole run, teacher stage included
+    teacher_share: float = 0.5  # with time_budget_s: a teacher meta-trained inside the run may take this
+    # share of it; its outer steps (and their cosine schedule) are cut to fit, and a cut teacher stays in
+    # the experiment instead of being filed in the store
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # 0, 1/n (n trials share a GPU) or whole GPUs
     teacher_gpus: float = 0.0
@@ -273,6 +276,7 @@ class SearchConfig:
         _check(self.reduction_factor >= 2, "reduction_factor", "must be >= 2")
         _check(self.screen >= 0, "screen", "must be >= 0")
         _check(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s", "must be > 0")
+        _check(0 < self.teacher_share <= 1, "teacher_share", "must be in (0, 1]")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", "must be > 0")
         _check(
             is_unit_fraction(self.gpus_per_trial),

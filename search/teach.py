@@ -62,8 +62,13 @@ def train_teacher(
     callback: Callable[[OuterStep], None] | None = None,
     checkpoint: str | Path | None = None,
     on_checkpoint: Callable[[Path], None] | None = None,
+    seconds: float | None = None,
 ) -> Teacher:
     """Meta-train a teacher with ``cfg.gtn`` on ``data`` (its train split).
+
+    With ``seconds``, meta-training fits in that time: after :data:`PLAN_AFTER` outer steps the steps
+    still to run are cut to what their measured pace allows (the cosine schedule then ends on the cut
+    step), and a step that would overrun stops it; ``callback``'s last step says how many ran.
 
     With ``checkpoint``, everything needed to continue (teacher, optimiser and schedule state, both
     RNGs, the step) is written there atomically every ``gtn.checkpoint_every`` outer steps, and when
@@ -87,7 +92,8 @@ def train_teacher(
         [{"params": gen_params, "lr": g.generator_meta_lr or g.meta_lr}] if gen_params else []
     )
     opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, g.outer_steps, g.final_relative_lr))
+    plan = [g.outer_steps]  # the last outer step; a time limit may cut it (the schedule reads it each step)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, plan[0], g.final_relative_lr))
     first = 1
     if state is not None:
         teacher.load_state_dict(state["teacher"])
@@ -96,11 +102,15 @@ def train_teacher(
         gen.set_state(state["gen"])
         rng.bit_generator.state = json.loads(state["rng"])
         first = int(state["step"]) + 1
+        plan[0] = int(state.get("planned", g.outer_steps))
     val = data.val.head(g.validate_size)
     pool = load_pool(g.rank_pool) if g.rank_weight > 0 else None
     if pool is not None and len(pool.archs) < g.learners_per_step:
         raise InputError(f"gtn.rank_pool: {len(pool.archs)} cells, fewer than learners_per_step")
+    began = time.perf_counter()
     for it in range(first, g.outer_steps + 1):
+        if it > plan[0]:
+            break
         start = time.perf_counter()
         order = None
         if pool is not None:
@@ -119,15 +129,38 @@ def train_teacher(
         opt.step()
         sched.step()
         val_acc = None
-        if it % g.validate_every == 0 or it == g.outer_steps:
+        if it % g.validate_every == 0 or it == plan[0]:
             val_acc = validate(teacher, cfg, data, val)
+        if seconds is not None:
+            plan[0] = fit_plan(plan[0], it, it - first + 1, time.perf_counter() - began, seconds)
+            if it == plan[0] and val_acc is None:  # the cut teacher's held-out accuracy, as an uncut one's
+                val_acc = validate(teacher, cfg, data, val)
         if callback is not None:  # before the checkpoint, so what it logs covers every step the checkpoint does
             callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order))
-        if checkpoint is not None and it % g.checkpoint_every == 0 and it < g.outer_steps:
-            save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng)
+        if checkpoint is not None and it % g.checkpoint_every == 0 and it < plan[0]:
+            save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng, plan[0])
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
     return teacher
+
+
+PLAN_AFTER = 3
+"""Outer steps timed before a time limit cuts the plan (the first includes warm-up, so not fewer)."""
+
+
+def fit_plan(plan: int, step: int, done: int, elapsed: float, seconds: float) -> int:
+    """The last outer step that fits in ``seconds``, after ``done`` steps (the latest ``step``) took ``elapsed``.
+
+    Once, after :data:`PLAN_AFTER` steps, the plan is cut to the steps their mean pace allows with a 5%
+    margin (so the cosine schedule still ends where training does); after that the plan only shrinks,
+    to the current step, when one more step at that pace would overrun.
+    """
+    pace = elapsed / done
+    if done == PLAN_AFTER:
+        plan = min(plan, step + max(0, int((0.95 * seconds - elapsed) / pace)))
+    if elapsed + pace > seconds:
+        plan = min(plan, step)
+    return max(plan, step)
 
 
 STATE_FORMAT = "gtnnas-teacher-state"
@@ -154,13 +187,15 @@ def save_state(
     sched: Any,
     gen: torch.Generator,
     rng: np.random.Generator,
+    planned: int | None = None,
 ) -> None:
-    """The resumable state after outer step ``step``, written atomically."""
+    """The resumable state after outer step ``step`` (of ``planned``, when a time limit cut it), atomically."""
     blob = {
         "format": STATE_FORMAT,
         "format_version": FORMAT_VERSION,
         "teacher_key": teacher_key(cfg),
         "step": step,
+        "planned": cfg.gtn.outer_steps if planned is None else planned,
         "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),

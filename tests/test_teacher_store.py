@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_teacher, store_uri
 from search.config import load_config
 from search.data import load_dataset
 from search.errors import CheckpointError
-from search.teach import load_teacher, save_teacher, teacher_key, train_teacher
+from search.teach import fit_plan, load_teacher, save_teacher, teacher_key, train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -155,3 +156,38 @@ def test_a_compact_teacher_gives_the_same_curriculum(tiny_teacher, tmp_path, fas
     assert a.content_hash == b.content_hash
     assert (tmp_path / "compact.pt").stat().st_size < 0.7 * (tmp_path / "full.pt").stat().st_size
     shutil.rmtree(tmp_path)
+
+
+def test_fit_plan_cuts_once_after_timing_then_only_stops_an_overrun():
+    # 3 steps took 30 s of a 100 s limit: 10 s a step, 0.95 * 100 - 30 = 65 s left -> 6 more steps
+    assert fit_plan(200, step=3, done=3, elapsed=30.0, seconds=100.0) == 9
+    assert fit_plan(5, step=3, done=3, elapsed=30.0, seconds=100.0) == 5  # a plan that fits is kept
+    assert fit_plan(200, step=2, done=2, elapsed=20.0, seconds=100.0) == 200  # not yet timed
+    assert fit_plan(9, step=7, done=7, elapsed=91.0, seconds=100.0) == 7  # one more 13 s step would overrun
+    assert fit_plan(200, step=1, done=1, elapsed=5.0, seconds=0.0) == 1  # past the limit: stop where it is
+    assert fit_plan(200, step=3, done=3, elapsed=99.0, seconds=100.0) == 3  # cut below the current step: stop
+
+
+def test_a_time_limit_that_does_not_bind_changes_nothing_and_one_already_spent_stops_after_a_step():
+    cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=4"])
+    data = load_dataset("fashion_mnist", train_subset=200, val_subset=50)
+    free = train_teacher(cfg, data).state_dict()
+    steps: list[int] = []
+    timed = train_teacher(cfg, data, seconds=1e9, callback=lambda s: steps.append(s.step)).state_dict()
+    assert steps == [1, 2, 3, 4] and all(torch.equal(free[k], timed[k]) for k in free)
+    steps.clear()
+    train_teacher(cfg, data, seconds=0.0, callback=lambda s: steps.append(s.step))
+    assert steps == [1]
+
+
+def test_a_teacher_cut_by_the_time_budget_is_kept_by_the_experiment_not_filed(ray_session, tmp_path, capsys):
+    store = tmp_path / "store"
+    cfg = load_config(
+        ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=50", f"search.teacher_store={store}", "gtn.seed=3"]
+    )
+    root = tmp_path / "exp"
+    assert ensure_teacher(cfg, str(root), seconds=0.0) == str(root / "teacher.pt")
+    cut = load_teacher(root / "teacher.pt")
+    assert cut.outer_steps == 1 and cut.config.gtn.outer_steps == 1 and cut.key != teacher_key(cfg)
+    assert find_teacher(cfg) is None and not store.exists()  # not the configured teacher: never filed
+    assert "cut to 1 of 50 outer steps" in capsys.readouterr().out
