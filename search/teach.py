@@ -66,9 +66,9 @@ def train_teacher(
 ) -> Teacher:
     """Meta-train a teacher with ``cfg.gtn`` on ``data`` (its train split).
 
-    With ``seconds``, meta-training fits in that time: after :data:`PLAN_AFTER` outer steps the steps
-    still to run are cut to what their measured pace allows (the cosine schedule then ends on the cut
-    step), and a step that would overrun stops it; ``callback``'s last step says how many ran.
+    With ``seconds``, meta-training fits in that time: once a few steps are timed, the last step is
+    planned from their pace at every step (:func:`fit_plan`; the cosine schedule ends on it), and a step
+    that would overrun stops it; ``callback``'s last step says how many ran.
 
     With ``checkpoint``, everything needed to continue (teacher, optimiser and schedule state, both
     RNGs, the step) is written there atomically every ``gtn.checkpoint_every`` outer steps, and when
@@ -107,7 +107,7 @@ def train_teacher(
     pool = load_pool(g.rank_pool) if g.rank_weight > 0 else None
     if pool is not None and len(pool.archs) < g.learners_per_step:
         raise InputError(f"gtn.rank_pool: {len(pool.archs)} cells, fewer than learners_per_step")
-    began = time.perf_counter()
+    began, warm = time.perf_counter(), 0.0
     for it in range(first, g.outer_steps + 1):
         if it > plan[0]:
             break
@@ -129,10 +129,12 @@ def train_teacher(
         opt.step()
         sched.step()
         val_acc = None
-        if it % g.validate_every == 0 or it == plan[0]:
+        if it % g.validate_every == 0 or (seconds is None and it == plan[0]):
             val_acc = validate(teacher, cfg, data, val)
         if seconds is not None:
-            plan[0] = fit_plan(plan[0], it, it - first + 1, time.perf_counter() - began, seconds)
+            elapsed = time.perf_counter() - began
+            warm = elapsed if it == first else warm
+            plan[0] = fit_plan(g.outer_steps, plan[0], it, it - first + 1, elapsed, warm, seconds)
             if it == plan[0] and val_acc is None:  # the cut teacher's held-out accuracy, as an uncut one's
                 val_acc = validate(teacher, cfg, data, val)
         if callback is not None:  # before the checkpoint, so what it logs covers every step the checkpoint does
@@ -145,21 +147,23 @@ def train_teacher(
 
 
 PLAN_AFTER = 3
-"""Outer steps timed before a time limit cuts the plan (the first includes warm-up, so not fewer)."""
+"""Steady outer steps timed (after this run's first, which pays the warm-up) before a time limit plans."""
 
 
-def fit_plan(plan: int, step: int, done: int, elapsed: float, seconds: float) -> int:
-    """The last outer step that fits in ``seconds``, after ``done`` steps (the latest ``step``) took ``elapsed``.
+def fit_plan(outer_steps: int, plan: int, step: int, done: int, elapsed: float, warm: float, seconds: float) -> int:
+    """The last outer step that fits in ``seconds``: ``done`` steps of this run (the latest ``step``) took
+    ``elapsed``, the first of them ``warm``.
 
-    Once, after :data:`PLAN_AFTER` steps, the plan is cut to the steps their mean pace allows with a 5%
-    margin (so the cosine schedule still ends where training does); after that the plan only shrinks,
-    to the current step, when one more step at that pace would overrun.
+    Once :data:`PLAN_AFTER` steady steps are timed, the plan follows their mean pace at every step, with
+    a 5% margin (so the cosine schedule ends where training does), never beyond ``outer_steps``; before
+    that it stays at ``plan``. Whenever one more step at the pace so far would overrun, it stops here.
     """
-    pace = elapsed / done
-    if done == PLAN_AFTER:
-        plan = min(plan, step + max(0, int((0.95 * seconds - elapsed) / pace)))
+    steady = done - 1 >= PLAN_AFTER
+    pace = (elapsed - warm) / (done - 1) if steady else elapsed / done
     if elapsed + pace > seconds:
-        plan = min(plan, step)
+        return step
+    if steady:
+        plan = min(outer_steps, step + int((0.95 * seconds - elapsed) / pace))
     return max(plan, step)
 
 

@@ -158,14 +158,15 @@ def test_a_compact_teacher_gives_the_same_curriculum(tiny_teacher, tmp_path, fas
     shutil.rmtree(tmp_path)
 
 
-def test_fit_plan_cuts_once_after_timing_then_only_stops_an_overrun():
-    # 3 steps took 30 s of a 100 s limit: 10 s a step, 0.95 * 100 - 30 = 65 s left -> 6 more steps
-    assert fit_plan(200, step=3, done=3, elapsed=30.0, seconds=100.0) == 9
-    assert fit_plan(5, step=3, done=3, elapsed=30.0, seconds=100.0) == 5  # a plan that fits is kept
-    assert fit_plan(200, step=2, done=2, elapsed=20.0, seconds=100.0) == 200  # not yet timed
-    assert fit_plan(9, step=7, done=7, elapsed=91.0, seconds=100.0) == 7  # one more 13 s step would overrun
-    assert fit_plan(200, step=1, done=1, elapsed=5.0, seconds=0.0) == 1  # past the limit: stop where it is
-    assert fit_plan(200, step=3, done=3, elapsed=99.0, seconds=100.0) == 3  # cut below the current step: stop
+def test_fit_plan_follows_the_steady_pace_and_stops_a_step_that_would_overrun():
+    # 4 steps in 50 s, the first (warm-up) 20 s: 10 s a step; 0.95 * 100 - 50 = 45 s left -> 4 more
+    assert fit_plan(200, 200, step=4, done=4, elapsed=50.0, warm=20.0, seconds=100.0) == 8
+    assert fit_plan(6, 6, step=4, done=4, elapsed=50.0, warm=20.0, seconds=100.0) == 6  # never past outer_steps
+    assert fit_plan(200, 7, step=4, done=4, elapsed=50.0, warm=20.0, seconds=100.0) == 8  # a faster pace: longer
+    assert fit_plan(200, 200, step=3, done=3, elapsed=40.0, warm=20.0, seconds=100.0) == 200  # not yet timed
+    assert fit_plan(200, 200, step=2, done=2, elapsed=95.0, warm=20.0, seconds=100.0) == 2  # would overrun: stop
+    assert fit_plan(200, 200, step=1, done=1, elapsed=5.0, warm=5.0, seconds=0.0) == 1  # past the limit already
+    assert fit_plan(200, 200, step=9, done=4, elapsed=88.0, warm=10.0, seconds=100.0) == 9  # resumed at step 6
 
 
 def test_a_time_limit_that_does_not_bind_changes_nothing_and_one_already_spent_stops_after_a_step():
