@@ -6,7 +6,8 @@ shipped with the package (``search/teachers/``), then in the teacher store (``se
 by default ``<storage>/teachers`` when the storage is remote, else ``~/.cache/gtnnas/teachers``). Only
 when none matches is one meta-trained, as one Ray task that checkpoints every
 ``gtn.checkpoint_every`` outer steps to ``<experiment>/teacher.pt.state`` (so a crashed or resumed
-search continues where it stopped), and then filed in the store for the next search.
+search continues where it stopped), and then filed in the store for the next search, unless a time
+budget cut its meta-training short (``search.teacher_share``): a cut teacher stays in the experiment.
 ``search.teacher: fresh`` meta-trains even when one matches (a new data set's first search).
 The experiment keeps its own copy as ``<experiment>/teacher.pt``.
 """
@@ -86,10 +87,11 @@ def _meta_train_task(
         me = enter(experiment, "teacher stage", threads=threads, gpu_share=experiment["search"]["teacher_gpus"])
         cfg, data = me.cfg, me.data()
     print(f"teacher stage: on node {me.node} ({me.device}), {cfg.data.dataset} {me.data_origin()}", flush=True)
-    last, ran = [0.0], [0]
+    last, ran, least = [0.0], [0], [cfg.gtn.outer_steps]
 
     def log(s: Any) -> None:
         ran[0] = s.step
+        least[0] = s.least_plan if s.least_plan is not None else least[0]
         if s.val_acc is not None or time.monotonic() - last[0] >= 10.0 or s.step == cfg.gtn.outer_steps:
             last[0] = time.monotonic()
             held = f", held-out acc {s.val_acc:.4f}" if s.val_acc is not None else ""
@@ -115,12 +117,20 @@ def _meta_train_task(
                 seconds=None if deadline is None else deadline - time.time(),
             )
         local = os.path.join(tmp, "teacher.pt")
-        cut = ran[0] < cfg.gtn.outer_steps
+        cut = least[0] < cfg.gtn.outer_steps  # a schedule shortened even once is not the configured teacher
         made = replace(cfg, gtn=replace(cfg.gtn, outer_steps=ran[0])) if cut else cfg
-        save_teacher(local, teacher, made, data, ran[0])
+        limit = {"time_limited": {"outer_steps_configured": cfg.gtn.outer_steps, "ran": ran[0]}} if cut else None
+        save_teacher(local, teacher, made, data, ran[0], provenance=limit)
         upload(local, target)
     remove(state_uri)
-    return {"teacher": target, "node": me.node, "data": me.data_origin(), "device": me.device, "steps": ran[0]}
+    return {
+        "teacher": target,
+        "node": me.node,
+        "data": me.data_origin(),
+        "device": me.device,
+        "steps": ran[0],
+        "cut": cut,
+    }
 
 
 def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = None) -> str | None:
@@ -155,10 +165,15 @@ def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = Non
         done = ray.get(task.remote(cfg.to_dict(), target, cpus, deadline))
     except ray.exceptions.RayTaskError as e:
         raise (one_line(e) or e) from None
-    if done["steps"] < cfg.gtn.outer_steps:
+    if done["cut"]:
+        few = (
+            " (too few for a good curriculum: raise search.time_budget_s or teacher_share)"
+            if done["steps"] < 10
+            else ""
+        )
         print(
-            f"teacher stage: cut to {done['steps']} of {cfg.gtn.outer_steps} outer steps to fit "
-            f"search.teacher_share of the time budget ({seconds:.0f} s); kept in the experiment, not filed "
+            f"teacher stage: cut to {done['steps']} of {cfg.gtn.outer_steps} outer steps{few} to fit "
+            f"search.teacher_share of the time budget ({seconds or 0:.0f} s); kept in the experiment, not filed "
             "in the teacher store",
             flush=True,
         )

@@ -53,6 +53,8 @@ class OuterStep:
     meta_lr: float  # of latents/pixels and the lr/momentum schedule (the generator's: gtn.generator_meta_lr)
     val_acc: float | None = None  # held-out architecture trained on the curriculum, when validated
     rank_order: float | None = None  # share of the step's learner pairs ordered as their targets (rank_weight > 0)
+    least_plan: int | None = None  # under a time limit: the fewest outer steps planned so far (below
+    # gtn.outer_steps, the teacher is not the configured one even if it ran them all)
 
 
 def train_teacher(
@@ -76,6 +78,7 @@ def train_teacher(
     uninterrupted run's bit for bit. ``on_checkpoint(path)`` runs after each write (the search's
     teacher stage uploads it to the experiment's storage).
     """
+    began, warm = time.perf_counter(), 0.0  # a time limit counts the set-up too
     g = cfg.gtn
     gen = torch.Generator().manual_seed(g.seed)
     rng = np.random.default_rng(g.seed)
@@ -93,6 +96,7 @@ def train_teacher(
     )
     opt = torch.optim.Adam(groups, lr=g.meta_lr, betas=(0.9, g.meta_beta2), eps=g.meta_eps)
     plan = [g.outer_steps]  # the last outer step; a time limit may cut it (the schedule reads it each step)
+    least = g.outer_steps  # the fewest steps ever planned: below outer_steps, the schedule was not the configured one
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: cosine(i, plan[0], g.final_relative_lr))
     first = 1
     if state is not None:
@@ -103,11 +107,11 @@ def train_teacher(
         rng.bit_generator.state = json.loads(state["rng"])
         first = int(state["step"]) + 1
         plan[0] = int(state.get("planned", g.outer_steps))
+        least = int(state.get("least_plan", plan[0]))
     val = data.val.head(g.validate_size)
     pool = load_pool(g.rank_pool) if g.rank_weight > 0 else None
     if pool is not None and len(pool.archs) < g.learners_per_step:
         raise InputError(f"gtn.rank_pool: {len(pool.archs)} cells, fewer than learners_per_step")
-    began, warm = time.perf_counter(), 0.0
     for it in range(first, g.outer_steps + 1):
         if it > plan[0]:
             break
@@ -126,21 +130,21 @@ def train_teacher(
         if bad:
             raise MetaTrainingError(f"non-finite meta-gradient at outer step {it} in {', '.join(bad[:3])}")
         meta_lr = opt.param_groups[0]["lr"]
-        opt.step()
-        sched.step()
-        val_acc = None
-        if it % g.validate_every == 0 or (seconds is None and it == plan[0]):
-            val_acc = validate(teacher, cfg, data, val)
-        if seconds is not None:
+        if seconds is not None:  # before the schedule steps, so the next step's rate follows the new plan
             elapsed = time.perf_counter() - began
             warm = elapsed if it == first else warm
             plan[0] = fit_plan(g.outer_steps, plan[0], it, it - first + 1, elapsed, warm, seconds)
-            if it == plan[0] and val_acc is None:  # the cut teacher's held-out accuracy, as an uncut one's
-                val_acc = validate(teacher, cfg, data, val)
+            least = min(least, plan[0])
+        opt.step()
+        sched.step()
+        val_acc = None
+        if it % g.validate_every == 0 or it == plan[0]:
+            val_acc = validate(teacher, cfg, data, val)
         if callback is not None:  # before the checkpoint, so what it logs covers every step the checkpoint does
-            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order))
+            limited = least if seconds is not None or least < g.outer_steps else None
+            callback(OuterStep(it, loss, acc, name, time.perf_counter() - start, meta_lr, val_acc, order, limited))
         if checkpoint is not None and it % g.checkpoint_every == 0 and it < plan[0]:
-            save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng, plan[0])
+            save_state(checkpoint, cfg, it, teacher, opt, sched, gen, rng, (plan[0], least))
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
     return teacher
@@ -191,15 +195,17 @@ def save_state(
     sched: Any,
     gen: torch.Generator,
     rng: np.random.Generator,
-    planned: int | None = None,
+    plan: tuple[int, int] | None = None,
 ) -> None:
-    """The resumable state after outer step ``step`` (of ``planned``, when a time limit cut it), atomically."""
+    """The resumable state after outer step ``step``, written atomically; ``plan``: a time limit's
+    (planned last step, fewest planned so far)."""
     blob = {
         "format": STATE_FORMAT,
         "format_version": FORMAT_VERSION,
         "teacher_key": teacher_key(cfg),
         "step": step,
-        "planned": cfg.gtn.outer_steps if planned is None else planned,
+        "planned": cfg.gtn.outer_steps if plan is None else plan[0],
+        "least_plan": cfg.gtn.outer_steps if plan is None else plan[1],
         "teacher": {k: v.detach().cpu() for k, v in teacher.state_dict().items()},
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),

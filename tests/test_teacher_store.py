@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -181,6 +182,27 @@ def test_a_time_limit_that_does_not_bind_changes_nothing_and_one_already_spent_s
     assert steps == [1]
 
 
+def test_a_limit_that_binds_midway_ends_the_schedule_with_training_and_a_resume_keeps_the_plan(monkeypatch, tmp_path):
+    from search import teach  # noqa: PLC0415  (the module whose clock is replaced)
+
+    ticks = iter(range(10**6))  # a clock that advances one second per reading: a steady, known pace
+    monkeypatch.setattr(teach, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=50", "gtn.checkpoint_every=5"])
+    data = load_dataset("fashion_mnist", train_subset=200, val_subset=50)
+    steps: list = []
+    state = tmp_path / "state.pt"
+    cut = train_teacher(cfg, data, seconds=40.0, checkpoint=state, callback=steps.append).state_dict()
+    last = steps[-1]
+    assert 5 < last.step < 50 and last.least_plan == last.step  # cut, and it says so
+    assert last.meta_lr < 0.3 * cfg.gtn.meta_lr  # the cosine schedule ended where training did
+    assert last.val_acc is not None  # the cut teacher's held-out accuracy, as a finished one's
+    # continuing from the last checkpoint (no limit now) runs to the same planned step, bit for bit
+    again: list = []
+    resumed = train_teacher(cfg, data, checkpoint=state, callback=again.append).state_dict()
+    assert again[-1].step == last.step and again[-1].least_plan == last.step
+    assert all(torch.equal(cut[k], resumed[k]) for k in cut)
+
+
 def test_a_teacher_cut_by_the_time_budget_is_kept_by_the_experiment_not_filed(ray_session, tmp_path, capsys):
     store = tmp_path / "store"
     cfg = load_config(
@@ -190,5 +212,6 @@ def test_a_teacher_cut_by_the_time_budget_is_kept_by_the_experiment_not_filed(ra
     assert ensure_teacher(cfg, str(root), seconds=0.0) == str(root / "teacher.pt")
     cut = load_teacher(root / "teacher.pt")
     assert cut.outer_steps == 1 and cut.config.gtn.outer_steps == 1 and cut.key != teacher_key(cfg)
+    assert cut.provenance["time_limited"] == {"outer_steps_configured": 50, "ran": 1}
     assert find_teacher(cfg) is None and not store.exists()  # not the configured teacher: never filed
     assert "cut to 1 of 50 outer steps" in capsys.readouterr().out
