@@ -340,6 +340,7 @@ def summarise() -> None:
             "paired": paired,
             "runs": runs,
             "tuning_runs": [r for r in read_jsonl(RUNS) if r.get("role") == "tuning"],
+            "excluded_runs": read_jsonl(RUNS.with_name("search_fashion_mnist_excluded.jsonl")),  # with the reason
         },
     )
     print(

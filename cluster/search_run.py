@@ -28,7 +28,7 @@ from cluster.entry import one_line
 from cluster.schedulers import ActorRescore, RungHalving
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
-from cluster.trainable import nas_trainable, param_space
+from cluster.trainable import components, nas_trainable, param_space
 from cluster.tune_compat import trial_outcomes
 from results.leaderboard import calibration_pairs, live_calibration, read_parts, reconcile, write_final
 from results.phases import phase_split
@@ -74,14 +74,7 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     scorer = Scorer.parse(cfg.search.seed_proxy)
 
     def score(archs: Any) -> list[float]:
-        return [
-            scorer.value(
-                scorer.components(
-                    a, net=cfg.net, shape=SHAPES[cfg.data.dataset], seed=cfg.seed, nb201=cfg.search.evaluator == "nb201"
-                )
-            )
-            for a in archs
-        ]
+        return [scorer.value(components(cfg, scorer, a, shape=SHAPES[cfg.data.dataset])) for a in archs]
 
     return score
 

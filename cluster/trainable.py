@@ -28,6 +28,7 @@ from cluster import faults
 from cluster.actor import curriculum_from_arrays, get_teacher_actor
 from cluster.entry import enter, naming_the_node
 from search import nb201
+from search.config import ExperimentConfig
 from search.scoring import Scorer
 from search.space import EDGE_KEYS, OPS, Arch, parse
 
@@ -47,6 +48,24 @@ def _curriculum(actor: Any) -> Any:
     raise RuntimeError("unreachable")
 
 
+def components(
+    cfg: ExperimentConfig,
+    scorer: Scorer,
+    arch: Arch,
+    *,
+    data: Any = None,
+    curriculum: Any = None,
+    shape: tuple[int, int, int] | None = None,
+) -> dict[str, float]:
+    """``scorer``'s components of ``arch``: read from NAS-Bench-201's tables in benchmark mode (no torch),
+    else computed on networks of the searched shape (:func:`search.proxies.components`)."""
+    if cfg.search.evaluator == "nb201":
+        return nb201.components(scorer, arch)
+    from search.proxies import components as computed  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
+
+    return computed(scorer, arch, net=cfg.net, data=data, curriculum=curriculum, seed=cfg.seed, shape=shape)
+
+
 def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[str, Any]:
     """The rung-1 score of ``arch``'s class: its components from the actor's cache or computed now.
 
@@ -64,14 +83,7 @@ def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[s
     hit = cached is not None
     if not hit:
         start = time.perf_counter()
-        cached = scorer.components(
-            parse(arch.canonical()),
-            net=cfg.net,
-            data=data,
-            curriculum=cur,
-            seed=cfg.seed,
-            nb201=cfg.search.evaluator == "nb201",
-        )
+        cached = components(cfg, scorer, parse(arch.canonical()), data=data, curriculum=cur)
         cached["score_seconds"] = time.perf_counter() - start
         actor.store.remote(key, cached)
     parts = {c: cached[c] for c in scorer.columns}

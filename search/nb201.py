@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .config import NetConfig
+from .scoring import COMPONENTS, Scorer, as_columns
 from .space import Arch, parse
 
 TABLES = Path(__file__).resolve().parent / "tables"
@@ -69,6 +70,11 @@ def proxy(arch: Arch | str, name: str) -> float:
     if row is not None and name in row:
         return row[name]
     return compute_proxy(arch if isinstance(arch, Arch) else _parse(arch), name)
+
+
+def components(scorer: Scorer, arch: Arch) -> dict[str, float]:
+    """Benchmark mode's rung-1 components of ``arch``: data-free proxies of NB201's own network."""
+    return as_columns({COMPONENTS[part]: proxy(arch, part) for part in scorer.parts})
 
 
 def compute_proxy(arch: Arch, name: str) -> float:

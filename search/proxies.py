@@ -41,7 +41,7 @@ from .curriculum import Curriculum, gtn_score
 from .data import Dataset
 from .errors import ProxyError
 from .nets import Network, build_net, count_flops, count_params
-from .scoring import Scorer, gtn_name
+from .scoring import COMPONENTS, Scorer, as_columns, gtn_name
 from .space import Arch
 from .stats import ranks
 from .train import train
@@ -347,13 +347,60 @@ class SearchScore:
         for a in archs:
             start = time.perf_counter()
             rows.append(
-                self.scorer.components(
-                    a, net=ctx.net, data=ctx.data, curriculum=ctx.curriculum, seed=ctx.seed, shape=ctx.shape
+                components(
+                    self.scorer,
+                    a,
+                    net=ctx.net,
+                    data=ctx.data,
+                    curriculum=ctx.curriculum,
+                    seed=ctx.seed,
+                    shape=ctx.shape,
                 )
             )
             secs.append(time.perf_counter() - start)
         cal = self.scorer.calibrator([], rows) if self.scorer.calibrated else None
         return [self.scorer.value(r, cal) for r in rows], secs
+
+
+def components(
+    scorer: Scorer,
+    arch: Arch,
+    *,
+    net: NetConfig,
+    data: Dataset | None = None,
+    curriculum: Curriculum | None = None,
+    seed: int = 0,
+    shape: tuple[int, int, int] | None = None,
+) -> dict[str, float]:
+    """Every component of ``scorer`` for ``arch`` by its column (plus the GTN score's loss), computed on
+    networks of ``net`` on the data's device (benchmark mode reads them instead: :func:`search.nb201.components`)."""
+    if shape is None:
+        if data is None:
+            raise ValueError("components need the data or the input shape")
+        shape = data.shape
+    out: dict[str, float] = {}
+    ctx = ProxyContext(
+        net=net,
+        shape=shape,
+        num_classes=data.num_classes if data is not None else 10,
+        data=data,
+        curriculum=curriculum,
+        seed=seed,
+    )
+    for part in scorer.parts:
+        if part == "gtn":
+            proxy = GTNSteps(
+                scorer.steps,
+                seeds=scorer.seeds,
+                val_size=scorer.val_size,
+                channels=scorer.channels,
+                metric=scorer.metric,
+            )
+            result = proxy.read(arch, ctx)
+            out["gtn_score"], out["gtn_val_loss"] = result["gtn_score"], result["val_loss"]
+        else:
+            out[COMPONENTS[part]] = make_proxy(part).score_many([arch], ctx)[0][0]
+    return as_columns(out)
 
 
 def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:

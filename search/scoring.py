@@ -8,21 +8,46 @@ one object that the trainable, the shared actor, benchmark mode and ``gtnnas ben
 which components to compute (the implementations are :mod:`search.proxies`), in which leaderboard
 column each lands, what a cached score depends on, and how components become one value.
 
-Free of torch at import (the config validates scores with it); computing imports the proxies.
+Free of torch and of the config (which validates scores with it): the components are computed by
+:func:`search.proxies.components` on networks, and by :func:`search.nb201.components` from the
+NAS-Bench-201 tables in benchmark mode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from .combine import MIN_PAIRS, Calibrator
 from .errors import InputError
 
-if TYPE_CHECKING:
-    from .config import NetConfig, SearchConfig
-    from .space import Arch
+
+class ScoreSettings(Protocol):
+    """The ``search`` settings a score is parsed from (:class:`search.config.SearchConfig` has them)."""
+
+    @property
+    def score(self) -> str: ...
+    @property
+    def score_steps(self) -> int | None: ...
+    @property
+    def score_seeds(self) -> int: ...
+    @property
+    def score_val(self) -> int | None: ...
+    @property
+    def score_channels(self) -> int | None: ...
+    @property
+    def score_metric(self) -> str: ...
+
+
+class NetShape(Protocol):
+    """What a cached score depends on of the searched network (:class:`search.config.NetConfig`)."""
+
+    @property
+    def channels(self) -> int: ...
+    @property
+    def cells(self) -> int: ...
+
 
 COMPONENTS: dict[str, str] = {  # every score a search can name -> the leaderboard column that holds it
     "gtn": "gtn_score",
@@ -37,6 +62,11 @@ NEEDS_DATA = ("gtn", "naswot", "jacob_cov")
 INTEGER = ("params", "flops")
 EXTRA_COLUMNS = ("gtn_val_loss", "score_seconds")  # stored beside the components and cached with them
 METRICS = ("acc", "loss")  # what a GTN score reads off its learners: accuracy, or minus the mean loss
+
+
+def as_columns(values: Mapping[str, float]) -> dict[str, float]:
+    """Component values as the leaderboard stores them: counts as integers, the rest as floats."""
+    return {k: int(v) if k in INTEGER else float(v) for k, v in values.items()}
 
 
 def gtn_name(steps: int | None, seeds: int, val_size: int | None, channels: int | None, metric: str) -> str:
@@ -92,7 +122,7 @@ class Scorer:
         return cls(spec, parts, True, steps, seeds, val_size, channels, metric)
 
     @classmethod
-    def from_config(cls, s: SearchConfig) -> Scorer:
+    def from_config(cls, s: ScoreSettings) -> Scorer:
         return cls.parse(
             s.score,
             steps=s.score_steps,
@@ -122,7 +152,7 @@ class Scorer:
     def columns(self) -> tuple[str, ...]:
         return tuple(COMPONENTS[p] for p in self.parts)
 
-    def key(self, arch_hash: str, curriculum: str | None, net: NetConfig, seed: int) -> str:
+    def key(self, arch_hash: str, curriculum: str | None, net: NetShape, seed: int) -> str:
         """What a cached rung-1 score depends on: the class, the curriculum, these settings, the network, the seed."""
         return (
             f"{arch_hash}|{self.spec}|{curriculum}|{self.steps}|{self.seeds}|{self.val_size}|{self.channels}|"
@@ -132,48 +162,6 @@ class Scorer:
     def gtn_proxy_name(self) -> str:
         """The GTN component in ``gtnnas bench proxies``' spelling (``gtn:K[:sS][:vN][:cC][:loss]``)."""
         return gtn_name(self.steps, self.seeds, self.val_size, self.channels, self.metric)
-
-    def components(
-        self,
-        arch: Arch,
-        *,
-        net: NetConfig,
-        data: Any = None,
-        curriculum: Any = None,
-        seed: int = 0,
-        shape: tuple[int, int, int] | None = None,
-        nb201: bool = False,
-    ) -> dict[str, float]:
-        """Every component of ``arch`` by its column (plus the GTN score's loss), on the data's device.
-
-        ``nb201``: benchmark mode, where data-free proxies are NAS-Bench-201's network's (a table lookup).
-        """
-        from .proxies import GTNSteps, ProxyContext, make_proxy  # noqa: PLC0415  (lazy: keeps the config torch-free)
-
-        out: dict[str, float] = {}
-        for part in self.parts:
-            if nb201:
-                from . import nb201 as table  # noqa: PLC0415  (lazy: cycle nb201 -> config -> scoring)
-
-                out[COMPONENTS[part]] = table.proxy(arch, part)
-                continue
-            ctx = ProxyContext(
-                net=net,
-                shape=shape or data.shape,
-                num_classes=data.num_classes if data else 10,
-                data=data,
-                curriculum=curriculum,
-                seed=seed,
-            )
-            if part == "gtn":
-                proxy = GTNSteps(
-                    self.steps, seeds=self.seeds, val_size=self.val_size, channels=self.channels, metric=self.metric
-                )
-                result = proxy.read(arch, ctx)
-                out["gtn_score"], out["gtn_val_loss"] = result["gtn_score"], result["val_loss"]
-            else:
-                out[COMPONENTS[part]] = make_proxy(part).score_many([arch], ctx)[0][0]
-        return {k: int(v) if k in INTEGER else float(v) for k, v in out.items()}
 
     def value(self, parts: Mapping[str, float], calibrator: Calibrator | None = None) -> float:
         """One score from the components (by column): the component itself, or the calibrated combination."""

@@ -14,7 +14,7 @@ from cluster.entry import enter, naming_the_node, node_dataset, one_line
 from search.config import DataConfig, NetConfig, SearchConfig, load_config
 from search.data import Dataset, Split
 from search.errors import DataNotFoundError, InputError
-from search.proxies import ProxyContext, make_proxy
+from search.proxies import ProxyContext, components, make_proxy
 from search.scoring import Scorer
 from search.space import parse
 from search.teach import load_teacher
@@ -116,5 +116,5 @@ def test_the_default_score_runs_on_cuda_when_the_data_is_there(fashion, tiny_tea
     )
     cur = load_teacher(path).curriculum(real=fashion.train)
     scorer = Scorer.from_config(SearchConfig(score="calibrated:gtn+params+naswot", score_seeds=2, score_val=200))
-    parts = scorer.components(parse(CELL), net=NetConfig(channels=4), data=cuda, curriculum=cur, seed=0)
+    parts = components(scorer, parse(CELL), net=NetConfig(channels=4), data=cuda, curriculum=cur, seed=0)
     assert set(parts) >= {"gtn_score", "params", "naswot"} and all(v == v for v in parts.values())

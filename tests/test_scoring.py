@@ -9,7 +9,7 @@ import pytest
 
 from search.config import NetConfig, SearchConfig, load_config
 from search.errors import InputError
-from search.proxies import GTNSteps, ProxyContext, make_proxy
+from search.proxies import GTNSteps, ProxyContext, components, make_proxy
 from search.scoring import COMPONENTS, Scorer
 from search.space import parse
 from search.teach import load_teacher
@@ -57,7 +57,7 @@ def test_components_are_the_proxies_own_values_and_a_calibrated_value_combines_t
     cur = load_teacher(path).curriculum(real=fashion.train)
     net = NetConfig(channels=4)
     scorer = Scorer.parse("calibrated:gtn+params+naswot", seeds=2, val_size=300)
-    rows = [scorer.components(parse(a), net=net, data=fashion, curriculum=cur, seed=0) for a in CELLS]
+    rows = [components(scorer, parse(a), net=net, data=fashion, curriculum=cur, seed=0) for a in CELLS]
     ctx = ProxyContext(net=net, shape=fashion.shape, data=fashion, curriculum=cur, seed=0)
     for a, row in zip(CELLS, rows, strict=True):
         assert row["params"] == make_proxy("params").score_many([parse(a)], ctx)[0][0]
@@ -79,14 +79,15 @@ def test_the_gtn_component_reads_loss_or_accuracy_with_learners_of_their_own_wid
     path, _ = tiny_teacher
     cur = load_teacher(path).curriculum(real=fashion.train)
     net = NetConfig(channels=8)
-    acc = Scorer.parse("gtn", val_size=200).components(parse(CELLS[0]), net=net, data=fashion, curriculum=cur)
-    loss = Scorer.parse("gtn", val_size=200, metric="loss").components(
-        parse(CELLS[0]), net=net, data=fashion, curriculum=cur
+    acc = components(Scorer.parse("gtn", val_size=200), parse(CELLS[0]), net=net, data=fashion, curriculum=cur)
+    loss = components(
+        Scorer.parse("gtn", val_size=200, metric="loss"), parse(CELLS[0]), net=net, data=fashion, curriculum=cur
     )
     assert loss["gtn_score"] == pytest.approx(-acc["gtn_val_loss"]) and 0 <= acc["gtn_score"] <= 1
     narrow = Scorer.parse("gtn", val_size=200, channels=4)
     assert narrow.gtn_proxy_name() == "gtn:v200:c4"
     assert make_proxy(narrow.gtn_proxy_name()).name == narrow.gtn_proxy_name()
     assert (
-        narrow.components(parse(CELLS[0]), net=net, data=fashion, curriculum=cur)["gtn_val_loss"] != acc["gtn_val_loss"]
+        components(narrow, parse(CELLS[0]), net=net, data=fashion, curriculum=cur)["gtn_val_loss"]
+        != acc["gtn_val_loss"]
     )
