@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from search.scoring import COMPONENTS, Scorer
 from search.space import parse
 from search.teach import load_teacher
 
+ROOT = Path(__file__).resolve().parents[1]
 CELLS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
     "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
@@ -91,3 +95,17 @@ def test_the_gtn_component_reads_loss_or_accuracy_with_learners_of_their_own_wid
         components(narrow, parse(CELLS[0]), net=net, data=fashion, curriculum=cur)["gtn_val_loss"]
         != acc["gtn_val_loss"]
     )
+
+
+def test_benchmark_mode_reads_components_from_the_tables_as_integers_without_torch():
+    code = (
+        "import sys; sys.modules.update({m: None for m in ('torch', 'torchvision')}); "
+        "from cluster.trainable import components; from search.config import load_config; "
+        "from search.space import parse; "
+        "cfg = load_config('configs/nb201_bench.yaml', ['search.score=calibrated:params+synflow']); "
+        f"row = components(cfg, cfg.search.scorer, parse({CELLS[0]!r})); "
+        "print(type(row['params']).__name__, row['synflow'] > 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["int", "True"]
