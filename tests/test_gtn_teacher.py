@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import search.teach
 from cluster.cli import main
 from search.config import load_config
 from search.curriculum import Curriculum, gtn_score, materialize
@@ -217,6 +218,22 @@ def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp
     steps = [int(line.split(",")[0]) for line in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 9))  # one metrics row per outer step, none twice
     assert not (tmp_path / "b" / "teacher.state.pt").exists()
+
+
+def test_every_checkpoint_on_disk_has_its_metrics_rows_on_disk_first(tmp_path, monkeypatch):
+    """The kill test's window, made deterministic: at the moment each checkpoint is written, metrics.csv
+    already holds a row for every step it covers (a SIGKILL right after it must not lose rows)."""
+    real_save, seen = search.teach.save_state, []
+
+    def save_and_look(path, cfg, step, *args, **kwargs):
+        rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:] if (tmp_path / "metrics.csv").exists() else []
+        seen.append((step, [int(r.split(",")[0]) for r in rows]))
+        return real_save(path, cfg, step, *args, **kwargs)
+
+    monkeypatch.setattr(search.teach, "save_state", save_and_look)
+    args = ["gtn", "train", "--no-store", "--config", str(GTN_SMOKE), f"out={tmp_path}"]
+    assert main(args + ["gtn.outer_steps=6", "gtn.checkpoint_every=2"]) == 0
+    assert seen == [(2, [1, 2]), (4, [1, 2, 3, 4])]
 
 
 def test_gtn_train_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):

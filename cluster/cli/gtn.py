@@ -106,7 +106,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def log(s: OuterStep) -> None:
         rows.append({k: getattr(s, k) for k in FIELDS})
-        if time.monotonic() - written[0] >= 5.0 or s.step == cfg.gtn.outer_steps:
+        # A checkpoint step is written here, before train_teacher writes the checkpoint: a kill between the
+        # two leaves rows the resume trims, never a checkpoint whose rows were not yet on disk.
+        checkpoint_next = s.step % cfg.gtn.checkpoint_every == 0
+        if checkpoint_next or time.monotonic() - written[0] >= 5.0 or s.step == cfg.gtn.outer_steps:
             save_metrics()
         writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
         writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
@@ -122,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
 
     try:
-        teacher = train_teacher(cfg, data, callback=log, checkpoint=state, on_checkpoint=lambda _: save_metrics())
+        teacher = train_teacher(cfg, data, callback=log, checkpoint=state)
     except MetaTrainingError as e:
         print(f"\ngtnnas: meta-training stopped: {e}", file=sys.stderr)
         return 1
