@@ -6,8 +6,9 @@ retrained with the truth protocol (1 epoch, seeds 0 and 1; ranked among the trut
 and for 5 epochs (seeds 0 and 1), so the comparison does not rest on the 1-epoch protocol alone.
 Strategies:
 
-- ``real_asha``: real-data-only ASHA (100 real SGD steps as rung 1, then two more rungs of 100);
-- ``naswot``: the default job with NASWOT as rung 1 (no teacher);
+- ``real_asha``: real-data-only ASHA (100 real SGD steps as rung 1, then two more rungs of 100; no screen);
+- ``naswot``: NASWOT as rung 1 (no teacher) under plain ASHA (no screen);
+- ``naswot_screened``: the default job with NASWOT as rung 1 (the default's screen of 16 cells);
 - ``gtn_reused``: the default job, its teacher found in the teacher store (the shipped one);
 - ``gtn_fresh``: the default job meta-training its teacher inside its budget (a new data set's first search).
 
@@ -58,9 +59,10 @@ RUNS = RESULTS / "search_fashion_mnist_runs.jsonl"
 RETRAINS = RESULTS / "search_fashion_mnist_retrains.jsonl"
 TRUTH = ROOT / "benchmarks" / "truth" / "fashion_mnist.parquet"
 CONFIG = "configs/default.yaml"
-STRATEGIES: dict[str, list[str]] = {
-    "real_asha": ["search.score=none", "search.real_rungs=3", "search.real_steps=100"],
-    "naswot": ["search.score=naswot"],
+STRATEGIES: dict[str, list[str]] = {  # the baselines pin search.screen=0 (plain ASHA; the default before 196e02b)
+    "real_asha": ["search.score=none", "search.real_rungs=3", "search.real_steps=100", "search.screen=0"],
+    "naswot": ["search.score=naswot", "search.screen=0"],
+    "naswot_screened": ["search.score=naswot"],
     "gtn_reused": [],
     "gtn_fresh": ["search.teacher=fresh"],
 }
