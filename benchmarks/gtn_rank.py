@@ -24,7 +24,8 @@ from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.config import config_from_dict, load_config
 from search.curriculum import materialize
 from search.data import load_dataset
-from search.proxies import ProxyContext, parse_proxies
+from search.proxies import ProxyContext
+from search.proxy_specs import parse_proxies
 from search.space import parse
 from search.teach import save_teacher, train_teacher
 

@@ -26,7 +26,8 @@ from results.truthtable import load_truth, split_of
 from search.config import config_from_dict
 from search.curriculum import train_on
 from search.data import load_dataset
-from search.proxies import ProxyContext, make_proxy
+from search.proxies import ProxyContext
+from search.proxy_specs import make_proxy
 from search.space import parse
 from search.teach import load_teacher
 from search.train import evaluate

@@ -21,7 +21,8 @@ import torch
 
 from benchmarks._common import table, write
 from search.config import NetConfig
-from search.proxies import ProxyContext, make_proxy
+from search.proxies import ProxyContext
+from search.proxy_specs import make_proxy
 from search.scoring import DATA_FREE
 from search.space import parse
 from search.stats import kendall, spearman, top_half_spearman

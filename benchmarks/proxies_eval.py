@@ -36,7 +36,8 @@ from results.truthtable import load_truth, planned_cells, split_of
 from search.combine import Calibrator
 from search.config import config_from_dict
 from search.data import load_dataset
-from search.proxies import ProxyContext, make_proxy
+from search.proxies import ProxyContext
+from search.proxy_specs import make_proxy
 from search.space import parse
 from search.stats import kendall, ranks, spearman, top_half_spearman
 

@@ -14,7 +14,8 @@ import torch
 from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.errors import TruthError
 from search.files import atomic_write, write_json
-from search.proxies import Ensemble, Proxy, ProxyContext
+from search.proxies import Proxy, ProxyContext
+from search.proxy_specs import Ensemble
 from search.space import Arch, parse
 from search.stats import Values, kendall, spearman, top_half_spearman
 

@@ -58,10 +58,10 @@ def components(
     shape: tuple[int, int, int] | None = None,
 ) -> dict[str, float]:
     """``scorer``'s components of ``arch``: read from NAS-Bench-201's tables in benchmark mode (no torch),
-    else computed on networks of the searched shape (:func:`search.proxies.components`)."""
+    else computed on networks of the searched shape (:func:`search.proxy_specs.components`)."""
     if cfg.search.evaluator == "nb201":
         return nb201.components(scorer, arch)
-    from search.proxies import components as computed  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
+    from search.proxy_specs import components as computed  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
 
     return computed(scorer, arch, net=cfg.net, data=data, curriculum=curriculum, seed=cfg.seed, shape=shape)
 

@@ -78,7 +78,8 @@ def components(scorer: Scorer, arch: Arch) -> dict[str, float]:
 
 
 def compute_proxy(arch: Arch, name: str) -> float:
-    from .proxies import ProxyContext, make_proxy  # noqa: PLC0415  (lazy: torch only when a proxy is computed)
+    from .proxies import ProxyContext  # noqa: PLC0415  (lazy: torch only when a proxy is computed)
+    from .proxy_specs import make_proxy  # noqa: PLC0415  (lazy: torch only when a proxy is computed)
 
     ctx = ProxyContext(net=NetConfig(channels=CHANNELS, cells=CELLS), shape=SHAPE, num_classes=CLASSES)
     scores, _ = make_proxy(name).score_many([arch], ctx)

@@ -9,7 +9,7 @@ which components to compute (the implementations are :mod:`search.proxies`), in 
 column each lands, what a cached score depends on, and how components become one value.
 
 Free of torch and of the config (which validates scores with it): the components are computed by
-:func:`search.proxies.components` on networks, and by :func:`search.nb201.components` from the
+:func:`search.proxy_specs.components` on networks, and by :func:`search.nb201.components` from the
 NAS-Bench-201 tables in benchmark mode.
 """
 

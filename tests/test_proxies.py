@@ -12,14 +12,8 @@ from search import nb201
 from search.config import NetConfig, TrainConfig
 from search.data import Dataset, Split
 from search.nets import build_net, count_params
-from search.proxies import (
-    ProxyContext,
-    ProxyError,
-    combine_ranks,
-    make_proxy,
-    needs_curriculum,
-    parse_proxies,
-)
+from search.proxies import ProxyContext, ProxyError
+from search.proxy_specs import combine_ranks, make_proxy, needs_curriculum, parse_proxies
 from search.scoring import DATA_FREE
 from search.space import parse, sample
 from search.stats import kendall, ranks, spearman, top_half_spearman

@@ -12,7 +12,8 @@ import pytest
 
 from search.config import NetConfig, SearchConfig, load_config
 from search.errors import InputError
-from search.proxies import GTNSteps, ProxyContext, components, make_proxy
+from search.proxies import GTNSteps, ProxyContext
+from search.proxy_specs import components, make_proxy
 from search.scoring import COMPONENTS, Scorer
 from search.space import parse
 from search.teach import load_teacher

@@ -187,7 +187,7 @@ def cmd_bench_proxies(args: argparse.Namespace) -> int:
     import torch
 
     from cluster.proxy_bench import bench, table
-    from search.proxies import needs_curriculum, parse_proxies
+    from search.proxy_specs import needs_curriculum, parse_proxies
 
     if any(needs_curriculum(p) for p in parse_proxies(args.proxies)) and not args.teacher:  # before reading files
         raise InputError("gtn proxies need --teacher PATH")
