@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,47 @@ if "GTNNAS_DATA_DIR" not in os.environ:
     os.environ["GTNNAS_DATA_DIR"] = str(SHARED_DATA if SHARED_DATA.is_dir() else _cache / "gtnnas" / "data")
 # The user's cache is not the tests' to write: teacher stores and the like go to a folder of this session's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gtnnas-test-cache-")
+
+
+# pytest-timeout's alarm (signal method) acts only when the main thread runs Python again; a test stuck
+# below it (a C++ lock, the GIL held by another thread) would hold the whole run, silently, until CI's own
+# limit. A watchdog in C (faulthandler) then prints every thread's stack and ends the run instead.
+WATCHDOG_GRACE_S = float(os.environ.get("GTNNAS_TEST_WATCHDOG_GRACE_S", "120"))  # a test of it sets less
+_real_stderr: list[int] = []
+
+
+def pytest_configure(config):
+    _real_stderr.append(os.dup(sys.stderr.fileno()))  # output capture is suspended here: the terminal's
+
+
+def _time_limit(item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getoption("timeout", None) or item.config.getini("timeout") or 300)
+
+
+def pytest_runtest_logreport(report):
+    """A test that pytest-timeout stopped: its stack dump and the machine's state, on the terminal at once
+    (pytest would print them only at the end of the run, which a later hang never reaches)."""
+    if not (report.failed and "from pytest-timeout" in str(report.longrepr)):
+        return
+    lines = [f"\n{report.nodeid} ({report.when}) timed out; load {os.getloadavg()}"]
+    with open("/proc/meminfo") as f:
+        lines += [ln.strip() for ln in f if ln.startswith(("MemAvailable", "SwapFree"))]
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        lines.append(f"Ray: free {ray.available_resources()} of {ray.cluster_resources()}")
+    os.write(_real_stderr[0], ("\n".join(lines) + "\n" + report.capstdout + report.capstderr).encode())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(_time_limit(item) + WATCHDOG_GRACE_S, exit=True, file=_real_stderr[0])
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _raw_folder(name: str) -> Path:
