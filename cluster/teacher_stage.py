@@ -14,6 +14,7 @@ The experiment keeps its own copy as ``<experiment>/teacher.pt``.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from typing import Any
 import ray
 
 from cluster.entry import enter, naming_the_node, one_line
+from cluster.tune_compat import node_cpus
 from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
 from search.errors import CheckpointError
@@ -133,6 +135,34 @@ def _meta_train_task(
     }
 
 
+def task_cpus(nodes: list[tuple[float, float]], most: int = 8) -> int:
+    """CPUs for the meta-training task, given every node's (total, free) CPUs: as many as one node has free
+    now, at most ``most``, at least 1. Asking for a node's total instead would wait for all its CPUs,
+    forever once Ray has lost one (a placement group removed while Ray prepared it keeps what it had
+    reserved: ray-project/ray#64693, seen in this project's tests after benchmark-mode Tune runs)."""
+    free = max((min(total, avail) for total, avail in nodes), default=1.0)
+    return int(max(1, min(math.floor(free + 1e-9), most)))
+
+
+def wait_for(ref: Any, cpus: int, note_every: float = 60.0, slice_s: float = 1.0) -> Any:
+    """``ray.get`` in one-second slices: a plain ``ray.get`` holds signals for as long as it waits, so
+    Ctrl-C (or a test's time limit) would act only when the task ends. Says every ``note_every`` seconds
+    while no node has the task's CPUs free."""
+    last = time.monotonic()
+    while True:
+        try:
+            ready, _ = ray.wait([ref], timeout=slice_s)
+        except SystemError as e:  # Ray's C code hands back a signal handler's exception (Ctrl-C) wrapped
+            raise (e.__cause__ or e) from None
+        if ready:
+            return ray.get(ref)
+        if time.monotonic() - last >= note_every:
+            last = time.monotonic()
+            most = max((free for _, free in node_cpus()), default=0.0)
+            if most < cpus:
+                print(f"teacher stage: waiting for {cpus} free CPUs on one node (most free now: {most:g})", flush=True)
+
+
 def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = None) -> str | None:
     """The experiment's teacher: configured, already its own, found in a store, or meta-trained now.
 
@@ -152,8 +182,7 @@ def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = Non
             upload(path, target)
         print(f"teacher stage: reusing teacher {teacher_key(cfg)} from {found}", flush=True)
         return target
-    biggest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
-    cpus = int(max(1.0, min(biggest, 8.0)))  # one task runs on one node: at most that node's CPUs
+    cpus = task_cpus(node_cpus())
     task = ray.remote(num_cpus=cpus, num_gpus=s.teacher_gpus)(_meta_train_task)
     print(
         f"teacher stage: no stored teacher {teacher_key(cfg)}; meta-training one ({cfg.gtn.outer_steps} "
@@ -162,7 +191,7 @@ def ensure_teacher(cfg: ExperimentConfig, root: str, seconds: float | None = Non
     )
     deadline = None if seconds is None else time.time() + seconds
     try:
-        done = ray.get(task.remote(cfg.to_dict(), target, cpus, deadline))
+        done = wait_for(task.remote(cfg.to_dict(), target, cpus, deadline), cpus)
     except ray.exceptions.RayTaskError as e:
         raise (one_line(e) or e) from None
     if done["cut"]:

@@ -8,6 +8,8 @@ when Ray changes it (tests/test_tune_compat.py). Upgrading Ray means running tho
 - :func:`upload_experiment_state`: wait until the experiment state Tune just saved is on the storage
   (Tune uploads it in the background and offers no public wait).
 - :func:`live_trials`: the trial ids ``ConcurrencyLimiter`` counts as running.
+- :func:`node_cpus`: every alive node's total and free CPUs (``ray._private.state``'s per-node table,
+  a developer API not exported at the top level); the cluster's free CPUs for each node if it goes.
 - :func:`slim_finished_trial`, :func:`forget_encode_keys`: what Tune's driver keeps for every finished
   trial that only a running one needs (running statistics of every numeric metric, the auto-filled
   metrics' object ref) and a debug set Ray grows with every object Tune serialises; together with the
@@ -88,6 +90,21 @@ def forget_encode_keys() -> int:
     stale = [k for k in debug._logged if k.startswith("tune_func_encode:")]
     debug._logged.difference_update(stale)
     return len(stale)
+
+
+def node_cpus() -> list[tuple[float, float]]:
+    """(total, free) CPUs of every alive node."""
+    import ray  # noqa: PLC0415  (lazy: see init_local)
+
+    totals = {n["NodeID"]: n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")}
+    try:
+        from ray._private.state import available_resources_per_node  # noqa: PLC0415
+
+        free = {k: v.get("CPU", 0.0) for k, v in available_resources_per_node().items()}
+    except ImportError:  # the public route: the whole cluster's free CPUs, an upper bound for each node
+        anywhere = ray.available_resources().get("CPU", 0.0)
+        free = {k: min(t, anywhere) for k, t in totals.items()}
+    return [(t, free.get(k, 0.0)) for k, t in totals.items()]
 
 
 def live_trials(limiter: Any) -> set[str]:

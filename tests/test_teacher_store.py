@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_teacher, store_uri
+from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_teacher, store_uri, task_cpus, wait_for
 from search.config import load_config
 from search.data import load_dataset
 from search.errors import CheckpointError
@@ -215,3 +219,69 @@ def test_a_teacher_cut_by_the_time_budget_is_kept_by_the_experiment_not_filed(ra
     assert cut.provenance["time_limited"] == {"outer_steps_configured": 50, "ran": 1}
     assert find_teacher(cfg) is None and not store.exists()  # not the configured teacher: never filed
     assert "cut to 1 of 50 outer steps" in capsys.readouterr().out
+
+
+def test_the_teacher_task_asks_for_the_cpus_a_node_has_free_not_its_total():
+    assert task_cpus([(2.0, 1.5)]) == 1  # half a CPU lost to Ray (ray-project/ray#64693): 2 would never come
+    assert task_cpus([(2.0, 2.0)]) == 2 and task_cpus([(16.0, 16.0)]) == 8 and task_cpus([(4.0, 0.0)]) == 1
+    assert task_cpus([(2.0, 0.5), (8.0, 3.0)]) == 3 and task_cpus([]) == 1
+
+
+def _hold_one_cpu(ray):
+    @ray.remote(num_cpus=1)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    hold = Hold.remote()
+    ray.get(hold.ready.remote())
+    return hold
+
+
+@pytest.mark.timeout(180)
+def test_a_node_with_a_cpu_taken_still_meta_trains_the_teacher(ray_session, tmp_path):
+    """It asked for every CPU of the biggest node: with one taken (here by an actor; in CI by a placement
+    group Ray lost) the search waited for ever at its first stage."""
+    hold = _hold_one_cpu(ray_session)
+    try:
+        cfg = load_config(
+            ROOT / "configs" / "gtn_smoke.yaml",
+            ["gtn.outer_steps=2", f"search.teacher_store={tmp_path / 'store'}", "search.teacher=fresh"],
+        )
+        root = tmp_path / "exp"
+        assert ensure_teacher(cfg, str(root)) == str(root / "teacher.pt")
+        assert load_teacher(root / "teacher.pt").outer_steps == 2
+    finally:
+        ray_session.kill(hold)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_waiting_for_the_teachers_cpus_says_so_and_a_signal_stops_it(ray_session, capsys):
+    """A plain ``ray.get`` holds signals until the task ends (Ctrl-C did nothing, nor pytest-timeout)."""
+    ray = ray_session
+    hold = _hold_one_cpu(ray)
+    ref = ray.remote(num_cpus=2)(lambda: 1).remote()  # waits for the held CPU
+
+    def interrupt(*_):
+        raise _Interrupted
+
+    before = signal.signal(signal.SIGUSR1, interrupt)
+    poke = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGUSR1))
+    release = threading.Timer(20.0, ray.kill, (hold,))  # a wait that ignores the signal ends here
+    start = time.monotonic()
+    try:
+        poke.start()
+        release.start()
+        with pytest.raises(_Interrupted):
+            wait_for(ref, 2, note_every=0.5)
+        assert time.monotonic() - start < 10
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+        poke.cancel()
+        release.cancel()
+        ray.cancel(ref, force=True)
+        ray.kill(hold)
+    assert "teacher stage: waiting for 2 free CPUs on one node (most free now: 1)" in capsys.readouterr().out
