@@ -123,6 +123,21 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture()
+def one_cpu_held(ray_session):
+    """An actor holding one of the session Ray's 2 CPUs for the test, as a placement group Ray lost would."""
+
+    @ray_session.remote(num_cpus=1)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    hold = Hold.remote()
+    ray_session.get(hold.ready.remote())
+    yield hold
+    ray_session.kill(hold)
+
+
 SESSION_RAY = {"num_cpus": 2, "include_dashboard": False, "configure_logging": False}
 
 

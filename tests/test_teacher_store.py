@@ -227,42 +227,26 @@ def test_the_teacher_task_asks_for_the_cpus_a_node_has_free_not_its_total():
     assert task_cpus([(2.0, 0.5), (8.0, 3.0)]) == 3 and task_cpus([]) == 1
 
 
-def _hold_one_cpu(ray):
-    @ray.remote(num_cpus=1)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    hold = Hold.remote()
-    ray.get(hold.ready.remote())
-    return hold
-
-
 @pytest.mark.timeout(180)
-def test_a_node_with_a_cpu_taken_still_meta_trains_the_teacher(ray_session, tmp_path):
+def test_a_node_with_a_cpu_taken_still_meta_trains_the_teacher(one_cpu_held, tmp_path):
     """It asked for every CPU of the biggest node: with one taken (here by an actor; in CI by a placement
     group Ray lost) the search waited for ever at its first stage."""
-    hold = _hold_one_cpu(ray_session)
-    try:
-        cfg = load_config(
-            ROOT / "configs" / "gtn_smoke.yaml",
-            ["gtn.outer_steps=2", f"search.teacher_store={tmp_path / 'store'}", "search.teacher=fresh"],
-        )
-        root = tmp_path / "exp"
-        assert ensure_teacher(cfg, str(root)) == str(root / "teacher.pt")
-        assert load_teacher(root / "teacher.pt").outer_steps == 2
-    finally:
-        ray_session.kill(hold)
+    cfg = load_config(
+        ROOT / "configs" / "gtn_smoke.yaml",
+        ["gtn.outer_steps=2", f"search.teacher_store={tmp_path / 'store'}", "search.teacher=fresh"],
+    )
+    root = tmp_path / "exp"
+    assert ensure_teacher(cfg, str(root)) == str(root / "teacher.pt")
+    assert load_teacher(root / "teacher.pt").outer_steps == 2
 
 
 class _Interrupted(Exception):
     pass
 
 
-def test_waiting_for_the_teachers_cpus_says_so_and_a_signal_stops_it(ray_session, capsys):
+def test_waiting_for_the_teachers_cpus_says_so_and_a_signal_stops_it(ray_session, one_cpu_held, capsys):
     """A plain ``ray.get`` holds signals until the task ends (Ctrl-C did nothing, nor pytest-timeout)."""
-    ray = ray_session
-    hold = _hold_one_cpu(ray)
+    ray, hold = ray_session, one_cpu_held
     ref = ray.remote(num_cpus=2)(lambda: 1).remote()  # waits for the held CPU
 
     def interrupt(*_):
@@ -283,5 +267,4 @@ def test_waiting_for_the_teachers_cpus_says_so_and_a_signal_stops_it(ray_session
         poke.cancel()
         release.cancel()
         ray.cancel(ref, force=True)
-        ray.kill(hold)
     assert "teacher stage: waiting for 2 free CPUs on one node (most free now: 1)" in capsys.readouterr().out

@@ -113,20 +113,8 @@ def test_searchers_keep_metric_and_mode_through_public_properties():
     assert Deduplicated(rea).metric == "rung1_score" and Deduplicated(rea).mode == "min"
 
 
-def test_node_cpus_gives_each_nodes_total_and_free_cpus(ray_session):
-    ray = ray_session
-
-    @ray.remote(num_cpus=1)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    hold = Hold.remote()
-    ray.get(hold.ready.remote())
-    try:
-        deadline = time.monotonic() + 20  # Ray's free-resource table follows the raylet within a second or so
-        while (seen := tune_compat.node_cpus()) != [(2.0, 1.0)] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert seen == [(2.0, 1.0)]
-    finally:
-        ray.kill(hold)
+def test_node_cpus_gives_each_nodes_total_and_free_cpus(one_cpu_held):
+    deadline = time.monotonic() + 20  # Ray's free-resource table follows the raylet within a second or so
+    while (seen := tune_compat.node_cpus()) != [(2.0, 1.0)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert seen == [(2.0, 1.0)]
