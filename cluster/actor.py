@@ -4,8 +4,9 @@
 the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and puts it, with the
 validation split, into the object store as numpy arrays, so every trial on a node maps the same
 shared-memory copy instead of receiving its own. It also keeps the rung-1 score cache (key from
-:meth:`search.scoring.Scorer.key`), in benchmark mode the first table result of each equivalence class, and the
-(rung-1 score, real accuracy) pairs behind live calibration.
+:meth:`search.scoring.Scorer.key`), the components of every class scored (a combined score ranks each
+among them), in benchmark mode the first table result of each equivalence class, and the (rung-1 score,
+real accuracy) pairs behind the live rho.
 
 The leaderboard is its memory: a (re)started server rebuilds all three from the experiment's
 leaderboard parts (:meth:`TeacherServer.rebuild`), so an actor restart or a driver resume keeps them.
@@ -75,8 +76,7 @@ class TeacherServer:
         self.cache: dict[str, dict[str, float]] = {}
         self.first: dict[str, dict[str, Any]] = {}
         self.pairs: dict[str, tuple[float, float]] = {}
-        self.parts: dict[str, dict[str, float]] = {}  # calibrated score: class -> its components
-        self.reals: dict[str, float] = {}  # class -> its newest real accuracy
+        self.parts: dict[str, dict[str, float]] = {}  # combined score: class -> its components
         self.rebuilt = self.rebuild(root) if root else 0
 
     def _load(self, teacher_uri: str, get_data: Callable[[], Any]) -> None:
@@ -111,8 +111,7 @@ class TeacherServer:
                     "sim_epochs": row["sim_epochs"],
                 }
         self.pairs = {h: p for h, p in calibration_pairs(df, "rung1_score").items()}
-        self.reals = {h: v for h, (_, v) in self.pairs.items()}
-        if self.scorer.calibrated:
+        if self.scorer.combined:
             for row in first.drop_duplicates("arch_hash").to_dict("records"):
                 self.parts[row["arch_hash"]] = {c: row[c] for c in self.scorer.columns}
         return len(df)
@@ -152,26 +151,21 @@ class TeacherServer:
         return result, True
 
     def record(self, arch_hash: str, score: float, val_acc: float) -> dict[str, float]:
-        """Keep the latest real-data accuracy per class; return the live calibration."""
+        """Keep the latest real-data accuracy per class; return the live rho."""
         self.pairs[arch_hash] = (score, val_acc)
-        self.reals[arch_hash] = val_acc
         return self.calibration()
 
-    def _calibrator(self) -> Any:
-        known = [(self.parts[h], v) for h, v in self.reals.items() if h in self.parts]
-        return self.scorer.calibrator(known, list(self.parts.values()))
-
     def combine(self, arch_hash: str, parts: dict[str, float]) -> float:
-        """A calibrated rung-1 score: the components (by column) weighted by a ridge fit on this search's
-        real results (once MIN_PAIRS classes have one), else equally, as ranks among the classes seen so far."""
+        """A combined rung-1 score: the components (by column), equal weights on their ranks among the
+        classes scored so far, this one included."""
         self.parts[arch_hash] = parts
-        return self.scorer.value(parts, self._calibrator())
+        return self.scorer.value(parts, list(self.parts.values()))
 
     def rescore(self, arch_hashes: list[str]) -> list[float]:
-        """The calibrated rung-1 scores of these classes on the weights of this moment (one calibrator for
+        """The combined rung-1 scores of these classes among the classes scored by now (one ranking for
         all, so the scheduler compares like with like); NaN for a class whose components it lacks."""
-        cal = self._calibrator()
-        return [self.scorer.value(self.parts[h], cal) if h in self.parts else float("nan") for h in arch_hashes]
+        cal = self.scorer.combination(list(self.parts.values()))
+        return [self.scorer.value_on(cal, self.parts[h]) if h in self.parts else float("nan") for h in arch_hashes]
 
     def calibration(self) -> dict[str, Any]:
         return live_calibration(self.pairs)

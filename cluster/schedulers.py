@@ -1,14 +1,14 @@
-"""ASHA over the search's rungs, with rung-1 scores compared on the weights of the moment.
+"""ASHA over the search's rungs, with combined rung-1 scores compared on the ranking of the moment.
 
 :class:`RungHalving` decides exactly as Tune's ``ASHAScheduler`` with one bracket (``grace_period`` 1,
 ``max_t`` the number of rungs): at each milestone 1, rf, rf^2, ... below ``max_t`` a trial continues
 only if its score is at or above the (1 - 1/rf) quantile of the scores recorded there so far, and
-it is recorded. One thing differs, for a calibrated rung-1 score (``calibrated:gtn+params+naswot``):
-its weights are refitted while the search runs, so a trial's score recorded early was made with other
-weights than today's and comparing it with a new one would compare two different scores. At the
-first milestone this scheduler records classes, not values, and asks ``rescore`` for every recorded
-class's score and the new one's on the current weights, then applies the same rule. Other scores
-are compared as recorded, as Tune's ASHA does (a test checks they decide alike).
+it is recorded. One thing differs, for a combined rung-1 score (``gtn+synflow``): each class's value is
+its components' mean rank among the classes scored so far, which moves as more are scored, so a value
+recorded early and a new one would compare two different rankings. At the first milestone this
+scheduler records classes, not values, and asks ``rescore`` for every recorded class's score and the
+new one's on the ranking of now, then applies the same rule. Other scores are compared as recorded, as
+Tune's ASHA does (a test checks they decide alike).
 
 ``screen`` N holds promotions at the first milestone until N trials are recorded there: early in a
 search ASHA's quantile is taken over one or two scores, so nearly every early cell is promoted to real
@@ -43,7 +43,7 @@ def cutoff(recorded: Sequence[float], reduction_factor: float) -> float | None:
 
 
 class RungHalving(FIFOScheduler):
-    """Asynchronous successive halving over rungs; ``rescore`` re-ranks calibrated rung-1 scores."""
+    """Asynchronous successive halving over rungs; ``rescore`` re-ranks combined rung-1 scores."""
 
     def __init__(
         self,

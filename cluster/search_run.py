@@ -85,7 +85,7 @@ def build_tuner(
     s = cfg.search
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
     if s.scheduler == "asha" and s.rungs > 1:
-        rescore = ActorRescore(namespace_for(cfg)) if s.scorer.calibrated else None
+        rescore = ActorRescore(namespace_for(cfg)) if s.scorer.combined else None
         scheduler: Any = RungHalving(
             max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore, screen=s.screen
         )

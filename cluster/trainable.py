@@ -1,7 +1,7 @@
 """The one thin Tune trainable: six edge choices -> cell -> rung-1 score -> real rungs.
 
 Iteration 1 reports the rung-1 score (``search.score``, parsed once into a :class:`search.scoring.Scorer`:
-the cell trained on the shared GTN curriculum, a zero-cost proxy, or their calibrated combination),
+the cell trained on the shared GTN curriculum, a zero-cost proxy, or their combination),
 looked up in the actor's cache first and always computed on the class's canonical cell, so equivalent
 cells share one score. Later iterations are the real rungs: ``real_steps`` SGD steps of real-data
 training each (``evaluator: real``), or one lookup in the NAS-Bench-201 table charged 12 simulated
@@ -27,12 +27,11 @@ from ray import tune
 from cluster import faults
 from cluster.actor import curriculum_from_arrays, get_teacher_actor
 from cluster.entry import enter, naming_the_node
+from results.phases import PHASES, column
 from search import nb201
 from search.config import ExperimentConfig
 from search.scoring import Scorer
 from search.space import EDGE_KEYS, OPS, Arch, parse
-
-PHASES = ("startup", "data", "score", "train", "eval")
 
 
 def _curriculum(actor: Any) -> Any:
@@ -69,8 +68,8 @@ def components(
 def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[str, Any]:
     """The rung-1 score of ``arch``'s class: its components from the actor's cache or computed now.
 
-    A calibrated score is combined by the actor with the weights it has fitted so far on the search's
-    own real results (the scheduler compares rung-1 scores on the weights of the moment).
+    A combined score is ranked by the actor among the classes scored so far (the scheduler compares
+    rung-1 scores on the ranking of the moment).
     """
     cur, fetch = None, 0.0
     if scorer.uses_gtn:
@@ -87,7 +86,7 @@ def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[s
         cached["score_seconds"] = time.perf_counter() - start
         actor.store.remote(key, cached)
     parts = {c: cached[c] for c in scorer.columns}
-    value = ray.get(actor.combine.remote(arch.equiv_hash(), parts)) if scorer.calibrated else scorer.value(parts)
+    value = ray.get(actor.combine.remote(arch.equiv_hash(), parts)) if scorer.combined else scorer.value(parts)
     return {**cached, "rung1_score": value, "cached": hit, "fetch_seconds": fetch, "curriculum": curriculum}
 
 
@@ -225,7 +224,7 @@ def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) ->
         **metrics,
         "rung": state["rung"],
         "seconds": state["extra"].get("score_seconds", 0.0) + state["real_seconds"],
-        **{f"cs_{k}": v for k, v in state["phases"].items()},
+        **{column(k): v for k, v in state["phases"].items()},
     }
     if not checkpoint:
         tune.report(row)

@@ -25,9 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from results.phases import COLUMNS as PHASE_COLUMNS
 from results.storage import join, part_name, resolve, write_parquet
+from search.components import SCORE_SECONDS, columns, integer_columns
 from search.errors import LeaderboardError, first_line
 from search.stats import rho_interval, spearman
+
+COMPONENT_COLUMNS = (*columns(), SCORE_SECONDS)  # every score component's column (search.components), in order
 
 SCHEMA = pa.schema(
     [
@@ -42,18 +46,11 @@ SCHEMA = pa.schema(
         # what the schedulers compare (rung-1 score at rung 1, real validation accuracy after) and its parts
         ("score", pa.float64()),
         ("rung1_score", pa.float64()),
-        ("gtn_score", pa.float64()),
-        ("gtn_val_loss", pa.float64()),
-        ("score_seconds", pa.float64()),
-        ("synflow", pa.float64()),
-        ("naswot", pa.float64()),
-        ("jacob_cov", pa.float64()),
-        # real rungs (or NAS-Bench-201 lookups) and the cell's size
+        *((c, pa.int64() if c in integer_columns() else pa.float64()) for c in COMPONENT_COLUMNS),
+        # real rungs (or NAS-Bench-201 lookups)
         ("val_acc", pa.float64()),
         ("val_loss", pa.float64()),
         ("test_acc", pa.float64()),
-        ("params", pa.int64()),
-        ("flops", pa.int64()),
         ("seconds", pa.float64()),
         ("sim_epochs", pa.float64()),
         # where and how it ran
@@ -69,11 +66,7 @@ SCHEMA = pa.schema(
         ("started", pa.float64()),
         ("timestamp", pa.float64()),
         # the trial's core-seconds so far by phase (results.phases)
-        ("cs_startup", pa.float64()),
-        ("cs_data", pa.float64()),
-        ("cs_score", pa.float64()),
-        ("cs_train", pa.float64()),
-        ("cs_eval", pa.float64()),
+        *((c, pa.float64()) for c in PHASE_COLUMNS),
     ]
 )
 STATUS_SCHEMA = pa.schema(
@@ -172,25 +165,10 @@ def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
         max_rung=("rung", "max"),
         variants=("arch", lambda a: sorted(set(a))),
     )
-    cols = [
-        "_k",
-        "experiment",
-        "arch",
-        "arch_hash",
-        "val_acc",
-        "test_acc",
-        "params",
-        "flops",
-        "synflow",
-        "naswot",
-        "seconds",
-        "sim_epochs",
-        "seed",
-        "config_hash",
-        "curriculum",
-        "trial_id",
-    ]
-    out = best[cols].merge(agg, left_on="_k", right_index=True).drop(columns="_k")
+    kept = ["_k", "experiment", "arch", "arch_hash", "val_acc", "test_acc"]
+    kept += [c for c in COMPONENT_COLUMNS if c not in agg.columns]  # the class's components (gtn_score: its best)
+    kept += ["seconds", "sim_epochs", "seed", "config_hash", "curriculum", "trial_id"]
+    out = best.reindex(columns=kept).merge(agg, left_on="_k", right_index=True).drop(columns="_k")
     out["status"] = [(statuses or {}).get(t, "RUNNING") for t in out["trial_id"]]
     out = out.sort_values(["val_acc", "gtn_score"], ascending=False, na_position="last", kind="mergesort")
     return pd.DataFrame(out.reset_index(drop=True))

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-PHASES = ("startup", "data", "score", "train", "eval")
-COLUMNS = tuple(f"cs_{p}" for p in PHASES)
+PHASES = ("startup", "data", "score", "train", "eval")  # the one list: trials, leaderboard, status line, report
+
+
+def column(phase: str) -> str:
+    """The leaderboard column of a phase's core-seconds."""
+    return f"cs_{phase}"
+
+
+COLUMNS = tuple(column(p) for p in PHASES)
 
 
 def phase_split(parts: Any, cores: float | None = None, wall: float | None = None) -> dict[str, Any]:
@@ -20,7 +27,7 @@ def phase_split(parts: Any, cores: float | None = None, wall: float | None = Non
     have = [c for c in COLUMNS if c in parts]
     per_trial = parts.groupby("trial_id")[have].max() if have and len(parts) else None
     seconds = {
-        p: float(per_trial[f"cs_{p}"].sum()) if per_trial is not None and f"cs_{p}" in per_trial else 0.0
+        p: float(per_trial[column(p)].sum()) if per_trial is not None and column(p) in per_trial else 0.0
         for p in PHASES
     }
     out: dict[str, Any] = {

@@ -1,14 +1,14 @@
-"""A calibrated combination of cheap scores: the GTN score with zero-cost proxies (ours).
+"""A combination of cheap scores on rank scales: the GTN score with zero-cost proxies (ours).
 
 Each component, and the real accuracy it is fitted to, is put on a rank scale: its position among
 the cells the calibration was fitted on (mid-rank empirical CDF, centred, unit variance). The
-combination is a ridge regression of real-accuracy ranks on component ranks. Ranks, because the
-aim is ordering and because raw values let a few dead cells (10% accuracy, extreme proxy values)
-dominate a least-squares fit: on the Fashion-MNIST tuning split a raw-value fit gave params a
-negative weight and ranked at 0.52 where the rank ensemble reached 0.86. The weights are fitted on
-cells whose real accuracy is known: offline on the truth table's tuning split, or online during a
-search on the real rungs it already ran (:class:`Calibrator.fit` on the actor's pairs). Until
-enough pairs exist the combination weights components equally. numpy only.
+combination weights the component ranks equally (:meth:`Calibrator.fallback`: what a search uses) or
+by a ridge regression of real-accuracy ranks on them (:meth:`Calibrator.fit`: studied offline on the
+truth table, ``benchmarks/score_choice.py``, where fewer than 60 fitted cells rank worse than equal
+weights). Ranks, because the aim is ordering and because raw values let a few dead cells (10%
+accuracy, extreme proxy values) dominate a least-squares fit: on the Fashion-MNIST tuning split a
+raw-value fit gave params a negative weight and ranked at 0.52 where the rank ensemble reached 0.86.
+numpy only.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LOG = ("params", "flops", "synflow")  # as logarithms: ranks are unchanged, and a dead cell's 0 stays finite
-MIN_PAIRS = 20  # online refits start once this many cells have a real score
+from .components import LOG_SCALE
 
 
 def transform(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
     v = np.asarray(values, float)
-    if name in LOG:
+    if name in LOG_SCALE:
         v = np.log(np.maximum(v, 1e-300))
     return np.where(np.isfinite(v), v, np.nan)
 

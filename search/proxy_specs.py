@@ -53,8 +53,8 @@ class Ensemble:
 @dataclass
 class SearchScore:
     """A search's rung-1 score (``search.score`` with its settings) as a proxy: the components through the
-    same :class:`~search.scoring.Scorer` a search uses; a calibrated one combined with equal weights on
-    ranks among the cells scored (where a live search starts, before it has real results to fit)."""
+    same :class:`~search.scoring.Scorer` a search uses; a combined one with equal weights on ranks among
+    the cells scored, as a live search combines them."""
 
     scorer: Scorer
 
@@ -83,8 +83,7 @@ class SearchScore:
                 )
             )
             secs.append(time.perf_counter() - start)
-        cal = self.scorer.calibrator([], rows) if self.scorer.calibrated else None
-        return [self.scorer.value(r, cal) for r in rows], secs
+        return self.scorer.values(rows), secs
 
 
 def components(
@@ -137,7 +136,7 @@ def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
 def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
     """``synflow``, ``real:128``, ``gtn:32``, ``ensemble:synflow+naswot``, ... -> a proxy.
 
-    ``calibrated:A+B`` (or ``search``: ``search.score`` itself) is a search's rung-1 score with the GTN
+    ``calibrated:A+B`` (or ``search``: ``search.score`` itself) is a search's combined rung-1 score with the GTN
     settings of ``search`` (the defaults without one).
     """
     spec = spec.strip()

@@ -1,12 +1,18 @@
 """The rung-1 score, parsed once: one registry of score names and one :class:`Scorer`.
 
-``search.score`` names a cheap score of a cell: ``gtn`` (fresh networks trained on the teacher's
-curriculum, read on real validation images), a zero-cost proxy (``params``, ``flops``, ``synflow``,
-``naswot``, ``jacob_cov``), ``calibrated:A+B`` (their combination on rank scales, weights refitted on
-the search's own real results; :mod:`search.combine`), or ``none``. :func:`Scorer.parse` turns it into
-one object that the trainable, the shared actor, benchmark mode and ``gtnnas bench proxies`` all use:
-which components to compute (the implementations are :mod:`search.proxies`), in which leaderboard
-column each lands, what a cached score depends on, and how components become one value.
+``search.score`` names a cheap score of a cell: one component of :mod:`search.components` (``gtn``:
+fresh networks trained on the teacher's curriculum, read on real validation images; or a zero-cost
+proxy such as ``params``, ``synflow``, ``naswot``), ``A+B`` (their combination: equal weights on ranks
+among the classes scored so far, :mod:`search.combine`; ``calibrated:A+B`` is the older spelling), or
+``none``. :func:`Scorer.parse` turns it into one object that the trainable, the shared actor, benchmark
+mode and ``gtnnas bench proxies`` all use: which components to compute (the implementations are
+:mod:`search.proxies`), in which leaderboard column each lands, what a cached score depends on, and
+how components become one value.
+
+Weights are not refitted on a search's own real results: on the truth table's tuning split a ridge
+refit on n cells' real accuracy ranks worse than equal weights for every n up to 40 and breaks even at
+60 (``benchmarks/results/score_choice.json``), more real results than the demo or a 20-minute search
+ever has.
 
 Free of torch and of the config (which validates scores with it): the components are computed by
 :func:`search.proxy_specs.components` on networks, and by :func:`search.nb201.components` from the
@@ -19,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .combine import MIN_PAIRS, Calibrator
+from .combine import Calibrator
+from .components import BY_NAME, DATA_FREE, NAMES, SCORE_SECONDS, integer_columns
 from .errors import InputError
 
 
@@ -49,24 +56,15 @@ class NetShape(Protocol):
     def cells(self) -> int: ...
 
 
-COMPONENTS: dict[str, str] = {  # every score a search can name -> the leaderboard column that holds it
-    "gtn": "gtn_score",
-    "params": "params",
-    "flops": "flops",
-    "synflow": "synflow",
-    "naswot": "naswot",
-    "jacob_cov": "jacob_cov",
-}
-DATA_FREE = ("params", "flops", "synflow")  # computed from the cell alone (benchmark mode's only scores)
-NEEDS_DATA = ("gtn", "naswot", "jacob_cov")
-INTEGER = ("params", "flops")
-EXTRA_COLUMNS = ("gtn_val_loss", "score_seconds")  # stored beside the components and cached with them
+COMPONENTS: dict[str, str] = {c.name: c.column for c in BY_NAME.values()}  # score name -> leaderboard column
+EXTRA_COLUMNS = (*(x for c in BY_NAME.values() for x in c.extra), SCORE_SECONDS)  # cached beside the components
 METRICS = ("acc", "loss")  # what a GTN score reads off its learners: accuracy, or minus the mean loss
 
 
 def as_columns(values: Mapping[str, float]) -> dict[str, float]:
     """Component values as the leaderboard stores them: counts as integers, the rest as floats."""
-    return {k: int(v) if k in INTEGER else float(v) for k, v in values.items()}
+    ints = integer_columns()
+    return {k: int(v) if k in ints else float(v) for k, v in values.items()}
 
 
 def gtn_name(steps: int | None, seeds: int, val_size: int | None, channels: int | None, metric: str) -> str:
@@ -87,7 +85,7 @@ class Scorer:
 
     spec: str
     parts: tuple[str, ...]  # components; () for "none"
-    calibrated: bool = False
+    combined: bool = False  # several components, combined on ranks
     steps: int | None = None  # curriculum steps per learner (None: the curriculum's T)
     seeds: int = 1  # learner initialisations averaged
     val_size: int | None = None  # validation images read (None: all)
@@ -112,14 +110,13 @@ class Scorer:
             return cls(spec, ())
         if spec in COMPONENTS:
             return cls(spec, (spec,), False, steps, seeds, val_size, channels, metric)
-        kind, _, rest = spec.partition(":")
-        parts = tuple(p for p in rest.split("+") if p)
-        if kind != "calibrated" or not parts or any(p not in COMPONENTS for p in parts) or len(set(parts)) < len(parts):
+        body = spec.removeprefix("calibrated:")  # the older spelling of a combination
+        parts = tuple(body.split("+"))
+        if len(parts) < 2 or any(p not in COMPONENTS for p in parts) or len(set(parts)) < len(parts):
             raise InputError(
-                f"{spec!r}: expected none, one of {', '.join(COMPONENTS)}, or calibrated:A+B with "
-                f"distinct components from those"
+                f"{spec!r}: expected none, one of {', '.join(NAMES)}, or A+B with distinct components from those"
             )
-        return cls(spec, parts, True, steps, seeds, val_size, channels, metric)
+        return cls("+".join(parts), parts, True, steps, seeds, val_size, channels, metric)
 
     @classmethod
     def from_config(cls, s: ScoreSettings) -> Scorer:
@@ -142,7 +139,7 @@ class Scorer:
 
     @property
     def needs_data(self) -> bool:
-        return any(p in NEEDS_DATA for p in self.parts)
+        return any(BY_NAME[p].needs_data for p in self.parts)
 
     @property
     def data_free(self) -> bool:
@@ -163,22 +160,25 @@ class Scorer:
         """The GTN component in ``gtnnas bench proxies``' spelling (``gtn:K[:sS][:vN][:cC][:loss]``)."""
         return gtn_name(self.steps, self.seeds, self.val_size, self.channels, self.metric)
 
-    def value(self, parts: Mapping[str, float], calibrator: Calibrator | None = None) -> float:
-        """One score from the components (by column): the component itself, or the calibrated combination."""
-        if not self.calibrated:
+    def value(self, parts: Mapping[str, float], seen: Sequence[Mapping[str, float]] = ()) -> float:
+        """One score from the components (by column): the component itself, or the combination's equal
+        weights on ranks among the classes ``seen`` so far (this one included by the caller)."""
+        if not self.combined:
             return float(parts[self.columns[0]])
-        if calibrator is None:
-            raise ValueError("a calibrated score needs a calibrator")
-        return float(calibrator.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns, strict=True)})[0])
+        return self.value_on(self.combination(seen), parts)
 
-    def calibrator(
-        self, known: Sequence[tuple[Mapping[str, float], float]], seen: Sequence[Mapping[str, float]]
-    ) -> Calibrator:
-        """The weights now: a ridge fit on ``known`` (components, real accuracy) once there are enough,
-        else equal weights on ranks among every class ``seen`` so far."""
+    def values(self, rows: Sequence[Mapping[str, float]]) -> list[float]:
+        """The scores of ``rows`` on one footing: each ranked among all of them."""
+        if not self.combined:
+            return [self.value(r) for r in rows]
+        cal = self.combination(rows)
+        return [self.value_on(cal, r) for r in rows]
+
+    def combination(self, seen: Sequence[Mapping[str, float]]) -> Calibrator:
+        """Equal weights on each component's rank among ``seen``."""
         cols = dict(zip(self.parts, self.columns, strict=True))
-        if len(known) >= MIN_PAIRS:
-            return Calibrator.fit(
-                self.parts, {p: [k[c] for k, _ in known] for p, c in cols.items()}, [v for _, v in known]
-            )
         return Calibrator.fallback(self.parts, {p: [s[c] for s in seen] for p, c in cols.items()})
+
+    def value_on(self, cal: Calibrator, parts: Mapping[str, float]) -> float:
+        """The combined score of one class on a given combination (:meth:`combination`)."""
+        return float(cal.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns, strict=True)})[0])

@@ -189,7 +189,7 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
         "name=cluster",
         f"data.mirror=s3://{BUCKET}/data",
         "search.num_samples=10",
-        "search.score=calibrated:gtn+params",
+        "search.score=gtn+params",
         "search.real_steps=30",
         "search.flush_seconds=1",
     ]

@@ -1,4 +1,4 @@
-"""The calibrated combination: components as ranks, ridge weights, known answers on made-up data."""
+"""The combination of cheap scores: components as ranks, equal or ridge weights, known answers on made-up data."""
 
 import numpy as np
 import pytest
@@ -50,8 +50,8 @@ def test_fallback_is_equal_weights_on_ranks_and_missing_values_count_as_average(
 
 
 def test_specs_and_transforms():
-    assert Scorer.parse("calibrated:gtn+params+naswot").parts == ("gtn", "params", "naswot")
-    for bad in ("calibrated:", "calibrated:gtn+gtn", "calibrated:gtn+nope", "ensemble:gtn+params", "nope"):
+    assert Scorer.parse("gtn+params+naswot").parts == ("gtn", "params", "naswot")
+    for bad in ("calibrated:", "gtn+gtn", "calibrated:gtn+nope", "ensemble:gtn+params", "nope", "gtn+"):
         with pytest.raises(InputError):
             Scorer.parse(bad)
     assert transform("params", [np.e**3])[0] == pytest.approx(3.0)

@@ -116,6 +116,6 @@ def test_the_default_score_runs_on_cuda_when_the_data_is_there(fashion, tiny_tea
         fashion.std,
     )
     cur = load_teacher(path).curriculum(real=fashion.train)
-    scorer = Scorer.from_config(SearchConfig(score="calibrated:gtn+params+naswot", score_seeds=2, score_val=200))
+    scorer = Scorer.from_config(SearchConfig(score="gtn+params+naswot", score_seeds=2, score_val=200))
     parts = components(scorer, parse(CELL), net=NetConfig(channels=4), data=cuda, curriculum=cur, seed=0)
     assert set(parts) >= {"gtn_score", "params", "naswot"} and all(v == v for v in parts.values())

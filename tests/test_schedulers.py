@@ -1,4 +1,4 @@
-"""RungHalving: Tune's ASHA rule over the search's rungs, with calibrated rung-1 scores re-ranked."""
+"""RungHalving: Tune's ASHA rule over the search's rungs, with combined rung-1 scores re-ranked."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_it_decides_exactly_like_tunes_asha_on_plain_scores(rf, max_t):
     assert decisions[STOP] > 10 and decisions[GO] > 10  # the comparison saw both outcomes
 
 
-def test_a_calibrated_rung1_score_is_compared_on_the_weights_of_the_moment():
+def test_a_combined_rung1_score_is_compared_on_the_ranking_of_the_moment():
     """A and B were scored when the weights trusted gtn; C after they turned to params."""
     parts = {"A": (1.0, 0.0), "B": (0.0, 1.0), "C": (0.5, 0.5)}  # (gtn rank, params rank)
     weights = [(1.0, 0.0)]

@@ -27,19 +27,20 @@ CELLS = [
 
 
 def test_every_score_name_parses_once_into_what_it_needs():
-    none, gtn, cal = Scorer.parse("none"), Scorer.parse("gtn", seeds=2), Scorer.parse("calibrated:gtn+params+naswot")
+    none, gtn, cal = Scorer.parse("none"), Scorer.parse("gtn", seeds=2), Scorer.parse("gtn+params+naswot")
     assert none.none and not none.parts and not gtn.none
-    assert gtn.uses_gtn and gtn.needs_data and not gtn.calibrated and gtn.columns == ("gtn_score",)
-    assert cal.calibrated and cal.columns == ("gtn_score", "params", "naswot") and not cal.data_free
+    assert gtn.uses_gtn and gtn.needs_data and not gtn.combined and gtn.columns == ("gtn_score",)
+    assert cal.combined and cal.columns == ("gtn_score", "params", "naswot") and not cal.data_free
+    assert Scorer.parse("calibrated:gtn+params+naswot") == cal  # the older spelling, the same score
     assert Scorer.parse("params").data_free and not Scorer.parse("params").needs_data
     assert set(COMPONENTS) == {"gtn", "params", "flops", "synflow", "naswot", "jacob_cov"}
-    for bad in ("snipp", "calibrated:", "calibrated:gtn+gtn", "ensemble:gtn+params", "gtn:16"):
+    for bad in ("snipp", "calibrated:", "calibrated:gtn+gtn", "gtn+", "+gtn", "ensemble:gtn+params", "gtn:16"):
         with pytest.raises(InputError):
             Scorer.parse(bad)
     with pytest.raises(InputError, match="metric"):
         Scorer.parse("gtn", metric="f1")
-    s = SearchConfig(score="calibrated:gtn+params", score_seeds=3, score_val=500, score_channels=4)
-    assert Scorer.from_config(s) == s.scorer == Scorer.parse("calibrated:gtn+params", seeds=3, val_size=500, channels=4)
+    s = SearchConfig(score="gtn+params", score_seeds=3, score_val=500, score_channels=4)
+    assert Scorer.from_config(s) == s.scorer == Scorer.parse("gtn+params", seeds=3, val_size=500, channels=4)
 
 
 def test_a_cached_score_is_keyed_by_everything_it_depends_on():
@@ -57,11 +58,11 @@ def test_a_cached_score_is_keyed_by_everything_it_depends_on():
     assert len({base, *others}) == 1 + len(others)
 
 
-def test_components_are_the_proxies_own_values_and_a_calibrated_value_combines_them(fashion, tiny_teacher):
+def test_components_are_the_proxies_own_values_and_a_combined_value_ranks_them(fashion, tiny_teacher):
     path, cfg = tiny_teacher
     cur = load_teacher(path).curriculum(real=fashion.train)
     net = NetConfig(channels=4)
-    scorer = Scorer.parse("calibrated:gtn+params+naswot", seeds=2, val_size=300)
+    scorer = Scorer.parse("gtn+params+naswot", seeds=2, val_size=300)
     rows = [components(scorer, parse(a), net=net, data=fashion, curriculum=cur, seed=0) for a in CELLS]
     ctx = ProxyContext(net=net, shape=fashion.shape, data=fashion, curriculum=cur, seed=0)
     for a, row in zip(CELLS, rows, strict=True):
@@ -69,8 +70,8 @@ def test_components_are_the_proxies_own_values_and_a_calibrated_value_combines_t
         assert row["naswot"] == pytest.approx(make_proxy("naswot").score_many([parse(a)], ctx)[0][0])
         assert row["gtn_score"] == pytest.approx(GTNSteps(seeds=2, val_size=300).value(parse(a), ctx))
         assert isinstance(row["params"], int) and row["gtn_val_loss"] > 0
-    cal = scorer.calibrator([], rows)  # no real results yet: equal weights on ranks among these cells
-    values = [scorer.value(r, cal) for r in rows]
+    values = scorer.values(rows)  # equal weights on ranks among these cells
+    assert values == [scorer.value(r, rows) for r in rows]
     ranks = [np.mean([sorted(r[c] for r in rows).index(row[c]) for c in scorer.columns]) for row in rows]
     assert np.argsort(values).tolist() == np.argsort(ranks, kind="stable").tolist()
     # `gtnnas bench proxies` scores a search's rung-1 score through the same Scorer
@@ -103,7 +104,7 @@ def test_benchmark_mode_reads_components_from_the_tables_as_integers_without_tor
         "import sys; sys.modules.update({m: None for m in ('torch', 'torchvision')}); "
         "from cluster.trainable import components; from search.config import load_config; "
         "from search.space import parse; "
-        "cfg = load_config('configs/nb201_bench.yaml', ['search.score=calibrated:params+synflow']); "
+        "cfg = load_config('configs/nb201_bench.yaml', ['search.score=params+synflow']); "
         f"row = components(cfg, cfg.search.scorer, parse({CELLS[0]!r})); "
         "print(type(row['params']).__name__, row['synflow'] > 0)"
     )

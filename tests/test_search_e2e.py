@@ -47,3 +47,32 @@ def test_smoke_search_end_to_end(smoke_search):
     assert b"gtnnas.phases" in meta
     # a guard against pathological slowness, not a benchmark: ~60 s alone on 2 cores, 127 s once on shared ones
     assert took < 300, f"smoke search took {took:.0f}s"
+
+
+def test_every_score_component_lands_in_the_final_table(ray_session, tmp_path):
+    """The one list of components (search.components): a search scored by each finds its column, filled, in the
+    final table (data-free ones in benchmark mode, the others in a tiny real search with one real rung)."""
+    from cluster.search_run import run_search  # noqa: PLC0415  (lazy: Ray after conftest's environment)
+    from search.components import COMPONENTS, DATA_FREE  # noqa: PLC0415
+    from search.config import load_config  # noqa: PLC0415
+
+    free = "+".join(DATA_FREE)
+    data = "+".join(c.name for c in COMPONENTS if c.name not in DATA_FREE)
+    runs = {
+        free: load_config(
+            "configs/nb201_bench.yaml",
+            [f"storage={tmp_path}", "name=free", f"search.score={free}", "search.seed_proxy=null"]
+            + ["search.num_samples=6"],
+        ),
+        data: load_config(
+            "configs/smoke.yaml",
+            [f"storage={tmp_path}", "name=data", f"search.score={data}", "search.num_samples=3", "search.real_rungs=1"],
+        ),
+    }
+    for score, cfg in runs.items():
+        final, _, _ = run_search(cfg)
+        for part in score.split("+"):
+            c = next(c for c in COMPONENTS if c.name == part)
+            for col in (c.column, *c.extra):
+                assert col in final and final[col].notna().all(), f"{score}: final table lacks {col}"
+        assert final["rung1_score"].notna().all()

@@ -24,6 +24,7 @@ from cluster.cli.common import add_ray_args, ensure_data
 from cluster.raysetup import ray_session
 from results.truthtable import load_truth, replicate_rho, seed_rho
 from search import nb201
+from search.components import NAMES
 from search.config import ExperimentConfig, config_from_dict, load_config
 from search.data import load_dataset
 from search.errors import InputError
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--proxies",
         default="params,flops,synflow,naswot,jacob_cov,snip,grad_norm",
-        help="comma-separated: params, flops, synflow, naswot, jacob_cov, snip, grad_norm, real:K, "
+        help=f"comma-separated: {', '.join(NAMES)} (the score components), snip, grad_norm, real:K, "
         "gtn[:K][:sS][:vN][:cC][:loss] (K steps, mean of S learner seeds, N validation images, "
         "learners C channels wide, minus the loss instead of accuracy), ensemble:A+B (mean rank), "
         "calibrated:A+B or search (a search's rung-1 score with --config's search.score_* "

@@ -19,12 +19,17 @@ from cluster.cli.common import (
 from cluster.raysetup import ray_session
 from results.phases import split_line
 from results.storage import exists, join, local_copy
+from search.components import help_text
 from search.config import ExperimentConfig
 from search.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    srch = sub.add_parser("search", help="the main job: GTN-scored architecture search on Ray Tune")
+    srch = sub.add_parser(
+        "search",
+        help="the main job: GTN-scored architecture search on Ray Tune",
+        epilog=f"rung-1 score components (search.score=A, or A+B: equal weights on their ranks): {help_text()}",
+    )
     add_config_args(srch, "configs/default.yaml")
     add_ray_args(srch)
     srch.add_argument("--resume", action="store_true", help="continue the interrupted experiment <storage>/<name>")
