@@ -30,9 +30,9 @@ from results.storage import exists, join, local_copy, storage_path, upload, writ
 from search.config import ExperimentConfig, config_from_dict
 from search.data import SHAPES, STATS
 from search.errors import InputError, first_line
-from search.nets import build_net, count_flops, count_params
+from search.nets import InputSpec, count_flops, count_params, net_from
 from search.space import parse
-from search.train import net_for, train
+from search.train import train
 
 RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
 
@@ -72,7 +72,7 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
         me = enter(experiment, "retrain", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"])
         cfg, data = me.cfg, me.data()
     arch, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
-    model = net_for(arch, cfg.net, data, seed)
+    model = net_from(arch, cfg.net, data, seed=seed, device=data.train.x.device)
     res = train(model, data.train, cfg.train, seed=seed, val=data.val, test=data.test)
     target = join(root, RUNS, f"{arch.equiv_hash()}-s{seed}.pt")
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,16 +154,7 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
     arch = parse(best["arch"])
     channels, size, _ = SHAPES[cfg.data.dataset]
-    net = build_net(
-        arch,
-        channels=cfg.net.channels,
-        cells=cfg.net.cells,
-        in_channels=channels,
-        image_size=size,
-        num_classes=10,
-        norm=cfg.net.norm,
-        seed=0,
-    )
+    net = net_from(arch, cfg.net, InputSpec((channels, size, size), 10))
     with local_copy(best["weights"]) as path:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()

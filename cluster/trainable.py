@@ -137,13 +137,17 @@ def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -
     clock.lap("data")
     model = None
     if real:
-        from search.nets import count_flops, count_params  # noqa: PLC0415  (lazy: torch, real rungs only)
-        from search.train import net_for  # noqa: PLC0415  (lazy: torch, real rungs only)
+        from search.nets import (  # noqa: PLC0415  (lazy: torch, real rungs only)
+            count_flops,
+            count_params,
+            net_from,  # noqa: PLC0415  (lazy: torch, real rungs only)
+        )
 
         assert data is not None  # real rungs load the data set
-        model = net_for(arch, cfg.net, data, cfg.seed)
+        device = data.train.x.device
+        model = net_from(arch, cfg.net, data, seed=cfg.seed, device=device)
         if "params" not in state["extra"]:  # the size of the class's canonical cell, as rung-1 proxies see it
-            canonical = net_for(parse(arch.canonical()), cfg.net, data, cfg.seed)
+            canonical = net_from(parse(arch.canonical()), cfg.net, data, seed=cfg.seed, device=device)
             state["extra"].update(params=count_params(canonical), flops=count_flops(canonical))
     checkpoint = real and s.real_rungs > 0
     clock.lap("startup")

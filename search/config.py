@@ -192,6 +192,11 @@ class GTNConfig:
                 except ValueError as e:
                     raise ValueError(f"{key}: {e}") from None
 
+    @property
+    def learner_net(self) -> NetConfig:
+        """The learners' network settings (width, depth, normalisation), as a searched network has them."""
+        return NetConfig(self.learner_channels, self.learner_cells, self.learner_norm)
+
 
 def is_unit_fraction(x: float) -> bool:
     """0, a whole number, or 1/n: the GPU shares Ray can pack without leaving a remainder."""
@@ -209,8 +214,8 @@ class SearchConfig:
     teacher_store: str | None = None  # where teachers are found and filed (None: <storage>/teachers for
     # remote storage, else ~/.cache/gtnnas/teachers); teachers shipped with gtnnas are found first
     evaluator: Literal["real", "nb201"] = "real"  # real-data rungs, or NAS-Bench-201 table lookups (benchmark mode)
-    score: str = "gtn"  # rung 1: gtn, a zero-cost proxy (params, flops, synflow, naswot, jacob_cov), none, or
-    # calibrated:A+B (their combination, weights refitted on the search's own real results)
+    score: str = "gtn"  # rung 1: a component of search.components (gtn, or a zero-cost proxy: params, flops,
+    # synflow, naswot, jacob_cov), A+B (their combination: equal weights on ranks among the cells scored), or none
     searcher: str = "evolution"  # random | evolution | any Tune searcher by name (e.g. optuna)
     scheduler: Literal["fifo", "asha"] = "asha"
     num_samples: int = 40
@@ -296,7 +301,7 @@ class SearchConfig:
 
     @property
     def uses_gtn(self) -> bool:
-        """Whether the rung-1 score needs a teacher (``gtn``, or a calibrated score with a gtn part)."""
+        """Whether the rung-1 score needs a teacher (``gtn``, or a combination with a gtn part)."""
         return self.scorer.uses_gtn
 
     @property

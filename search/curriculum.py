@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from .data import Split
 from .gtn import Teacher, soft_cross_entropy
 from .meta import momentum_step
-from .nets import build_net
+from .nets import InputSpec, NetSpec, net_from
 from .space import Arch
 from .train import evaluate
 
@@ -127,18 +127,8 @@ def train_on(
     device: str | torch.device = "cpu",
 ) -> nn.Module:
     """A fresh ``arch`` (weights from ``seed``) trained for ``steps`` (default T, cycling) on the curriculum."""
-    c, h = curriculum.images.shape[2], curriculum.images.shape[3]
-    net = build_net(
-        arch,
-        channels=channels,
-        cells=cells,
-        in_channels=c,
-        image_size=h,
-        num_classes=num_classes,
-        norm=curriculum.norm,
-        seed=seed,
-        device=device,
-    )
+    inputs = InputSpec(tuple(curriculum.images.shape[2:]), num_classes)  # type: ignore[arg-type]
+    net = net_from(arch, NetSpec(channels, cells, curriculum.norm), inputs, seed=seed, device=device)
     params = dict(net.named_parameters())
     velocity = {k: torch.zeros_like(p) for k, p in params.items()}
     images = curriculum.images.to(device=device, dtype=torch.float32)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from torch.func import functional_call
 from .config import GTNConfig
 from .data import Split
 from .gtn import StepInput, Teacher, soft_cross_entropy
-from .nets import PaperLearner, build_net, functional_forward, init_weights
+from .nets import InputSpec, PaperLearner, functional_forward, init_weights, net_from
 from .space import Arch, parse, sample
 
 State = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]  # params, buffers, velocity
@@ -49,16 +49,7 @@ def make_learner(
     channels = cfg.learner_channels
     if cfg.random_width:
         channels = int(rng.integers(max(1, channels // 2), 2 * channels + 1))
-    net = build_net(
-        arch,
-        channels=channels,
-        cells=cfg.learner_cells,
-        in_channels=c,
-        image_size=h,
-        num_classes=num_classes,
-        norm=cfg.learner_norm,
-        seed=seed,
-    )
+    net = net_from(arch, replace(cfg.learner_net, channels=channels), InputSpec(shape, num_classes), seed=seed)
     return net, str(arch)
 
 

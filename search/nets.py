@@ -14,6 +14,7 @@ Building a model has no side effects on global RNG state: weights come from an e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -207,14 +208,15 @@ class Network(nn.Module):
         channels: int = 16,
         cells: int = 5,
         in_channels: int = 3,
-        image_size: int = 32,
+        image_size: int | tuple[int, int] = 32,
         num_classes: int = 10,
         norm: str = "bn",
     ):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        self.arch, self.in_channels, self.image_size = arch, in_channels, image_size
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.arch, self.input_shape = arch, (in_channels, h, w)  # what one image is: the input it takes
         ns = NormSpec(norm)
         c = channels
         self.stem = nn.Sequential(ns.conv(in_channels, c, 3, 1, 1), ns.norm(c))
@@ -297,7 +299,7 @@ def build_net(
     channels: int = 16,
     cells: int = 5,
     in_channels: int = 3,
-    image_size: int = 32,
+    image_size: int | tuple[int, int] = 32,
     num_classes: int = 10,
     norm: str = "bn",
     seed: int = 0,
@@ -308,6 +310,63 @@ def build_net(
         net = Network(arch, channels, cells, in_channels, image_size, num_classes, norm)
     init_weights(net, torch.Generator().manual_seed(seed))
     return net.to(device)
+
+
+class NetSettings(Protocol):
+    """A network's width, depth and normalisation (:class:`search.config.NetConfig`; a teacher's learners:
+    ``GTNConfig.learner_net``)."""
+
+    @property
+    def channels(self) -> int: ...
+    @property
+    def cells(self) -> int: ...
+    @property
+    def norm(self) -> str: ...
+
+
+class Inputs(Protocol):
+    """What a network is built for: one image's (C, H, W) and the classes (a data set, an :class:`InputSpec`)."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+    @property
+    def num_classes(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """:class:`NetSettings` as plain values, where no config holds them."""
+
+    channels: int
+    cells: int
+    norm: str = "bn"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """:class:`Inputs` as plain values, where no data set is at hand."""
+
+    shape: tuple[int, int, int]
+    num_classes: int
+
+
+def net_from(
+    arch: Arch, net: NetSettings, inputs: Inputs, *, seed: int = 0, device: str | torch.device = "cpu"
+) -> Network:
+    """The one way a configured network is built: ``arch`` at ``net``'s settings, for ``inputs``' images and
+    classes (searched networks, learners, proxies, retraining and export all come through here)."""
+    c, h, w = inputs.shape
+    return build_net(
+        arch,
+        channels=net.channels,
+        cells=net.cells,
+        in_channels=c,
+        image_size=(h, w),
+        num_classes=inputs.num_classes,
+        norm=net.norm,
+        seed=seed,
+        device=device,
+    )
 
 
 def functional_forward(
@@ -364,7 +423,7 @@ def count_flops(model: Network) -> int:
     try:
         p = next(model.parameters())
         with torch.no_grad():
-            model(torch.zeros(1, model.in_channels, model.image_size, model.image_size, device=p.device))
+            model(torch.zeros(1, *model.input_shape, device=p.device))
     finally:
         for h in hooks:
             h.remove()
@@ -372,11 +431,7 @@ def count_flops(model: Network) -> int:
     return total
 
 
-def arch_cost(
-    arch: Arch, *, channels: int = 16, cells: int = 5, in_channels: int = 3, image_size: int = 32, num_classes: int = 10
-) -> tuple[int, int]:
-    """(parameters, FLOPs) of ``arch`` in a given skeleton; NB201's defaults."""
-    net = build_net(
-        arch, channels=channels, cells=cells, in_channels=in_channels, image_size=image_size, num_classes=num_classes
-    )
-    return count_params(net), count_flops(net)
+def arch_cost(arch: Arch, net: NetSettings, inputs: Inputs) -> tuple[int, int]:
+    """(parameters, FLOPs) of ``arch`` at ``net``'s settings for ``inputs``."""
+    model = net_from(arch, net, inputs)
+    return count_params(model), count_flops(model)

@@ -41,7 +41,7 @@ from .config import NetConfig, TrainConfig
 from .curriculum import Curriculum, gtn_score
 from .data import Dataset
 from .errors import ProxyError
-from .nets import Network, build_net, count_flops, count_params
+from .nets import Network, count_flops, count_params, net_from
 from .scoring import gtn_name
 from .space import Arch
 from .train import train
@@ -68,19 +68,7 @@ class ProxyContext:
         return self.data.train.x.device if self.data is not None else torch.device("cpu")
 
     def build(self, arch: Arch, dtype: torch.dtype = torch.float32) -> Network:
-        c, h, _ = self.shape
-        net = build_net(
-            arch,
-            channels=self.net.channels,
-            cells=self.net.cells,
-            in_channels=c,
-            image_size=h,
-            num_classes=self.num_classes,
-            norm=self.net.norm,
-            seed=self.seed,
-            device=self.device,
-        )
-        return net.to(dtype)
+        return net_from(arch, self.net, self, seed=self.seed, device=self.device).to(dtype)
 
     def real_batch(self, name: str) -> tuple[Tensor, Tensor]:
         """A seeded batch of ``batch_size`` training images; the same for every architecture."""

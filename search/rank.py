@@ -29,9 +29,9 @@ from .data import Dataset, Split
 from .errors import InputError, first_line
 from .gtn import Teacher
 from .meta import autocast_dtype, draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll
-from .nets import build_net
+from .nets import net_from
 from .space import Arch, parse, sample
-from .train import net_for, train
+from .train import train
 
 HELD_OUT = 5_000  # training images the pool's targets are measured on (the rest are trained on)
 
@@ -73,16 +73,8 @@ def ranking_gradient(
     ((rx, ry),) = draw_meta_batches(data.train, 1, g.rank_batch, gen)
     losses, scores, accs = [], [], []
     for j, k in enumerate(picks):
-        learner = build_net(
-            pool.archs[k],
-            channels=g.learner_channels,
-            cells=g.learner_cells,
-            in_channels=data.shape[0],
-            image_size=data.shape[1],
-            num_classes=data.num_classes,
-            norm=g.learner_norm,
-            seed=learner_seed(g.seed, it, j),
-            device=data.train.x.device,
+        learner = net_from(
+            pool.archs[k], g.learner_net, data, seed=learner_seed(g.seed, it, j), device=data.train.x.device
         )
         res = unroll(
             learner,
@@ -140,7 +132,7 @@ def sample_pool_cells(n: int, seed: int, exclude: Iterable[str] = ()) -> list[Ar
 def pool_target(arch: Arch, cfg: ExperimentConfig, data: Dataset, steps: int, seed: int = 0) -> float:
     """Accuracy on the training split's held-out slice after ``steps`` real-data SGD steps on the rest."""
     fit, held = held_out_split(data)
-    model = net_for(arch, cfg.net, data, seed)
+    model = net_from(arch, cfg.net, data, seed=seed, device=data.train.x.device)
     return train(model, fit, replace(cfg.train, steps=steps), seed=seed, val=held).val_acc
 
 

@@ -1,7 +1,7 @@
 """Real-data training and evaluation: the baseline, the truth builder and the ``real:k`` proxy.
 
 Plain SGD with (Nesterov) momentum, cosine learning rate and weight decay. The batch order comes
-from an explicit generator and the weights from :func:`search.nets.build_net`'s seed, so the same
+from an explicit generator and the weights from :func:`search.nets.net_from`'s seed, so the same
 seed gives the same result on CPU.
 """
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import NetConfig, TrainConfig
 from .data import Dataset, Split
-from .nets import Network, build_net, count_flops, count_params
+from .nets import count_flops, count_params, net_from
 from .space import Arch
 
 
@@ -123,26 +123,11 @@ def _whole(model: nn.Module, split: Split, cfg: TrainConfig) -> tuple[float, flo
     return evaluate(model, split, bn="running", batch_size=cfg.eval_batch_size)[len(split)]
 
 
-def net_for(arch: Arch, net: NetConfig, data: Dataset, seed: int) -> Network:
-    c, h, _ = data.shape
-    return build_net(
-        arch,
-        channels=net.channels,
-        cells=net.cells,
-        in_channels=c,
-        image_size=h,
-        num_classes=data.num_classes,
-        norm=net.norm,
-        seed=seed,
-        device=data.train.x.device,
-    )
-
-
 def train_arch(
     arch: Arch, data: Dataset, net: NetConfig, cfg: TrainConfig, *, seed: int = 0, with_test: bool = True
 ) -> dict[str, float | int | str | None]:
     """Build ``arch`` and train it on real data; a flat dict ready for a table or ``tune.report``."""
-    model = net_for(arch, net, data, seed)
+    model = net_from(arch, net, data, seed=seed, device=data.train.x.device)
     res = train(model, data.train, cfg, seed=seed, val=data.val, test=data.test if with_test else None)
     return {
         "arch": str(arch),

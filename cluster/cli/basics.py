@@ -36,20 +36,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("name", choices=["mnist", "fashion_mnist", "cifar10"])
     fetch.add_argument("--root", default=None, help="target folder (default: $GTNNAS_DATA_DIR or ~/.cache/gtnnas/data)")
     fetch.set_defaults(func=cmd_data_fetch)
+    prepare = data.add_parser(
+        "prepare",
+        help="decode a data source (folder:, parquet:, npz:) once into the data directory's cache and describe it",
+    )
+    prepare.add_argument("source", help="folder:PATH, parquet:PATH or npz:PATH; PATH may be an s3:// or gs:// URI")
+    prepare.add_argument(
+        "--root",
+        default=None,
+        help="data directory the cache goes in (default: $GTNNAS_DATA_DIR or ~/.cache/gtnnas/data)",
+    )
+    prepare.add_argument("--workers", type=int, default=None, help="decoding processes (default: min(2, CPUs))")
+    prepare.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="data settings, e.g. data.image_size=32 data.channels=3"
+    )
+    prepare.set_defaults(func=cmd_data_prepare)
+
+
+class _Intermixed(argparse.ArgumentParser):
+    """A parser that takes options among its positionals: ``SOURCE --root DIR data.image_size=32``."""
+
+    _inner = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inner:  # parse_known_intermixed_args calls back here, twice
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
 
 
 def cmd_arch_info(args: argparse.Namespace) -> int:
-    from search.nets import arch_cost
+    from search.nets import InputSpec, NetSpec, arch_cost
 
     arch = parse(args.arch)
-    params, flops = arch_cost(
-        arch,
-        channels=args.channels,
-        cells=args.cells,
-        in_channels=args.in_channels,
-        image_size=args.image_size,
-        num_classes=args.classes,
-    )
+    shape = (args.in_channels, args.image_size, args.image_size)
+    params, flops = arch_cost(arch, NetSpec(args.channels, args.cells), InputSpec(shape, args.classes))
     info = {
         "arch": str(arch),
         "canonical": arch.canonical(),
