@@ -6,13 +6,15 @@ thin Tune trainable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from ray import tune
 
-from cluster.callbacks import StatusCallback, tune_env
 from cluster.entry import enter, naming_the_node
+from cluster.grid import run_grid
 from results.storage import storage_path
 from search import space
 from search.config import ExperimentConfig
@@ -29,36 +31,24 @@ def sample_archs(cfg: ExperimentConfig) -> list[space.Arch]:
     return list(seen.values())
 
 
-def baseline_trainable(trial: dict[str, Any], experiment: dict[str, Any]) -> None:
+def baseline_trainable(config: dict[str, Any], experiment: dict[str, Any]) -> None:
     """One Tune trial: parse the cell, train it on real data, report the metrics once."""
     with naming_the_node("a baseline trial"):
         me = enter(experiment, "baseline", threads=experiment["baseline"]["cpus_per_trial"])
         cfg, data = me.cfg, me.data()
-    result = train_arch(space.parse(trial["arch"]), data, cfg.net, cfg.train, seed=cfg.seed)
+    result = train_arch(space.parse(config["job"]["arch"]), data, cfg.net, cfg.train, seed=cfg.seed)
     tune.report({k: v for k, v in result.items() if v is not None})
 
 
 def run_baseline(cfg: ExperimentConfig) -> Any:
     """Run the baseline on the Ray that is already initialised; return the results DataFrame."""
-    archs = sample_archs(cfg)
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()), {"cpu": cfg.baseline.cpus_per_trial}
-        ),
-        param_space={"arch": tune.grid_search([str(a) for a in archs])},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{cfg.name}-baseline",
-            storage_path=storage_path(cfg.storage),
-            verbose=0,
-            callbacks=[StatusCallback(len(archs), stage="baseline")],
-        ),
+    results = run_grid(
+        tune.with_parameters(baseline_trainable, experiment=cfg.to_dict()),
+        [{"arch": str(a)} for a in sample_archs(cfg)],
+        stage="baseline",
+        name=f"{cfg.name}-baseline-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage=storage_path(cfg.storage),
+        cpus=cfg.baseline.cpus_per_trial,
     )
-    with tune_env():
-        grid = tuner.fit()
-    errors = [r.error for r in grid if r.error is not None]
-    if errors:
-        raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
-    df = grid.get_dataframe()
-    cols = ["arch", "val_acc", "test_acc", "params", "flops", "seconds"]
-    return df[cols].sort_values("val_acc", ascending=False).reset_index(drop=True)
+    df = pd.DataFrame(results)[["arch", "val_acc", "test_acc", "params", "flops", "seconds"]]
+    return df.sort_values("val_acc", ascending=False).reset_index(drop=True)

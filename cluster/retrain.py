@@ -23,8 +23,8 @@ import pyarrow as pa
 import torch
 from ray import tune
 
-from cluster.callbacks import StatusCallback, tune_env
 from cluster.entry import enter, naming_the_node
+from cluster.grid import run_grid
 from results.analysis import load
 from results.storage import exists, join, local_copy, storage_path, upload, write_parquet
 from search.config import ExperimentConfig, config_from_dict
@@ -104,28 +104,16 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
         train=replace(cfg.train, epochs=epochs, steps=None),
         data=replace(cfg.data, train_subset=None, val_subset=None),
     )
-    jobs = [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)]
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
-            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
-        ),
-        param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=storage_path(cfg.storage),
-            failure_config=tune.FailureConfig(max_failures=2),
-            verbose=0,
-            callbacks=[StatusCallback(len(jobs), stage="retrain")],
-        ),
+    results = run_grid(
+        tune.with_parameters(retrain_trainable, experiment=cfg.to_dict(), root=root),
+        [{"arch": r["arch"], "seed": s} for r in rows for s in range(seeds)],
+        stage="retrain",
+        name=f"{cfg.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage=storage_path(cfg.storage),
+        cpus=cfg.search.cpus_per_trial,
+        gpus=cfg.search.gpus_per_trial,
     )
-    with tune_env():
-        grid = tuner.fit()
-    errors = [r.error for r in grid if r.error is not None]
-    if errors:
-        raise RuntimeError(f"{len(errors)} retraining trial(s) failed; first: {errors[0]}")
-    runs = pd.DataFrame([r.metrics for r in grid])
+    runs = pd.DataFrame(results)
     rank = {r["arch"]: i + 1 for i, r in enumerate(rows)}
     final = runs.groupby(["arch", "arch_hash"], as_index=False).agg(
         seeds=("seed", "nunique"),

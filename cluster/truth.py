@@ -17,8 +17,8 @@ from typing import Any
 from ray import tune
 from ray.tune import Callback
 
-from cluster.callbacks import StatusCallback, tune_env
 from cluster.entry import enter, naming_the_node
+from cluster.grid import run_grid
 from results.storage import join
 from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, write_row, write_truth
 from search.config import ExperimentConfig
@@ -95,25 +95,16 @@ def build_truth(
     done = {(r["arch"], r["seed"]) for r in rows}
     todo = [{"arch": a, "seed": s} for a, s in jobs if (a, s) not in done]
     if todo:
-        trainable = tune.with_resources(
+        run_grid(
             tune.with_parameters(truth_trainable, experiment=cfg.to_dict(), threads=cpus_per_trial),
-            {"cpu": cpus_per_trial, "gpu": cfg.search.gpus_per_trial},
+            todo,
+            stage="truth",
+            name=f"truth-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage=join(out + ".tune"),
+            cpus=cpus_per_trial,
+            gpus=cfg.search.gpus_per_trial,
+            callbacks=[TruthCallback(out)],
         )
-        storage = join(out + ".tune")
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"job": tune.grid_search(todo)},
-            tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=f"truth-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=storage,
-                callbacks=[TruthCallback(out), StatusCallback(len(todo), stage="truth")],
-                failure_config=tune.FailureConfig(max_failures=2),
-                verbose=0,
-            ),
-        )
-        with tune_env():
-            tuner.fit()
         rows = read_rows(out)
     wanted = set(jobs)
     planned = {a for a, _ in jobs}
