@@ -1,37 +1,21 @@
-"""Helpers shared by the benchmark scripts: machine description, JSON output, a printed table."""
+"""Helpers shared by the benchmark scripts: JSON output (with provenance), a printed table, the real-data baseline."""
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from benchmarks.provenance import write_result
 from search.config import load_config
 from search.curriculum import gtn_score, materialize
-from search.files import write_json
 from search.gtn import Teacher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def write(name: str, payload: dict[str, Any]) -> Path:
-    path = RESULTS / f"{name}.json"
-    write_json(path, {"benchmark": name, "machine": machine(), **payload}, indent=2)
-    return path
+    """``benchmarks/results/<name>.json`` with its provenance (the run :func:`benchmarks.provenance.start` began)."""
+    return write_result(RESULTS / f"{name}.json", {"benchmark": name, **payload})
 
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> str:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine, table
+from benchmarks import provenance
+from benchmarks._common import table
 from search.config import GTNConfig, load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
-from search.files import write_json
 from search.gtn import Teacher
 from search.space import sample
 from search.teach import train_teacher
@@ -152,12 +152,17 @@ def end_to_end(smoke: bool, storage: str) -> dict:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU: checks the script, not the GPU")
     ap.add_argument("--seconds", type=float, default=40.0, help="scoring time per packing level")
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args, reported=not args.smoke)  # a smoke run checks the script: a draft, whatever the tree
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     steps = 4 if args.smoke else 12
@@ -187,14 +192,13 @@ def main() -> None:
         "benchmark": "gpu",
         "smoke": args.smoke,
         "device": device,
-        "machine": machine(),
         "outer_step": rows,
         "packing": pack,
         "end_to_end": e2e,
     }
     os.makedirs(args.out, exist_ok=True)
     path = Path(args.out) / ("gpu_smoke.json" if args.smoke else "gpu.json")
-    write_json(path, result, indent=2)
+    provenance.write_result(path, result)
     print(table(rows, ["config", "autocast", "s_per_outer_step", "peak_mb"]))
     print(table(pack, ["processes", "candidates_per_gpu_minute"]))
     print(f"end to end: rc={e2e['returncode']} in {e2e['wall_seconds']:.0f}s; wrote {path}")

@@ -6,7 +6,8 @@ architecture) is trained for T steps on it, over several seeds, and tested on th
 ``real_best_lr`` is plain real data with the best fixed learning rate of a small sweep (picked on the
 validation split). Also: seconds per outer step, and peak memory of one outer step for T = 16..128
 with per-step checkpointing on and off (each in a fresh subprocess). Writes
-benchmarks/results/gtn_few_step.json and prints tables.
+benchmarks/results/gtn_few_step.json and prints tables; ``--memory-only`` measures memory alone and
+writes benchmarks/results/gtn_few_step_memory.json (no figure of another run is carried over).
 
     python -m benchmarks.gtn_few_step [--outer-steps 60] [--seeds 5] [--steps 32] [--batch 32]
 """
@@ -14,7 +15,6 @@ benchmarks/results/gtn_few_step.json and prints tables.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import RESULTS, real_baseline, table, write
+from benchmarks import provenance
+from benchmarks._common import real_baseline, table, write
 from search.config import load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
@@ -102,7 +103,7 @@ def memory(ts: list[int]) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--outer-steps", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=5)
@@ -112,12 +113,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--datasets", default="mnist,fashion_mnist")
     ap.add_argument("--memory-ts", default="16,32,64,128")
-    ap.add_argument("--memory-only", action="store_true", help="re-measure memory, keep the stored accuracies")
-    args = ap.parse_args()
+    ap.add_argument("--memory-only", action="store_true", help="measure memory alone; writes gtn_few_step_memory.json")
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     if args.memory_only:
-        old = json.loads((RESULTS / "gtn_few_step.json").read_text())
         mem = memory([int(t) for t in args.memory_ts.split(",")])
-        path = write("gtn_few_step", {k: old[k] for k in ("settings", "results", "eval_arch")} | {"memory": mem})
+        path = write("gtn_few_step_memory", {"memory": mem})
         print(table(mem, ["T", "checkpointing", "peak_extra_mb"]))
         print(f"\nwrote {path}")
         return

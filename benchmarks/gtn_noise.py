@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks import provenance
 from benchmarks._common import table
 from results.truthtable import load_truth
-from search.files import write_text
 from search.stats import spearman
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
@@ -80,14 +79,19 @@ def analyse(
     return rows
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scores", required=True)
     ap.add_argument("--other", default=None, help="the same cells scored by a teacher with another meta seed")
     ap.add_argument("--truth", default=str(TRUTH))
     ap.add_argument("--cost-rows", default=None, help="score rows whose timings give the seconds (default: --scores)")
     ap.add_argument("--json", required=True)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     scores = pd.read_parquet(args.scores)
     other = pd.read_parquet(args.other) if args.other else None
     cost = pd.concat([pd.read_parquet(p) for p in args.cost_rows.split(",")]) if args.cost_rows else None
@@ -109,21 +113,18 @@ def main() -> None:
         )
     )
     split = sorted(set(scores["split"]))
-    write_text(
+    provenance.write_result(
         args.json,
-        json.dumps(
-            {
-                "benchmark": "gtn_noise",
-                "scores": Path(args.scores).name,
-                "other": Path(args.other).name if args.other else None,
-                "split": split,
-                "cost_rows": args.cost_rows,
-                "truth": "mean val_acc of the truth's seeds 0 and 1",
-                "rows": rows,
-            },
-            indent=1,
-        )
-        + "\n",
+        {
+            "benchmark": "gtn_noise",
+            "scores": Path(args.scores).name,
+            "other": Path(args.other).name if args.other else None,
+            "split": split,
+            "cost_rows": args.cost_rows,
+            "truth": "mean val_acc of the truth's seeds 0 and 1",
+            "rows": rows,
+        },
+        indent=1,
     )
     print(f"wrote {args.json}")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import machine, table
+from benchmarks import provenance
+from benchmarks._common import table
 from search.config import load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
-from search.files import write_json
 from search.gtn import Teacher
 from search.meta import eval_loss, initial_state, inner_step, make_learner
 from search.space import parse
@@ -63,7 +63,7 @@ def stats(xs: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/gtn_mnist_paper.yaml")
     ap.add_argument("--minutes", type=float, default=6.0, help="meta-training wall-clock budget")
@@ -71,7 +71,12 @@ def main() -> None:
     ap.add_argument("--train-subset", type=int, default=None, help="for a quick local check only")
     ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "gtn_paper_gpu.json"))
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = load_config(args.config, [f"data.device={device}", "gtn.validate_every=1000000", *args.overrides])
     data = load_dataset(cfg.data.dataset, device=device, train_subset=args.train_subset)
@@ -120,7 +125,6 @@ def main() -> None:
     print(table(table_rows, ["curriculum", "test_acc", "std", "seeds"]))
     payload = {
         "benchmark": "gtn_paper_gpu",
-        "machine": machine(),
         "config": args.config,
         "outer_steps": steps,
         "seconds_per_outer_step": meta_seconds / steps,
@@ -133,7 +137,7 @@ def main() -> None:
         "log": log,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, payload, indent=2)
+    provenance.write_result(args.json, payload)
     print(f"wrote {args.json}")
 
 

@@ -18,6 +18,7 @@ import statistics
 
 import torch
 
+from benchmarks import provenance
 from benchmarks._common import real_baseline, table, write
 from search.curriculum import gtn_score
 from search.data import load_dataset
@@ -36,13 +37,18 @@ def stats(xs: list[float]) -> dict:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("teacher")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-log", help="the run's metrics.csv: its wall time and held-out curve go in the JSON")
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
     lt = load_teacher(args.teacher)
     cfg, g = lt.config, lt.config.gtn

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from cluster.proxy_bench import run_proxies, summarise
 from results.truthtable import load_truth, replicate_rho, truth_targets
@@ -47,7 +48,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return name, [o for o in rest.split(",") if o]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truth", default=str(ROOT / "benchmarks" / "truth" / "fashion_mnist.parquet"))
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="the teacher's base config")
@@ -64,7 +65,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda: where teachers meta-train and cells are scored")
     ap.add_argument("--keep", default=str(ROOT / "runs" / "gtn_rank"), help="where the teachers are saved")
     ap.add_argument("--name", default="gtn_rank", help="results/<name>.json")
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
 
     df, meta = load_truth(args.truth)

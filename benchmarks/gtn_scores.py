@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from benchmarks import provenance
 from results.storage import write_parquet
 from results.truthtable import load_truth, planned_cells, split_of
 from search.config import config_from_dict
@@ -31,7 +32,7 @@ from search.train import evaluate
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--truth", default=str(TRUTH))
@@ -49,7 +50,12 @@ def main() -> None:
     )
     ap.add_argument("--shard", metavar="K/N", default=None, help="only every N-th cell from the K-th (run N at once)")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args, outputs=[args.out])
     torch.set_num_threads(args.threads)
     df, meta = load_truth(args.truth)
     planned = planned_cells(args.planned, meta.get("sample_seed", 0)) if args.planned else []
@@ -67,6 +73,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = pq.read_table(out).to_pylist() if out.exists() else []
+    before = provenance.parquet_provenance(out)  # the runs that added rows before this one
     done = {(r["arch"], r["seed"]) for r in rows}
     start = time.perf_counter()
     for i, a in enumerate(cells):
@@ -102,7 +109,7 @@ def main() -> None:
                         "curriculum": cur.content_hash,
                     }
                 )
-        write_parquet(pa.Table.from_pylist(rows), str(out))
+        write_parquet(pa.Table.from_pylist(rows), str(out), provenance.parquet_metadata(before))
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(cells)} cells, {time.perf_counter() - start:.0f}s", flush=True)
     print(f"wrote {out}: {len(rows)} rows")

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from benchmarks import provenance
 from results.storage import write_parquet
 from results.truthtable import load_truth, split_of
 from search.config import config_from_dict
@@ -35,7 +36,7 @@ from search.train import evaluate
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--families", default="8x16,4x16,8x8,4x8", help="CxT pairs: learner channels x curriculum steps")
@@ -43,7 +44,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1000, help="validation images read")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
     df, meta = load_truth(str(TRUTH))
     cells = sorted(set(df["arch"]))
@@ -89,7 +95,7 @@ def main() -> None:
             }
         )  # channels -1: real:128, not a GTN family
     out = pd.DataFrame(rows)
-    write_parquet(pa.Table.from_pandas(out, preserve_index=False), args.out)
+    write_parquet(pa.Table.from_pandas(out, preserve_index=False), args.out, provenance.parquet_metadata())
     print(out.groupby(["channels", "steps"])[["train_seconds", "eval_seconds"]].median().to_string())
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from results.analysis import load, top
 from results.storage import write_parquet
@@ -67,12 +68,17 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--experiments", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     where = "val_acc > 0.5 and params < 50000"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

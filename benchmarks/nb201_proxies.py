@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from search.config import NetConfig
 from search.proxies import ProxyContext
@@ -35,13 +36,18 @@ DEFAULT_TABLE = (
 COLUMNS = ("cifar10_val", "cifar10_test", "cifar100_val", "cifar100_test")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", default=str(DEFAULT_TABLE))
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
     nb = pd.read_parquet(args.table)
     sample = nb.sample(min(args.archs, len(nb)), random_state=args.seed)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from benchmarks import provenance
 from results.storage import write_parquet
 from search import nb201
 from search.space import EDGES, OPS, Arch, all_archs
@@ -37,11 +38,16 @@ def additive_costs() -> dict[str, dict[str, float]]:
     return out
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunk", type=int, default=500)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args, outputs=[nb201.PROXY_TABLE])  # the table it rebuilds does not make the tree dirty
     torch.set_num_threads(args.threads)
     archs = all_archs()
     costs = additive_costs()
@@ -65,7 +71,7 @@ def main() -> None:
         print(f"{lo + len(rows)}/{len(archs)} cells, {time.perf_counter() - start:.0f}s", flush=True)
     table = pa.concat_tables([pq.read_table(p) for p in sorted(PARTS.glob("part-*.parquet"))])
     assert table.num_rows == len(archs)
-    write_parquet(table, str(nb201.PROXY_TABLE))
+    write_parquet(table, str(nb201.PROXY_TABLE), provenance.parquet_metadata())
     print(f"wrote {nb201.PROXY_TABLE} ({table.num_rows} cells)")
 
 

@@ -5,7 +5,8 @@ weights) is made on the truth table's tuning split (cells 1-100); the evaluation
 101-300) is scored once per candidate. The target is the mean val_acc of the truth's first two seeds.
 
 Inputs: per-seed GTN score rows of each teacher (``benchmarks/gtn_scores.py --split all``), zero-cost
-proxies and the real:k ladder (computed here, cached under --cache). Candidates:
+proxies and the real:k ladder (computed here, cached under --cache in files named by a hash of the code
+that computes them, so a code change computes them anew). Candidates:
 - every single proxy, ``real:k``, and ``gtn:16:sK:vN`` (the mean over K learner seeds read on N images);
 - rank ensembles (mean rank over the scored cells) of pairs;
 - ``calibrated:...``: standardised components combined with ridge weights fitted on the tuning split.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,9 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from benchmarks._common import machine, table
-from results.storage import write_json, write_parquet
+from benchmarks import provenance
+from benchmarks._common import table
+from results.storage import write_parquet
 from results.truthtable import load_truth, planned_cells, split_of
 from search.combine import Calibrator
 from search.config import config_from_dict
@@ -44,9 +44,24 @@ from search.stats import kendall, ranks, spearman, top_half_spearman
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"
 ZERO_COST = ("params", "flops", "synflow", "naswot", "jacob_cov")
 REAL = (16, 32, 64, 128)
+# the code behind a cached score: a change to any of these files makes a new cache file, never a stale hit
+SCORE_CODE = (
+    "search/proxies.py",
+    "search/proxy_specs.py",
+    "search/nets.py",
+    "search/train.py",
+    "search/space.py",
+    "search/data.py",
+)
+
+
+def cache_file(cache: Path, name: str) -> Path:
+    """``<cache>/<name>.<code hash>.parquet``: scores cached under the version of the code that made them."""
+    return cache / f"{name}.{provenance.code_hash(SCORE_CODE)}.parquet"
 
 
 def cached(path: Path, compute) -> pd.DataFrame:
+    """The table at ``path`` (a :func:`cache_file` name), computed and stored if it is not there."""
     if path.exists():
         return pd.read_parquet(path)
     df = compute()
@@ -118,7 +133,7 @@ def metrics(score: np.ndarray, truth: np.ndarray, rng: np.random.Generator, boot
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truth", default=str(TRUTH))
     ap.add_argument("--gtn", action="append", default=[], metavar="NAME=ROWS.parquet[,MORE.parquet]")
@@ -128,7 +143,7 @@ def main() -> None:
         metavar="ROWS.parquet[,MORE]",
         help="score rows whose timings give every GTN candidate's seconds (default: each teacher's own)",
     )
-    ap.add_argument("--cache", default="runs/scores")
+    ap.add_argument("--cache", default="runs/scores", help="score cache (files keyed by the code's hash)")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-real", action="store_true", help="leave out the real:k ladder (slow)")
@@ -145,14 +160,13 @@ def main() -> None:
         default=None,
         help="only compute shard K of N of the ladder into the cache, then exit (run N at once)",
     )
-    ap.add_argument(
-        "--previous",
-        default=None,
-        metavar="JSON",
-        help="carry the real:k ladder's figures over from an earlier run's JSON (they depend on no teacher)",
-    )
     ap.add_argument("--json", required=True)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
     df, meta = load_truth(args.truth)
     truth = df[df["seed"].isin([0, 1])].groupby("arch")["val_acc"].mean()
@@ -170,14 +184,14 @@ def main() -> None:
     ladder = [f"real:{k}" for k in REAL]
     if args.ladder_shard:
         k, n = map(int, args.ladder_shard.split("/"))
-        cached(cache / f"real_ladder.{k}-of-{n}.parquet", lambda: proxy_table(ladder, ladder_cells[k - 1 :: n], ctx))
+        cached(cache_file(cache, f"real_ladder.{k}-of-{n}"), lambda: proxy_table(ladder, ladder_cells[k - 1 :: n], ctx))
         return
-    zc = cached(cache / "zero_cost.parquet", lambda: proxy_table(list(ZERO_COST), archs, ctx)).set_index("arch")
+    zc = cached(cache_file(cache, "zero_cost"), lambda: proxy_table(list(ZERO_COST), archs, ctx)).set_index("arch")
     cands: dict[str, tuple[pd.Series, float]] = {n: (zc[n], float(zc[f"{n}__s"].mean())) for n in ZERO_COST}
     if not args.skip_real:
-        shards = sorted(cache.glob("real_ladder.*-of-*.parquet"))
+        shards = sorted(cache.glob(f"real_ladder.*-of-*.{provenance.code_hash(SCORE_CODE)}.parquet"))
         rl = cached(
-            cache / "real_ladder.parquet",
+            cache_file(cache, "real_ladder"),
             lambda: (
                 pd.concat([pd.read_parquet(f) for f in shards]) if shards else proxy_table(ladder, ladder_cells, ctx)
             ),
@@ -230,11 +244,6 @@ def main() -> None:
                 "calibrated:" + "+".join(parts), {"seconds_per_arch": secs, "weights_fit_on_tuning": list(fit.weights)}
             )
             r[label] = metrics(cal, t, rng, args.boot)
-    if args.previous:  # the ladder as measured before, marked as such
-        old = json.loads(Path(args.previous).read_text())
-        for n, r in old["candidates"].items():
-            if n.startswith("real:") and n not in results:
-                results[n] = {**r, "carried_from": f"{Path(args.previous).name} ({old.get('generated')})"}
     real128 = results.get("real:128", {}).get("seconds_per_arch")
     if cost is not None and "channels" in cost and (cost["channels"] == -1).any():  # real:128 timed beside the
         real128 = float(cost[cost["channels"] == -1]["train_seconds"].median())  # GTN families: the same conditions
@@ -298,17 +307,9 @@ def main() -> None:
         "best_gtn_alone_chosen_on_tuning": best_alone,
         "gtn_alone_step_efficiency": eff_alone,
         "winner_within_quarter_of_real128": bool(winner and results[winner]["seconds_per_arch"] <= budget),
-        "machine": machine(),
-        "generated": time.strftime("%Y-%m-%d %H:%M"),
         "candidates": results,
     }
-    if args.previous:  # the earlier run's other candidates (other teachers), kept apart from this run's choice
-        payload["previous"] = {
-            k: old.get(k)
-            for k in ("generated", "winner_chosen_on_tuning", "best_gtn_alone_chosen_on_tuning", "machine")
-        }
-        payload["previous"]["candidates"] = {n: r for n, r in old["candidates"].items() if not n.startswith("real:")}
-    write_json(args.json, json.loads(json.dumps(payload, default=float)))
+    provenance.write_result(args.json, payload, indent=1)
     rows = [
         {
             "candidate": n,

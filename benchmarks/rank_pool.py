@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from benchmarks import provenance
 from cluster.truth import plan_jobs
 from results.storage import write_parquet
 from results.truthtable import load_truth
@@ -27,7 +28,7 @@ from search.data import load_dataset
 from search.rank import pool_target, sample_pool_cells
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truth", required=True, help="truth table whose cells (all of its planned cells) are excluded")
     ap.add_argument("--exclude-archs", type=int, default=300, help="the truth plan's first N cells are excluded too")
@@ -36,7 +37,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args, outputs=[args.out])  # resumable: the pool it is adding to does not make the tree dirty
     torch.set_num_threads(args.threads)
     df, meta = load_truth(args.truth)
     cfg = config_from_dict(meta["config"], args.truth)
@@ -46,6 +52,7 @@ def main() -> None:
     data = load_dataset(d.dataset, None, split_seed=d.split_seed)
     out = Path(args.out)
     rows = pq.read_table(out).to_pylist() if out.exists() else []
+    before = provenance.parquet_provenance(out)  # the runs that added cells before this one
     done = {r["arch"] for r in rows}
     start = time.perf_counter()
     for i, a in enumerate(cells):
@@ -61,7 +68,7 @@ def main() -> None:
                 "seconds": time.perf_counter() - t0,
             }
         )
-        write_parquet(pa.Table.from_pylist(rows), str(out))
+        write_parquet(pa.Table.from_pylist(rows), str(out), provenance.parquet_metadata(before))
         print(f"{i + 1}/{len(cells)} {rows[-1]['target']:.4f} {time.perf_counter() - start:.0f}s", flush=True)
     print(f"wrote {out}: {len(rows)} cells")
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from results.truthtable import load_truth, split_of
 from search.combine import Calibrator
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval-scores", default=str(SCORES / "c8_t16_eval.parquet"), help="per-seed GTN rows, evaluation")
     ap.add_argument("--cache", default="runs/scores", help="zero-cost proxies, keyed by the code that computes them")
     ap.add_argument("--threads", type=int, default=1)
-    return ap
+    return provenance.add_common_args(ap)
 
 
 def code_version() -> str:
@@ -164,8 +165,9 @@ def refit_study(frame: pd.DataFrame, truth: np.ndarray, parts: tuple[str, ...], 
     return rows
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     started = time.time()
     df, meta = load_truth(args.truth)
     truth = df[df["seed"].isin([0, 1])].groupby("arch")["val_acc"].mean()

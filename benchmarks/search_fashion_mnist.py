@@ -16,10 +16,12 @@ Strategies:
 allocation candidates are compared that way, on tuning seeds that are never reported.
 
 Every finished run is one JSON line in ``benchmarks/results/search_fashion_mnist_runs.jsonl`` (keyed by
-strategy, minutes and seed); a rerun of the same command skips what is there, so it can be stopped and
-continued, across sessions too. Retrainings are cached by (cell, epochs, seed) in
-``search_fashion_mnist_retrains.jsonl``; a 1-epoch retraining of a cell the truth table holds is the
-table's own row (the same protocol). ``--summarise`` writes ``search_fashion_mnist.json`` and a table.
+strategy, minutes and seed) with its provenance (commit, command, its own start, end and load); a rerun
+of the same command skips what is there, so it can be stopped and continued, across sessions too.
+Retrainings are cached by (cell, epochs, seed) in ``search_fashion_mnist_retrains.jsonl``, reused only
+when made by the same training code and protocol (``code``, ``protocol``: hashes); a 1-epoch retraining
+of a cell the truth table holds is the table's own row (the same protocol). ``--summarise`` writes
+``search_fashion_mnist.json`` and a table.
 
     python -m benchmarks.search_fashion_mnist --strategies real_asha,gtn_reused --minutes 7 --seeds 0-4 --cpus 1
     python -m benchmarks.search_fashion_mnist --summarise
@@ -32,12 +34,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from search.config import load_config
 from search.data import load_dataset
@@ -67,6 +69,7 @@ STRATEGIES: dict[str, list[str]] = {  # the baselines pin search.screen=0 (plain
     "gtn_fresh": ["search.teacher=fresh"],
 }
 RETRAIN = ((1.0, (0, 1)), (5.0, (0, 1)))  # (epochs, seeds): the truth protocol, then a longer one
+RETRAIN_CODE = ("search/train.py", "search/nets.py", "search/data.py", "search/space.py")  # a retraining's code
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -83,37 +86,27 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """One line, flushed and synced: a crash loses at most the run in flight."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record, default=float) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()  # code changes, not results
-    return out.stdout.strip() + ("+dirty" if dirty else "")
-
-
 # --------------------------------------------------------------------------- retraining
 
 
 class Retrainer:
-    """Train a cell with the truth protocol (``configs/default.yaml``, all 50k training images), cached."""
+    """Train a cell with the truth protocol (``configs/default.yaml``, all 50k training images), cached.
+
+    A cached retraining is reused only if the same code (``code``: a hash of :data:`RETRAIN_CODE`) and
+    the same network and training settings (``protocol``) made it.
+    """
 
     def __init__(self, threads: int):
         torch.set_num_threads(threads)
         self.cfg = load_config(ROOT / CONFIG, ["data.val_subset=null"])
         self.data = load_dataset("fashion_mnist", split_seed=self.cfg.data.split_seed)
-        self.cache = {(r["arch"], r["epochs"], r["seed"]): r for r in read_jsonl(RETRAINS)}
+        self.code = provenance.code_hash(RETRAIN_CODE)
+        self.protocol_hash = provenance.config_hash({"net": asdict(self.cfg.net), "train": asdict(self.cfg.train)})
+        self.cache = {
+            (r["arch"], r["epochs"], r["seed"]): r
+            for r in read_jsonl(RETRAINS)
+            if (r.get("code"), r.get("protocol")) == (self.code, self.protocol_hash)
+        }
         truth = pd.read_parquet(TRUTH)
         for r in truth[truth["budget_epochs"] == 1.0].to_dict("records"):
             self.cache.setdefault(
@@ -143,10 +136,10 @@ class Retrainer:
                 "test_acc": row["test_acc"],
                 "seconds": row["seconds"],
                 "source": "retrained",
-                "commit": commit(),
+                "code": self.code,
+                "protocol": self.protocol_hash,
             }
-            append_jsonl(RETRAINS, rec)
-            self.cache[key] = rec
+            self.cache[key] = provenance.append_record(RETRAINS, rec)
         return self.cache[key]
 
     def protocol(self, arch: str, epochs_wanted: tuple[float, ...] = (1.0, 5.0)) -> dict[str, Any]:
@@ -228,7 +221,7 @@ def teacher_seconds(exp: Path) -> float | None:
     return teacher.stat().st_mtime - (exp / "experiment.json").stat().st_mtime if teacher.exists() else None
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategies", default="", help=f"comma-separated: {', '.join(STRATEGIES)} or a --variant")
     ap.add_argument(
@@ -257,7 +250,13 @@ def main() -> None:
         help="where the JSON lines go (another checkout's "
         "benchmarks/results when this one runs from a frozen worktree)",
     )
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    provenance.start(args)
     global RUNS, RETRAINS
     RUNS, RETRAINS = args.results / RUNS.name, args.results / RETRAINS.name
     strategies = dict(STRATEGIES)
@@ -275,6 +274,7 @@ def main() -> None:
             for s in todo:
                 if (s, args.minutes, seed) in done:
                     continue
+                segment = provenance.Segment()  # this run's own start, end and load
                 rec = {
                     "strategy": s,
                     "minutes": args.minutes,
@@ -282,13 +282,12 @@ def main() -> None:
                     "role": args.role,
                     "cpus": args.cpus,
                     "overrides": strategies[s],
-                    "commit": commit(),
                     "finished": None,
                 }
                 rec.update(search(s, strategies[s], seed, args.minutes, args.cpus, args.keep))
                 rec.update(retrainer.protocol(rec["top_arch"], tuple(float(e) for e in args.epochs.split(","))))
                 rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                append_jsonl(RUNS, rec)
+                provenance.append_record(RUNS, rec, segment)
                 print(
                     f"{s} {args.minutes:g} min seed {seed}: {rec['trials']} trials, {rec['real_evaluations']} real, "
                     f"rank {rec['truth_rank']}/{rec['truth_cells']}, 5-epoch val {rec.get('e5_val_acc')}",

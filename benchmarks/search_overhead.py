@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from cluster.tune_compat import init_local
 from search.config import load_config
@@ -86,7 +87,7 @@ def run(label: str, teacher: Path, storage: Path, trials: int, slots: int, extra
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--skip-cluster", action="store_true")
@@ -96,7 +97,12 @@ def main() -> None:
         help="compare search.state_save step (the default) with Tune's "
         "timer on the embedded Ray; writes resume_overhead.json",
     )
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     import ray  # noqa: PLC0415  (lazy: Ray only after the environment above is set)
 
     if args.saving:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,10 +107,15 @@ def run(trials: int, storage: Path) -> dict:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", default="1000,10000")
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.trials.split(",")):

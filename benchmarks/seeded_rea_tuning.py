@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from cluster.bench_search import run_repeat, strategy_config, summarise
 
@@ -29,11 +30,16 @@ SAMPLES = (1000, 3000, 15625)
 TUNING_SEED0 = 1000
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--evaluations", type=int, default=300)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     base = strategy_config("rea_synflow_seeded", args.evaluations)
     rows = []
     for proxy, sample in itertools.product(PROXIES, SAMPLES):

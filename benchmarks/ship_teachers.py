@@ -1,8 +1,9 @@
 """Meta-train the teachers that ship with gtnnas: Fashion-MNIST and MNIST at ``configs/default.yaml``'s settings.
 
 Each is written compact (learned images in float16, as the curriculum holds them) to
-``search/teachers/<key>.pt`` with its provenance inside (command, gtn seed, commit, held-out accuracy,
-seconds, machine), and ``search/teachers/README.md``'s table is rewritten from all of them. A search
+``search/teachers/<key>.pt`` with its provenance inside (``benchmarks/provenance.py``'s: commit, command,
+machine, times; plus the gtn seed, held-out accuracy, seconds), and ``search/teachers/README.md``'s table
+is rewritten from all of them. A search
 with the same data and gtn settings finds the shipped teacher instead of meta-training one.
 
     python -m benchmarks.ship_teachers [--datasets fashion_mnist,mnist] [--threads 2]
@@ -11,13 +12,12 @@ with the same data and gtn settings finds the shipped teacher instead of meta-tr
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine
+from benchmarks import provenance
 from search.config import load_config
 from search.curriculum import materialize
 from search.data import load_dataset
@@ -38,25 +38,21 @@ def ship(dataset: str, threads: int) -> Path:
     teacher = train_teacher(cfg, data)
     seconds = time.perf_counter() - start
     held_out = validate(teacher, cfg, data, data.val.head(cfg.gtn.validate_size))
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    provenance = {
-        "command": f"python -m benchmarks.ship_teachers --datasets {dataset} --threads {threads}",
-        "config": "configs/default.yaml",
+    made = {
+        **provenance.current().provenance(),
+        "teacher_config": "configs/default.yaml",
+        "dataset": dataset,
         "gtn_seed": cfg.gtn.seed,
-        "commit": commit,
         "held_out_acc": held_out,
         "held_out": f"gtn.validate_arch trained {cfg.gtn.inner_steps} steps on the "
         f"curriculum, first {cfg.gtn.validate_size} validation images",
         "seconds": seconds,
         "threads": threads,
-        "machine": machine(),
         "made": time.strftime("%Y-%m-%d"),
     }
     SHIPPED.mkdir(parents=True, exist_ok=True)
     path = SHIPPED / f"{teacher_key(cfg)}.pt"
-    save_teacher(path, teacher, cfg, data, cfg.gtn.outer_steps, provenance=provenance, compact=True)
+    save_teacher(path, teacher, cfg, data, cfg.gtn.outer_steps, provenance=made, compact=True)
     full = load_teacher(path).curriculum(real=data.train)  # the compact file gives the same curriculum
 
     same = (
@@ -80,7 +76,7 @@ def readme() -> None:
         p = t.provenance
         rows.append(
             f"| `{path.name}` | {t.dataset} | {p.get('held_out_acc', float('nan')):.4f} | "
-            f"{p.get('seconds', 0) / 60:.1f} min, {p.get('threads')} thread(s) | `{p.get('commit')}` | "
+            f"{p.get('seconds', 0) / 60:.1f} min, {p.get('threads')} thread(s) | `{str(p.get('commit'))[:7]}` | "
             f"{path.stat().st_size / 1e6:.1f} MB |"
         )
     text = (SHIPPED / "README.md").read_text()
@@ -92,11 +88,16 @@ def readme() -> None:
     )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="fashion_mnist,mnist")
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args, outputs=[SHIPPED])  # the teachers it writes (and their README) do not make the tree dirty
     torch.set_num_threads(args.threads)
     for name in args.datasets.split(","):
         ship(name, args.threads)

@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks import provenance
 from benchmarks._common import table, write
 from search.nets import build_net, count_flops, count_params
 from search.space import parse
@@ -54,13 +55,18 @@ def measure(arch: str, channels: int, cells: int, batch: int, steps: int, device
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    return provenance.add_common_args(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    provenance.start(args)
     torch.set_num_threads(args.threads)
     rows = []
     for channels, cells in ((16, 5), (8, 1)):
