@@ -26,7 +26,7 @@ from filelock import FileLock
 
 from cluster.device import granted_device, release
 from search.config import DataConfig, ExperimentConfig, config_from_dict
-from search.data import default_roots, load_dataset
+from search.data import DATASETS, default_roots, load_dataset, load_prepared
 from search.errors import DataNotFoundError, InputError, first_line
 from search.fetch import LOCAL, configured_sources, fetch
 
@@ -75,9 +75,27 @@ def enter(
 
 @lru_cache(maxsize=2)
 def node_dataset(d: DataConfig, device: str) -> tuple[Any, str]:
-    """(the data set on ``device``, where it came from); found or fetched on this node under a file lock."""
+    """(the data set on ``device``, where it came from); found or fetched on this node under a file lock.
+
+    A user source (``folder:``, ``parquet:``, ``npz:``) is read from its path or URI and decoded into this
+    node's cache (``<data root>/prepared/<fingerprint>``) under the same lock, once per node."""
     folder = Path(d.root) if d.root is not None else default_roots()[0]
     folder.mkdir(parents=True, exist_ok=True)
+    if d.dataset not in DATASETS:
+        from search.prepared import ensure  # noqa: PLC0415  (lazy: Pillow and pyarrow.parquet only for a source)
+        from search.sources import SourceSettings  # noqa: PLC0415  (lazy: as ensure)
+
+        with FileLock(str(folder / ".gtnnas-fetch.lock")):
+            prep = ensure(d.dataset, folder, SourceSettings.of(d), d.split_seed)
+        data = load_prepared(
+            prep,
+            name=d.dataset,
+            split_seed=d.split_seed,
+            device=device,
+            train_subset=d.train_subset,
+            val_subset=d.val_subset,
+        )
+        return data, ("found in " if prep.how == "found" else "prepared into ") + str(prep.folder)
     with FileLock(str(folder / ".gtnnas-fetch.lock")):
         try:
             found = fetch(d.dataset, d.root, sources=[s for s in configured_sources() if s in LOCAL])

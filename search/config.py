@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .data import DATASETS
 from .errors import ConfigError, first_line
 from .scoring import DATA_FREE, Scorer
 from .space import parse
@@ -29,7 +30,8 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: Literal["mnist", "fashion_mnist", "cifar10"] = "fashion_mnist"
+    dataset: str = "fashion_mnist"  # a built-in (mnist, fashion_mnist, cifar10) or a source: folder:/parquet:/npz:
+    # PATH_OR_URI (search.sources), decoded once into <data root>/prepared/<fingerprint>/ (search.prepared)
     root: str | None = None  # None: $GTNNAS_DATA_DIR, then the usual places (see search.data)
     split_seed: int = 0
     train_subset: int | None = None  # use only the first N training images (tests, quick runs)
@@ -37,11 +39,39 @@ class DataConfig:
     device: str = "cpu"  # single-process commands only (gtnnas gtn train); Ray tasks follow cluster.device
     mirror: str | None = None  # a folder or URI (s3://, gs://) laid out like the data directory; nodes that
     # lack the data set fetch it from here first
+    # A source's settings (left out of every hash while at their defaults: see OMITTED_AT_DEFAULT)
+    image_column: str = "image"  # parquet: encoded bytes, or the Hugging Face struct {bytes, path}
+    label_column: str = "label"  # parquet: ints or strings
+    split_column: str | None = None  # parquet: train/val/validation/test per row; None: from the file names
+    channels: int | None = None  # 1 or 3 (converts); None: the source's
+    image_size: int | None = None  # resize every image to this square (bilinear); None: the source's size
+    val_fraction: float = 0.1  # of the training images, per class, when the source has no val split
+    test_fraction: float = 0.1  # the same, when it has no test split
 
     def __post_init__(self) -> None:
         for k in ("train_subset", "val_subset"):
             v = getattr(self, k)
             _check(v is None or v > 0, k, "must be positive")
+        kind = None
+        if self.dataset not in DATASETS:
+            from .sources import parse_source  # noqa: PLC0415  (lazy: pyarrow only when a config names a source)
+
+            try:
+                source = parse_source(self.dataset)
+            except ValueError as e:
+                raise ValueError(f"dataset: {e}") from None
+            kind = source.kind if source is not None else None
+        _check(self.channels in (None, 1, 3), "channels", "must be 1 or 3 (or unset: the source's)")
+        _check(self.image_size is None or 1 <= self.image_size <= 4096, "image_size", "must be in [1, 4096]")
+        for k in ("val_fraction", "test_fraction"):
+            _check(0 < getattr(self, k) <= 0.5, k, "must be in (0, 0.5]")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for k in ("channels", "image_size", "val_fraction", "test_fraction", "image_column", "label_column"):
+            parquet = k.endswith("column")
+            applies = kind == "parquet" if parquet else kind is not None
+            where = "a parquet: source" if parquet else "a source (folder:, parquet:, npz:)"
+            _check(applies or getattr(self, k) == defaults[k], k, f"applies to {where} only")
+        _check(self.split_column is None or kind == "parquet", "split_column", "applies to a parquet: source only")
 
 
 @dataclass(frozen=True)
@@ -350,6 +380,8 @@ class ExperimentConfig:
         each result for reproducibility; the :data:`UNHASHED` settings and ``exclude``'s are left out."""
         d = self.to_dict()
         skip = {k: (*UNHASHED.get(k, ()), *(exclude or {}).get(k, ())) for k in d}
+        for k, defaults in OMITTED_AT_DEFAULT.items():
+            skip[k] = (*skip[k], *(f for f, v in defaults.items() if d[k][f] == v))
         blob = {
             k: {f: v for f, v in d[k].items() if f not in skip[k]} if isinstance(d[k], dict) else d[k]
             for k in (sections or tuple(d))
@@ -360,6 +392,17 @@ class ExperimentConfig:
 UNHASHED = {"data": ("root", "device", "mirror"), "train": ("eval_batch_size",)}
 """Settings that say where the data is or how big an evaluation batch is, not what is computed: no
 hash includes them, so moving the data keeps an experiment resumable and a teacher or truth table valid."""
+
+OMITTED_AT_DEFAULT = {
+    "data": {
+        f.name: f.default
+        for f in dataclasses.fields(DataConfig)
+        if f.name
+        in ("image_column", "label_column", "split_column", "channels", "image_size", "val_fraction", "test_fraction")
+    }
+}
+"""Settings added after hashes were first stored (a source's): no hash includes them while they keep their
+default, so every built-in config keeps its hash, its shipped teacher and its truth tables."""
 
 
 # --------------------------------------------------------------------------- loading

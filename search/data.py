@@ -7,6 +7,10 @@ second and the whole set lives on the device. Getting the files is :mod:`search.
 (data directory, Debian, torchvision, then the apt and npm package registries); this module only reads.
 Train/validation splits are seeded and deterministic (50k/10k, 45k/5k for CIFAR-10, as the GTN code).
 torch is imported only where tensors are made, so finding and checking files (and `gtnnas`) stay fast.
+
+Any other labelled image set is a *source* (``folder:``, ``parquet:``, ``npz:``; :mod:`search.sources`),
+decoded once into a uint8 cache in the data directory (:mod:`search.prepared`) and loaded from there into
+the same normalised :class:`Split` tensors, with its own shape, classes, mean and std.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +30,9 @@ from .errors import DataNotFoundError  # noqa: F401  (re-exported: search.data.D
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
+
+    from .prepared import Prepared
+    from .sources import SourceSettings
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
@@ -36,6 +43,22 @@ STATS = {  # per-channel mean and std of the training images in [0, 1]
 }
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # C, H, W
 VAL_SIZE = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 5_000}
+CLASSES = {
+    "mnist": tuple("0123456789"),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 _IDX = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -67,6 +90,8 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     num_classes: int = 10
+    class_names: tuple[str, ...] = ()  # index -> name
+    fingerprint: str | None = None  # a source's cache key (search.prepared); None for the built-ins
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -164,10 +189,11 @@ def check_available(name: str, root: str | Path | None = None) -> None:
     _load_raw(name, None if root is None else str(root))
 
 
-def normalise(images: np.ndarray | Tensor, name: str) -> Tensor:
+def normalise(images: np.ndarray | Tensor, name: str, stats: tuple[Any, Any] | None = None) -> Tensor:
+    """(images / 255 - mean) / std, float32; the built-in ``name``'s statistics unless ``stats`` are given."""
     import torch  # noqa: PLC0415  (lazy: torch only when tensors are built)
 
-    mean, std = STATS[name]
+    mean, std = stats if stats is not None else STATS[name]
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)
     m = torch.tensor(mean).view(1, -1, 1, 1)
     s = torch.tensor(std).view(1, -1, 1, 1)
@@ -182,14 +208,27 @@ def load_dataset(
     device: str | torch.device = "cpu",
     train_subset: int | None = None,
     val_subset: int | None = None,
+    settings: SourceSettings | None = None,
+    workers: int | None = None,
+    progress: bool | None = None,
 ) -> Dataset:
     """Train/validation/test splits, normalised and on ``device``.
 
-    The validation images are a seeded random subset of the official training set; the test set is
-    the official test set. ``train_subset``/``val_subset`` keep only the first N of each split.
+    Built-ins: the validation images are a seeded random subset of the official training set; the test
+    set is the official test set. ``train_subset``/``val_subset`` keep only the first N of each split.
+    A source (``folder:``/``parquet:``/``npz:``): its cache under ``root`` (the data directory) is found
+    or prepared (``settings``, ``workers``, ``progress``: see :func:`search.prepared.ensure`), then
+    loaded as :func:`load_prepared` does.
     """
     import torch  # noqa: PLC0415  (lazy: torch only when tensors are built)
 
+    if name not in DATASETS and ":" in name:
+        from .prepared import ensure  # noqa: PLC0415  (lazy: Pillow and pyarrow only for a source)
+
+        prep = ensure(name, root, settings, split_seed, workers=workers, progress=progress)
+        return load_prepared(
+            prep, name=name, split_seed=split_seed, device=device, train_subset=train_subset, val_subset=val_subset
+        )
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     tx, ty, ex, ey = _load_raw(name, None if root is None else str(root))
@@ -205,7 +244,78 @@ def load_dataset(
         return Split(normalise(x, name), torch.as_tensor(y.astype(np.int64))).to(device)
 
     mean, std = STATS[name]
-    return Dataset(name, split(tx[tr_idx], ty[tr_idx]), split(tx[va_idx], ty[va_idx]), split(ex, ey), mean, std)
+    train, val = split(tx[tr_idx], ty[tr_idx]), split(tx[va_idx], ty[va_idx])
+    return Dataset(name, train, val, split(ex, ey), mean, std, len(CLASSES[name]), CLASSES[name])
+
+
+def load_configured(d: Any, device: str | torch.device | None = None, **kwargs: Any) -> Dataset:
+    """:func:`load_dataset` with every setting of a :class:`search.config.DataConfig` ``d`` (on ``device``,
+    default ``d.device``); a source's cache must be under ``d.root`` or the data directory, or is made there."""
+    from .sources import SourceSettings  # noqa: PLC0415  (lazy: pyarrow only for a source)
+
+    return load_dataset(
+        d.dataset,
+        d.root,
+        split_seed=d.split_seed,
+        device=device if device is not None else d.device,
+        train_subset=d.train_subset,
+        val_subset=d.val_subset,
+        settings=SourceSettings.of(d),
+        **kwargs,
+    )
+
+
+def load_prepared(
+    prep: Prepared,
+    *,
+    name: str | None = None,
+    split_seed: int = 0,
+    device: str | torch.device = "cpu",
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+) -> Dataset:
+    """A prepared source's splits, normalised with its training split's mean and std, on ``device``.
+
+    ``train_subset``/``val_subset`` keep N images drawn with ``default_rng(split_seed)`` (in the cache's
+    order), not the first N: a cache is in source order, often class by class. A class missing from a
+    split is a :class:`search.prepared.DataWarning`. ``name``: the data set's name (default: the source
+    that first prepared the cache; the same content elsewhere shares it).
+    """
+    import torch  # noqa: PLC0415  (lazy: torch only when tensors are built)
+
+    from .prepared import warn_missing  # noqa: PLC0415  (lazy: as in load_dataset)
+
+    meta = prep.meta
+    stats = (tuple(meta["mean"]), tuple(meta["std"]))
+    warn_missing(meta)
+
+    def split(name: str, subset: int | None) -> Split:
+        x, y = prep.arrays(name)
+        if subset is not None and subset < len(y):
+            keep = np.sort(np.random.default_rng(split_seed).permutation(len(y))[:subset])
+            x, y = x[keep], y[keep]
+        return Split(normalise(np.asarray(x), "", stats), torch.as_tensor(y.astype(np.int64))).to(device)
+
+    classes = tuple(meta["classes"])
+    train, val, test = split("train", train_subset), split("val", val_subset), split("test", None)
+    return Dataset(name or meta["source"], train, val, test, *stats, len(classes), classes, meta["fingerprint"])
+
+
+def prepared_summary(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    split_seed: int = 0,
+    settings: SourceSettings | None = None,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Prepare (or find) source ``name``'s cache and describe it: images per split and class, size,
+    channels, mean and std, class balance, exact duplicates across splits, where it is and how it came."""
+    from .prepared import ensure, summary  # noqa: PLC0415  (lazy: as in load_dataset)
+
+    prep = ensure(name, root, settings, split_seed, workers=workers, progress=progress)
+    return {**summary(prep.meta), "cache": str(prep.folder), "how": prep.how}
 
 
 def forget_cached() -> None:

@@ -30,6 +30,11 @@ class DataNotFoundError(InputError, FileNotFoundError):
     """The data set is not on disk and could not be fetched; the message lists every place tried."""
 
 
+class DataError(InputError):
+    """A user data source (``folder:``, ``parquet:``, ``npz:``) that cannot be used as it is; the message
+    names the file, column or setting."""
+
+
 class CheckpointError(InputError):
     """A teacher checkpoint that is truncated, foreign or does not match its config."""
 

@@ -1,12 +1,15 @@
 # Heavy imports stay inside the commands, so `gtnnas --help` and results commands load no torch or Ray.
-"""``gtnnas arch info`` and ``gtnnas data fetch``: small commands that need neither Ray nor a config."""
+"""``gtnnas arch info``, ``gtnnas data fetch`` and ``gtnnas data prepare``: small commands without Ray."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from cluster.cli.common import say
+from search.errors import ConfigError, InputError
 from search.fetch import fetch
 from search.space import parse
 
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(func=cmd_arch_info)
 
     data = sub.add_parser("data", help="data sets").add_subparsers(
-        dest="data_command", required=True, metavar="SUBCOMMAND"
+        dest="data_command", required=True, metavar="SUBCOMMAND", parser_class=_Intermixed
     )
     fetch = data.add_parser(
         "fetch",
@@ -97,3 +100,62 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     where = fetch(args.name, args.root, log=say)
     print(f"{args.name} is in {where}")
     return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from filelock import FileLock
+
+    from search.config import config_from_dict
+    from search.data import DATASETS, default_roots, prepared_summary
+    from search.sources import SourceSettings
+    from search.typed import apply_overrides
+
+    for item in args.overrides:
+        if not item.strip().startswith("data."):
+            raise ConfigError(f"override {item!r}: only data.* settings apply to `gtnnas data prepare`")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers: must be >= 1, got {args.workers}")
+    if args.source in DATASETS:
+        raise InputError(f"{args.source} is a built-in data set: `gtnnas data fetch {args.source}` gets it")
+    given = {"dataset": args.source, **({"root": args.root} if args.root is not None else {})}
+    d = config_from_dict(apply_overrides({"data": given}, list(args.overrides)), "<gtnnas data prepare>").data
+    folder = Path(d.root) if d.root is not None else default_roots()[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".gtnnas-fetch.lock")):
+        info = prepared_summary(
+            d.dataset, folder, split_seed=d.split_seed, settings=SourceSettings.of(d), workers=args.workers
+        )
+    for line in info["missing"]:
+        say(f"warning: {line}")
+    print(_summary_table(info))
+    return 0
+
+
+def _summary_table(info: dict[str, Any], max_rows: int = 40) -> str:
+    def numbers(values: list[float]) -> str:
+        return ", ".join(f"{v:.4f}" for v in values)
+
+    dup = info["duplicates"]
+    h, w = info["size"]
+    lines = [
+        f"source      {info['source']}",
+        f"cache       {info['cache']} ({info['how']})",
+        f"images      {h}x{w}, {info['channels']} channel{'s' if info['channels'] > 1 else ''}, "
+        f"{len(info['classes'])} classes",
+        f"mean / std  {numbers(info['mean'])} / {numbers(info['std'])} (training split, in [0, 1])",
+        f"balance     smallest class {info['balance']['min_share']:.1%} of train, "
+        f"largest {info['balance']['max_share']:.1%}",
+        f"duplicates  val in train {dup['val_in_train']}, test in train {dup['test_in_train']}, "
+        f"test in val {dup['test_in_val']} (identical pixels)",
+        "splits      " + ", ".join(f"{k} from the {v}" for k, v in info["splits"].items()),
+        "",
+    ]
+    splits = list(info["images"])
+    width = max(5, *(len(c) for c in info["classes"][:max_rows]))
+    lines.append(f"{'class':<{width}}" + "".join(f"{s:>9}" for s in splits))
+    for i, name in enumerate(info["classes"][:max_rows]):
+        lines.append(f"{name:<{width}}" + "".join(f"{info['per_class'][s][i]:>9,}" for s in splits))
+    if len(info["classes"]) > max_rows:
+        lines.append(f"... {len(info['classes']) - max_rows} more classes")
+    lines.append(f"{'total':<{width}}" + "".join(f"{info['images'][s]:>9,}" for s in splits))
+    return "\n".join(lines)
