@@ -1,7 +1,8 @@
 """``gtnnas bench search``: search strategies compared in benchmark mode, many repeats each.
 
-A repeat drives the very searcher and scheduler objects a Tune run would build (``make_searcher``,
-ASHA) in a light loop, without Tune's trial machinery, on NAS-Bench-201's 12-epoch table: rung 1
+A repeat drives the very searcher and scheduler objects a search builds (``make_searcher``,
+``make_scheduler``: the search's own :class:`~cluster.schedulers.RungHalving`) in a light loop, without
+Tune's trial machinery, on NAS-Bench-201's 12-epoch table: rung 1
 reads a data-free proxy (free), the real rung reads ``cifar10_val`` (one *evaluation*). A test shows
 that for one seed the loop and a real Tune run evaluate the same cells in the same order.
 
@@ -94,26 +95,19 @@ def proxy_fn(name: str | None) -> Any:
 def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | None = None) -> Repeat:
     """One search of ``evaluations`` table lookups, as Tune would run it one trial at a time."""
     # `gtnnas --help` imports this module for the strategy names and must not load Ray:
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: PLC0415  (lazy: no Ray at --help)
+    from ray.tune.schedulers import TrialScheduler  # noqa: PLC0415  (lazy: no Ray at --help)
 
+    from cluster.schedulers import make_scheduler  # noqa: PLC0415  (lazy: no Ray at --help)
     from cluster.searchers import make_searcher, searcher_metric  # noqa: PLC0415  (lazy: no Ray at --help)
     from cluster.trainable import param_space  # noqa: PLC0415  (lazy: no Ray at --help)
 
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=seed, proxy=proxy_fn(s.seed_proxy))
     if s.searcher not in ("random", "evolution"):
         searcher.set_search_properties("score", "max", param_space())
-    asha = (
-        ASHAScheduler(
-            time_attr="training_iteration",
-            metric="score",
-            mode="max",
-            max_t=s.rungs,
-            grace_period=1,
-            reduction_factor=s.reduction_factor,
-        )
-        if s.scheduler == "asha" and s.rungs > 1
-        else None
-    )
+    if s.scorer.combined:
+        raise InputError(f"benchmark-mode strategies score rung 1 with one proxy, not {s.score!r}")
+    scheduler = make_scheduler(s)
+    scheduler.set_search_properties("score", "max")
     out, first = Repeat(), {}
     max_trials = max_trials or 50 * evaluations
     while len(out.cells) < evaluations and out.trials < max_trials:
@@ -125,14 +119,13 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
         arch = Arch.from_dict(config)
         out.suggested.append(str(arch))
         trial, result = _Trial(tid), {}
-        if asha is not None:
-            asha.on_trial_add(None, trial)
-        if s.score != "none":
+        scheduler.on_trial_add(None, trial)
+        if not s.scorer.none:
             r1 = nb201.proxy(parse(arch.canonical()), s.score)
             result = {"training_iteration": 1, "score": r1, "rung1_score": r1}
             searcher.on_trial_result(tid, result)
-            if asha is not None and asha.on_trial_result(None, trial, result) == TrialScheduler.STOP:
-                asha.on_trial_complete(None, trial, result)
+            if scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+                scheduler.on_trial_complete(None, trial, result)
                 searcher.on_trial_complete(tid, result)
                 continue
         h = arch.equiv_hash()
@@ -143,8 +136,7 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
             out.test.append(first[h]["test_acc"])
         result = {**result, "training_iteration": s.rungs, "score": first[h]["val_acc"], **first[h]}
         searcher.on_trial_result(tid, result)
-        if asha is not None:
-            asha.on_trial_complete(None, trial, result)
+        scheduler.on_trial_complete(None, trial, result)
         searcher.on_trial_complete(tid, result)
     return out
 

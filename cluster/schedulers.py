@@ -103,6 +103,14 @@ class RungHalving(FIFOScheduler):
         return f"RungHalving: {self.stopped} stopped, rungs at {sorted(self.recorded)} of {self.max_t}"
 
 
+def make_scheduler(s: Any, rescore: Rescore | None = None) -> TrialScheduler:
+    """The search's scheduler for its ``search`` settings: :class:`RungHalving` over the rungs for ``asha``
+    (``rescore`` for a combined rung-1 score), else FIFO. Benchmark mode's light loop builds it here too."""
+    if s.scheduler == "asha" and s.rungs > 1:
+        return RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore, screen=s.screen)
+    return FIFOScheduler()
+
+
 class ActorRescore:
     """``rescore`` through the experiment's shared actor, found by name at each call (survives its restarts
     and pickles with the scheduler)."""

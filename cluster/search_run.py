@@ -19,13 +19,12 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler
 
 from cluster import faults
 from cluster.actor import curriculum_from_arrays, start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
 from cluster.entry import one_line
-from cluster.schedulers import ActorRescore, RungHalving
+from cluster.schedulers import ActorRescore, make_scheduler
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
 from cluster.trainable import components, nas_trainable, param_space
@@ -84,13 +83,7 @@ def build_tuner(
 ) -> Any:
     s = cfg.search
     searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
-    if s.scheduler == "asha" and s.rungs > 1:
-        rescore = ActorRescore(namespace_for(cfg)) if s.scorer.combined else None
-        scheduler: Any = RungHalving(
-            max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore, screen=s.screen
-        )
-    else:
-        scheduler = FIFOScheduler()
+    scheduler = make_scheduler(s, ActorRescore(namespace_for(cfg)) if s.scorer.combined else None)
     tune_native = s.searcher not in ("random", "evolution")
     return tune.Tuner(
         trainable_for(cfg),
