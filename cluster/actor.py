@@ -52,6 +52,15 @@ def curriculum_from_arrays(d: dict[str, Any]) -> Any:
     return Curriculum.from_dict(tensors)
 
 
+def fetch_curriculum(actor: Any) -> Any:
+    """The curriculum behind the actor's object-store ref. Ray retries the call across the actor's restarts,
+    but an object the actor put dies with it: a ref handed out before a restart is asked for once more."""
+    try:
+        return curriculum_from_arrays(ray.get(ray.get(actor.refs.remote())[0]))
+    except ray.exceptions.ObjectLostError:  # OwnerDiedError among them
+        return curriculum_from_arrays(ray.get(ray.get(actor.refs.remote())[0]))
+
+
 class TeacherServer:
     """The curriculum's ref (GTN score only), rung-1 cache, first table results, calibration."""
 
@@ -102,7 +111,7 @@ class TeacherServer:
         for row in first.to_dict("records"):
             key = self.scorer.key(row["arch_hash"], row["curriculum"], self.cfg.net, self.cfg.seed)
             self.cache.setdefault(key, {k: row[k] for k in RUNG1_FIELDS if row.get(k) == row.get(k)})
-        if self.cfg.search.evaluator == "nb201":
+        if self.cfg.search.evaluation.looks_up:
             real = df.dropna(subset=["val_acc"]).sort_values("timestamp", kind="mergesort")
             for row in real.drop_duplicates("arch_hash").to_dict("records"):
                 self.first[row["arch_hash"]] = {

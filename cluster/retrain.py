@@ -48,7 +48,7 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
             cfg = config_from_dict(json.load(f)["config"], f"{root}/experiment.json")
     except (ValueError, KeyError, TypeError) as e:  # not JSON, or not ours
         raise InputError(f"{root}/experiment.json: not an experiment description ({first_line(e)})") from None
-    if cfg.search.evaluator != "real":
+    if not cfg.search.evaluation.trains:
         raise InputError(
             f"{root}: a benchmark-mode experiment (its cells were looked up, not trained on "
             f"{cfg.data.dataset}); nothing to retrain"

@@ -21,7 +21,7 @@ import ray
 from ray import tune
 
 from cluster import faults
-from cluster.actor import curriculum_from_arrays, start_teacher_actor
+from cluster.actor import fetch_curriculum, start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
 from cluster.entry import one_line
 from cluster.schedulers import ActorRescore, make_scheduler
@@ -213,8 +213,7 @@ def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:
     target = join(root, "curriculum.png")
     if exists(target):
         return
-    (ref,) = ray.get(actor.refs.remote())
-    cur = curriculum_from_arrays(ray.get(ref))
+    cur = fetch_curriculum(actor)
     with tempfile.TemporaryDirectory() as tmp:
         save_grid(cur, os.path.join(tmp, "curriculum.png"))
         upload(os.path.join(tmp, "curriculum.png"), target)

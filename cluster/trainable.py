@@ -25,26 +25,14 @@ import ray
 from ray import tune
 
 from cluster import faults
-from cluster.actor import curriculum_from_arrays, get_teacher_actor
+from cluster.actor import fetch_curriculum, get_teacher_actor
 from cluster.entry import enter, naming_the_node
 from results.phases import PHASES, column
 from search import nb201
 from search.config import ExperimentConfig
+from search.evaluators import evaluator
 from search.scoring import Scorer
 from search.space import EDGE_KEYS, OPS, Arch, parse
-
-
-def _curriculum(actor: Any) -> Any:
-    """The curriculum from the actor's object-store ref; retried if the actor restarted."""
-    for attempt in range(3):
-        try:
-            (ref,) = ray.get(actor.refs.remote())
-            return curriculum_from_arrays(ray.get(ref))
-        except ray.exceptions.RayError:
-            if attempt == 2:
-                raise
-            time.sleep(1.0)
-    raise RuntimeError("unreachable")
 
 
 def components(
@@ -58,7 +46,7 @@ def components(
 ) -> dict[str, float]:
     """``scorer``'s components of ``arch``: read from NAS-Bench-201's tables in benchmark mode (no torch),
     else computed on networks of the searched shape (:func:`search.proxy_specs.components`)."""
-    if cfg.search.evaluator == "nb201":
+    if cfg.search.evaluation.looks_up:
         return nb201.components(scorer, arch)
     from search.proxy_specs import components as computed  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
 
@@ -74,7 +62,7 @@ def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[s
     cur, fetch = None, 0.0
     if scorer.uses_gtn:
         t0 = time.perf_counter()
-        cur = _curriculum(actor)
+        cur = fetch_curriculum(actor)
         fetch = time.perf_counter() - t0
     curriculum = cur.content_hash if cur is not None else None
     key = scorer.key(arch.equiv_hash(), curriculum, cfg.net, cfg.seed)
@@ -93,106 +81,138 @@ def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[s
 def nas_trainable(config: dict[str, Any], *, experiment: dict[str, Any], namespace: str) -> None:
     """One trial: its cell's rung-1 score, then its real rungs (see the module docstring)."""
     with naming_the_node("a trial"):
-        _trial(config, experiment, namespace)
+        Trial(config, experiment, namespace).run()
 
 
-def _trial(config: dict[str, Any], experiment: dict[str, Any], namespace: str) -> None:
-    started, t0 = time.time(), time.perf_counter()
-    s = experiment["search"]
-    real = s["evaluator"] == "real"
-    me = enter(
-        experiment,
-        "trial",
-        threads=s["cpus_per_trial"],
-        gpu_share=s["gpus_per_trial"],
-        uses_torch=real or s["score"] != "none",
-    )  # benchmark mode with table lookups never needs torch
-    cfg = me.cfg
-    s, scorer = cfg.search, cfg.search.scorer
-    faults.pause("trial")
-    arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
-    actor = get_teacher_actor(namespace)
-    base = {
-        "arch": str(arch),
-        "arch_hash": arch.equiv_hash(),
-        "seed": cfg.seed,
-        "config_hash": cfg.hash(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "node_id": ray.get_runtime_context().get_node_id()[:8],
-        "device": me.device,
-        "started": started,
-        "gpus": ",".join(map(str, ray.get_gpu_ids())),
-    }
+class Trial:
+    """One trial's steps: coming in (entry, cell, resumed state, data), the rung-1 score, the real rungs."""
 
-    ckpt = tune.get_checkpoint() if real else None  # benchmark mode keeps no checkpoints: a rerun is free
-    state: dict[str, Any] = {"rung": 0, "extra": {}, "real_seconds": 0.0, "phases": dict.fromkeys(PHASES, 0.0)}
-    if ckpt is not None:
-        import torch  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
-
-        with ckpt.as_directory() as folder:
-            state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
-    clock = Clock(state.setdefault("phases", dict.fromkeys(PHASES, 0.0)), s.cpus_per_trial, t0)
-    clock.lap("startup")
-    data = me.data() if real or scorer.needs_data else None
-    clock.lap("data")
-    model = None
-    if real:
-        from search.nets import (  # noqa: PLC0415  (lazy: torch, real rungs only)
-            count_flops,
-            count_params,
-            net_from,  # noqa: PLC0415  (lazy: torch, real rungs only)
+    def __init__(self, config: dict[str, Any], experiment: dict[str, Any], namespace: str):
+        started, t0 = time.time(), time.perf_counter()
+        s = experiment["search"]
+        trains = evaluator(s["evaluator"]).trains
+        me = enter(
+            experiment,
+            "trial",
+            threads=s["cpus_per_trial"],
+            gpu_share=s["gpus_per_trial"],
+            uses_torch=trains or not Scorer.parse(s["score"]).none,
+        )  # benchmark mode with table lookups never needs torch
+        self.cfg, self.scorer = me.cfg, me.cfg.search.scorer
+        faults.pause("trial")
+        self.arch = Arch.from_dict({k: config[k] for k in EDGE_KEYS})
+        self.actor = get_teacher_actor(namespace)
+        self.base = {
+            "arch": str(self.arch),
+            "arch_hash": self.arch.equiv_hash(),
+            "seed": self.cfg.seed,
+            "config_hash": self.cfg.hash(),
+            "node_ip": ray.util.get_node_ip_address(),
+            "node_id": ray.get_runtime_context().get_node_id()[:8],
+            "device": me.device,
+            "started": started,
+            "gpus": ",".join(map(str, ray.get_gpu_ids())),
+        }
+        self.state = _restored() if trains else _fresh()  # benchmark mode keeps no checkpoints: a rerun is free
+        self.clock = Clock(self.state["phases"], self.cfg.search.cpus_per_trial, t0)
+        self.clock.lap("startup")
+        self.data = me.data() if trains or self.scorer.needs_data else None
+        self.clock.lap("data")
+        self.rungs: RealTraining | TableLookup = (
+            RealTraining(self.cfg, self.data, self.arch, self.state) if trains else TableLookup(self.arch, self.actor)
         )
+        self.clock.lap("startup")
 
-        assert data is not None  # real rungs load the data set
+    def run(self) -> None:
+        s = self.cfg.search
+        checkpoint = self.rungs.checkpoints and s.real_rungs > 0
+        if not self.scorer.none and self.state["rung"] < 1:
+            r1 = rung1(self.cfg, self.scorer, self.arch, self.actor, self.data)
+            self.state["rung"], self.state["extra"] = 1, {**self.state["extra"], **r1}
+            self.clock.lap("score")
+            _report(self.state, {**self.base, "score": r1["rung1_score"]}, checkpoint=checkpoint)
+        first_real = s.rungs - s.real_rungs + 1
+        for rung in range(max(self.state["rung"] + 1, first_real), s.rungs + 1):
+            self.clock.restart()
+            last = rung == s.rungs
+            metrics = self.rungs.rung(rung, last, self.state, self.clock)
+            self.state["rung"] = rung
+            score1 = self.state["extra"].get("rung1_score")
+            calib = (
+                ray.get(self.actor.record.remote(self.arch.equiv_hash(), score1, metrics["val_acc"]))
+                if score1 is not None
+                else {}
+            )
+            row = {**self.base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"]}
+            _report(self.state, {**row, **calib}, checkpoint=checkpoint and not last)
+
+
+def _fresh() -> dict[str, Any]:
+    return {"rung": 0, "extra": {}, "real_seconds": 0.0, "phases": dict.fromkeys(PHASES, 0.0)}
+
+
+def _restored() -> dict[str, Any]:
+    """The state of the last rung's checkpoint (a moved or restored trial), else a fresh one."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return _fresh()
+    import torch  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
+
+    with ckpt.as_directory() as folder:
+        state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+    state.setdefault("phases", dict.fromkeys(PHASES, 0.0))
+    return state
+
+
+class RealTraining:
+    """Real rungs: ``search.real_steps`` of SGD each on the data set, the weights kept between rungs."""
+
+    checkpoints = True
+
+    def __init__(self, cfg: ExperimentConfig, data: Any, arch: Arch, state: dict[str, Any]):
+        from search.nets import count_flops, count_params, net_from  # noqa: PLC0415  (lazy: torch, real rungs only)
+
+        self.cfg, self.data = cfg, data
         device = data.train.x.device
-        model = net_from(arch, cfg.net, data, seed=cfg.seed, device=device)
+        self.model = net_from(arch, cfg.net, data, seed=cfg.seed, device=device)
         if "params" not in state["extra"]:  # the size of the class's canonical cell, as rung-1 proxies see it
             canonical = net_from(parse(arch.canonical()), cfg.net, data, seed=cfg.seed, device=device)
             state["extra"].update(params=count_params(canonical), flops=count_flops(canonical))
-    checkpoint = real and s.real_rungs > 0
-    clock.lap("startup")
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
 
-    if not scorer.none and state["rung"] < 1:
-        r1 = rung1(cfg, scorer, arch, actor, data)
-        state["rung"], state["extra"] = 1, {**state["extra"], **r1}
-        clock.lap("score")
-        _report(state, {**base, "score": r1["rung1_score"]}, checkpoint=checkpoint)
+    def rung(self, rung: int, last: bool, state: dict[str, Any], clock: Clock) -> dict[str, Any]:
+        from search.train import train  # noqa: PLC0415  (lazy: torch, real rungs only)
 
-    if model is not None and "model" in state:
-        model.load_state_dict(state["model"])
-    first_real = s.rungs - s.real_rungs + 1
-    for rung in range(max(state["rung"] + 1, first_real), s.rungs + 1):
-        clock.restart()
-        last = rung == s.rungs
-        if real:
-            from search.train import train  # noqa: PLC0415  (lazy: torch, real rungs only)
-
-            assert model is not None and data is not None  # built above for real rungs
-            res = train(
-                model,
-                data.train,
-                replace(cfg.train, steps=s.real_steps),
-                seed=cfg.seed + rung,
-                val=data.val,
-                test=data.test if last else None,
-            )
-            metrics = {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}
-            state = {**state, "model": model.state_dict(), "real_seconds": state["real_seconds"] + res.seconds}
-            clock.add("train", res.seconds - res.eval_seconds)
-            clock.add("eval", res.eval_seconds)
-        else:
-            metrics = _lookup(arch, actor)
-            clock.lap("eval")
-        state["rung"] = rung
-        score1 = state["extra"].get("rung1_score")
-        calib = (
-            ray.get(actor.record.remote(arch.equiv_hash(), score1, metrics["val_acc"])) if score1 is not None else {}
+        s, data = self.cfg.search, self.data
+        res = train(
+            self.model,
+            data.train,
+            replace(self.cfg.train, steps=s.real_steps),
+            seed=self.cfg.seed + rung,
+            val=data.val,
+            test=data.test if last else None,
         )
-        _report(
-            state,
-            {**base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"], **calib},
-            checkpoint=checkpoint and not last,
-        )
+        state.update(model=self.model.state_dict(), real_seconds=state["real_seconds"] + res.seconds)
+        clock.add("train", res.seconds - res.eval_seconds)
+        clock.add("eval", res.eval_seconds)
+        return {"val_acc": res.val_acc, "val_loss": res.val_loss, "test_acc": res.test_acc}
+
+
+class TableLookup:
+    """Benchmark mode's real rung: NAS-Bench-201's table, once per equivalence class (later equivalent cells
+    reuse the class's first result, at no simulated cost)."""
+
+    checkpoints = False
+
+    def __init__(self, arch: Arch, actor: Any):
+        self.arch, self.actor = arch, actor
+
+    def rung(self, rung: int, last: bool, state: dict[str, Any], clock: Clock) -> dict[str, Any]:
+        mine = {**nb201.lookup(self.arch), "sim_epochs": float(nb201.EPOCHS)}
+        first, new = ray.get(self.actor.first_result.remote(self.arch.equiv_hash(), mine))
+        clock.lap("eval")
+        return first if new else {**first, "sim_epochs": 0.0, "cached": True}
 
 
 class Clock:
@@ -212,13 +232,6 @@ class Clock:
 
     def restart(self) -> None:
         self.t = time.perf_counter()
-
-
-def _lookup(arch: Arch, actor: Any) -> dict[str, Any]:
-    """Benchmark mode's real rung: the table, once per equivalence class (later equivalent cells reuse it)."""
-    mine = {**nb201.lookup(arch), "sim_epochs": float(nb201.EPOCHS)}
-    first, new = ray.get(actor.first_result.remote(arch.equiv_hash(), mine))
-    return first if new else {**first, "sim_epochs": 0.0, "cached": True}
 
 
 def _report(state: dict[str, Any], metrics: dict[str, Any], checkpoint: bool) -> None:

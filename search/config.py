@@ -18,6 +18,7 @@ import yaml
 
 from .data import DATASETS
 from .errors import ConfigError, first_line
+from .evaluators import Evaluator, evaluator
 from .scoring import DATA_FREE, Scorer
 from .space import parse
 from .typed import apply_overrides, build
@@ -292,11 +293,14 @@ class SearchConfig:
         )
         _check(self.seed_proxy is None or self.searcher == "evolution", "seed_proxy", "needs searcher: evolution")
         _check(self.seed_proxy is None or self.seed_sample >= self.population, "seed_sample", "must be >= population")
-        if self.evaluator == "nb201":
-            _check(self.real_rungs == 1, "real_rungs", "must be 1 with evaluator: nb201 (the table has one fidelity)")
-            _check(
-                scorer.data_free, "score", f"with evaluator: nb201 must be data-free ({', '.join(DATA_FREE)}) or none"
-            )
+        ev = self.evaluation
+        fixed = ev.fixed_real_rungs
+        _check(fixed is None or self.real_rungs == fixed, "real_rungs", f"must be {fixed} with evaluator: {ev.name}")
+        _check(
+            scorer.data_free or not ev.data_free_scores_only,
+            "score",
+            f"with evaluator: {ev.name} must be data-free ({', '.join(DATA_FREE)}) or none",
+        )
         _check(self.num_samples >= 1, "num_samples", "must be >= 1")
         _check(self.max_concurrent >= 0, "max_concurrent", "must be >= 0")
         _check(self.population >= 2, "population", "must be >= 2")
@@ -306,7 +310,7 @@ class SearchConfig:
         _check(self.score_val is None or self.score_val >= 1, "score_val", "must be >= 1")
         _check(self.score_channels is None or self.score_channels >= 1, "score_channels", "must be >= 1")
         _check(self.real_rungs >= 0, "real_rungs", "must be >= 0")
-        _check(self.real_rungs >= 1 or self.score != "none", "real_rungs", "must be >= 1 when score is none")
+        _check(self.real_rungs >= 1 or not scorer.none, "real_rungs", "must be >= 1 when score is none")
         _check(self.real_steps >= 1, "real_steps", "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", "must be >= 2")
         _check(self.screen >= 0, "screen", "must be >= 0")
@@ -330,6 +334,11 @@ class SearchConfig:
         return Scorer.from_config(self)
 
     @property
+    def evaluation(self) -> Evaluator:
+        """``evaluator``, as the object that says what its real rungs are."""
+        return evaluator(self.evaluator)
+
+    @property
     def uses_gtn(self) -> bool:
         """Whether the rung-1 score needs a teacher (``gtn``, or a combination with a gtn part)."""
         return self.scorer.uses_gtn
@@ -337,7 +346,7 @@ class SearchConfig:
     @property
     def rungs(self) -> int:
         """Reports per trial: the rung-1 score (unless ``score: none``) and the real rungs."""
-        return self.real_rungs + (self.score != "none")
+        return self.real_rungs + (not self.scorer.none)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
+from ray.util import debug
 
 from cluster import tune_compat
 from cluster.searchers import Deduplicated, Limiter, RandomSearch, RegularizedEvolution
@@ -118,3 +119,35 @@ def test_node_cpus_gives_each_nodes_total_and_free_cpus(one_cpu_held):
     while (seen := tune_compat.node_cpus()) != [(2.0, 1.0)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert seen == [(2.0, 1.0)]
+
+
+def test_slim_finished_trial_keeps_only_the_named_metrics_statistics(ray_session, tmp_path):
+    """Trial.run_metadata's metric_analysis / metric_n_steps and _default_result_or_future (private)."""
+    seen: list[tuple[set, set, set, object]] = []
+
+    class Slim(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            before = set(trial.run_metadata.metric_analysis)
+            tune_compat.slim_finished_trial(trial, ("score",))
+            md = trial.run_metadata
+            seen.append((before, set(md.metric_analysis), set(md.metric_n_steps), trial._default_result_or_future))
+
+    tune.Tuner(
+        lambda c: tune.report({"score": 1.0, "other": 2.0, "third": 3.0}),
+        param_space={"x": tune.grid_search([0])},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="slim", verbose=0, callbacks=[Slim()]),
+    ).fit()
+    (before, analysis, steps, future) = seen[0]
+    assert {"score", "other", "third"} <= before  # Tune kept statistics of every numeric metric
+    assert analysis == {"score"} and steps == {"score"} and future is None
+
+
+def test_forget_encode_keys_drops_tunes_one_time_log_keys_and_nothing_else():
+    """ray.util.debug._logged (private): the keys Tune adds for every object it cloudpickles."""
+    debug._logged.update({"tune_func_encode:abc", "tune_func_encode:def", "someone_else:key"})
+    try:
+        assert tune_compat.forget_encode_keys() >= 2
+        assert not any(k.startswith("tune_func_encode:") for k in debug._logged)
+        assert "someone_else:key" in debug._logged
+    finally:
+        debug._logged.discard("someone_else:key")

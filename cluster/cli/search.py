@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = config(args)
-    if cfg.search.evaluator == "real" and not on_cluster(args):  # on a cluster every node gets its own
+    if cfg.search.evaluation.trains and not on_cluster(args):  # on a cluster every node gets its own
         ensure_data(cfg)
     check_teacher(cfg)
     if cfg.search.uses_gtn and not cfg.search.teacher:
@@ -107,7 +107,7 @@ def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
     ]
     what = (
         "NB201 CIFAR-10 (table lookups)"
-        if cfg.search.evaluator == "nb201"
+        if cfg.search.evaluation.looks_up
         else f"{cfg.data.dataset}, C={cfg.net.channels}, N={cfg.net.cells}"
     )
     print(f"\nTop {len(top)} of {len(final)} architectures, one per equivalence class ({what}):")
