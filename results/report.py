@@ -155,44 +155,63 @@ def build_report(path: str, out: str, *, truth: str | None = None, top_k: int = 
 
 
 def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None, truth_df: Any, top_k: int) -> str:
-    sections: list[str] = []
-    n_exp = df["experiment"].nunique() if "experiment" in df else 1
+    """The page's sections in order (a section with nothing to show is left out), drawn into ``out``."""
+    sections = [
+        _top_section(df, top_k),
+        _progress_section(path, out),
+        _proxy_section(df, out),
+        _phases_section(meta["phases"]) if meta.get("phases") else None,
+        _truth_section(df, truth_df, truth, out) if truth else None,
+        _pareto_section(df, out),
+        _ops_section(df, top_k, out),
+        _curriculum_section(path, meta, out),
+        _config_section(meta),
+    ]
+    return _page(path, df, [s for s in sections if s])
+
+
+def _top_section(df: Any, top_k: int) -> str:
     best = top(df, top_k)
-    sections.append(
-        f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>"
-        + _table(best, ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials"])
+    return f"<h2>Top {len(best)} of {len(df)} architectures (one row per equivalence class)</h2>" + _table(
+        best, ["experiment", "arch", "val_acc", "test_acc", "rung1_score", "params", "flops", "trials"]
     )
+
+
+def _progress_section(path: str, out: str) -> str | None:
     hist = history(path)
-    if not hist.empty:
-        a, b = plot_progress(hist, out)
-        sections.append(
-            f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
-            f"<img src='{b}' alt='best so far against wall time'>"
-        )
+    if hist.empty:
+        return None
+    a, b = plot_progress(hist, out)
+    return (
+        f"<h2>Search progress</h2><img src='{a}' alt='best so far against trials'>"
+        f"<img src='{b}' alt='best so far against wall time'>"
+    )
+
+
+def _proxy_section(df: Any, out: str) -> str:
+    """The rung-1 score against real-data accuracy, with Spearman and Kendall, or why not."""
     both = df.dropna(subset=["rung1_score", "val_acc"]) if "rung1_score" in df else df.iloc[:0]
-    if len(both) >= 2:
-        name, rho, tau = plot_scatter(
-            both["rung1_score"],
-            both["val_acc"],
-            "rung-1 score (GTN or proxy)",
-            "real val_acc (best rung)",
-            out,
-            "proxy_vs_real.png",
-        )
-        sections.append(
-            f"<h2>Is the proxy trustworthy?</h2><p>The rung-1 score against real-data accuracy over "
-            f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
-            f"</p><img src='{name}' alt='proxy against real score'>"
-        )
-    else:
-        sections.append(
+    if len(both) < 2:
+        return (
             "<h2>Is the proxy trustworthy?</h2><p>Fewer than two architectures have both a rung-1 "
             "score and a real-data score.</p>"
         )
-    if meta.get("phases"):
-        sections.append(_phases_section(meta["phases"]))
-    if truth:
-        sections.append(_truth_section(df, truth_df, truth, out))
+    name, rho, tau = plot_scatter(
+        both["rung1_score"],
+        both["val_acc"],
+        "rung-1 score (GTN or proxy)",
+        "real val_acc (best rung)",
+        out,
+        "proxy_vs_real.png",
+    )
+    return (
+        f"<h2>Is the proxy trustworthy?</h2><p>The rung-1 score against real-data accuracy over "
+        f"{len(both)} architectures that have both: Spearman rho {rho:.3f}, Kendall tau {tau:.3f}."
+        f"</p><img src='{name}' alt='proxy against real score'>"
+    )
+
+
+def _pareto_section(df: Any, out: str) -> str:
     fronts = []
     for cost in ("params", "flops"):
         name, front = plot_pareto(df, cost, out)
@@ -200,32 +219,40 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
             f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>"
             + _table(front, ["arch", cost, "val_acc", "test_acc"])
         )
-    sections.append("<h2>Accuracy against size: Pareto fronts</h2>" + "".join(fronts))
+    return "<h2>Accuracy against size: Pareto fronts</h2>" + "".join(fronts)
+
+
+def _ops_section(df: Any, top_k: int, out: str) -> str | None:
     k = min(top_k, int(df["val_acc"].notna().sum()))
-    if k:
-        sections.append(
-            f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
-            "alt='operation frequency per edge'>"
-        )
-    grid, note = curriculum_png(path, meta, out)
-    sections.append(
-        "<h2>The GTN curriculum</h2>"
-        + (
-            f"<p>{html.escape(note)}</p><img src='{grid}' alt='curriculum grid'>"
-            if grid
-            else f"<p>{html.escape(note)}</p>"
-        )
+    if not k:
+        return None
+    return (
+        f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
+        "alt='operation frequency per edge'>"
     )
+
+
+def _curriculum_section(path: str, meta: dict[str, Any], out: str) -> str:
+    grid, note = curriculum_png(path, meta, out)
+    image = f"<img src='{grid}' alt='curriculum grid'>" if grid else ""
+    return f"<h2>The GTN curriculum</h2><p>{html.escape(note)}</p>{image}"
+
+
+def _config_section(meta: dict[str, Any]) -> str:
     shown = {
         k: meta[k] for k in ("config_hash", "versions", "teacher", "curriculum", "calibration", "phases") if k in meta
     }
-    sections.append(
+    return (
         "<h2>Config and versions</h2><pre>"
         + html.escape(json.dumps(shown, indent=2, default=str))
         + "</pre><details><summary>full config</summary><pre>"
         + html.escape(json.dumps(meta.get("config", {}), indent=2, default=str))
         + "</pre></details>"
     )
+
+
+def _page(path: str, df: Any, sections: list[str]) -> str:
+    n_exp = df["experiment"].nunique() if "experiment" in df else 1
     title = f"gtnnas report: {html.escape(str(path))}"
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style>"

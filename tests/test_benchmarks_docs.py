@@ -25,7 +25,8 @@ tables = importlib.import_module("benchmarks.tables")
 README = ROOT / "benchmarks" / "README.md"
 PREFIXES = ("python -m benchmarks.", "python benchmarks/", "gtnnas ")
 SCRIPTS = sorted(
-    p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem not in {"__init__", "_common", "provenance"}
+    [p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem not in {"__init__", "_common", "provenance"}]
+    + [p.parent.name for p in (ROOT / "benchmarks").glob("*/__main__.py")]  # packages: benchmarks/tables/
 )
 
 

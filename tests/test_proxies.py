@@ -17,7 +17,7 @@ from search.proxy_specs import combine_ranks, make_proxy, needs_curriculum, pars
 from search.scoring import DATA_FREE
 from search.space import parse, sample
 from search.stats import kendall, ranks, spearman, top_half_spearman
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 
 NONE_CELL = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -36,7 +36,7 @@ def test_kendall_and_spearman_against_hand_counts():
 
 
 def _kendall_by_pairs(a, b):
-    """tau-b straight from its definition, O(n^2): the reference for the O(n log n) version."""
+    """tau-b straight from its definition, O(n^2): the reference for scipy's kendalltau behind kendall()."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     iu = np.triu_indices(len(a), 1)
     da, db = np.sign(a[:, None] - a[None, :])[iu], np.sign(b[:, None] - b[None, :])[iu]

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _truth_parser(sub)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True, metavar="SUBCOMMAND"
+    )
+    _bench_proxies_parser(bench)
+    _bench_search_parser(bench)
+
+
+def _truth_parser(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "truth",
         help="train uniformly sampled cells fully on real data (Tune trials, resumable) and write a truth Parquet",
@@ -65,9 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.set_defaults(func=cmd_truth)
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
-        dest="bench_command", required=True, metavar="SUBCOMMAND"
-    )
+
+def _bench_proxies_parser(bench: argparse._SubParsersAction) -> None:
     p = bench.add_parser(
         "proxies", help="Spearman/Kendall of proxies against a truth table, cost per arch, scatter PNGs"
     )
@@ -92,6 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="network init / batch seed (default: %(default)s)")
     p.set_defaults(func=cmd_bench_proxies)
 
+
+def _bench_search_parser(bench: argparse._SubParsersAction) -> None:
     bs = bench.add_parser(
         "search",
         help="search strategies compared in benchmark mode (NAS-Bench-201 table), "
@@ -170,7 +180,7 @@ def _context(args: argparse.Namespace, cfg: ExperimentConfig) -> ProxyContext:
     )
     curriculum = None
     if args.teacher:
-        from search.teach import load_teacher
+        from search.teacher_files import load_teacher
 
         curriculum = load_teacher(args.teacher, expect_dataset=d.dataset).curriculum(real=data.train)
     return ProxyContext(

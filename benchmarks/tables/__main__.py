@@ -1,0 +1,7 @@
+"""``python -m benchmarks.tables``."""
+
+import sys
+
+from benchmarks.tables import main
+
+sys.exit(main())

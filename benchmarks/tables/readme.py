@@ -1,0 +1,87 @@
+"""README.md's "Results at a glance", from the JSON behind the other tables."""
+
+from __future__ import annotations
+
+from benchmarks.tables.base import ci, load, md, pct, pm, table
+from benchmarks.tables.search import strategy_order
+
+
+@table("glance")
+def glance() -> str:
+    """README.md's "Results at a glance"."""
+    ev = load("proxies_fashion_mnist_eval.json")
+    c = ev["candidates"]
+    win = c[ev["winner_chosen_on_tuning"]]["evaluation"]
+    alone = c[ev["best_gtn_alone_chosen_on_tuning"]]["evaluation"]["spearman"]
+    no_gtn = c[ev["best_without_gtn_chosen_on_tuning"]]["evaluation"]["spearman"]
+    params = c["params"]["evaluation"]["spearman"]
+    rs = load("resume_overhead.json")
+    timer, step = rs["summary"]["timer"]["wall_seconds"], rs["summary"]["step"]["wall_seconds"]
+    per = len([r for r in rs["runs"] if r["state_save"] == "step"])
+    nb = load("search_nb201.json")["strategies"]
+    seeded, rnd = nb["rea_synflow_seeded"], nb["random"]
+    preset = load("gtn_preset_gtn_fashion_cpu.json")
+    g, r = preset["results"]["gtn"], preset["results"]["real_best_lr"]
+    lb = load("leaderboard_speed.json")
+    whole = next(x["seconds"] for x in lb["results"] if x["step"].startswith("whole"))
+    rows = [
+        [
+            "Default rung-1 score (GTN, 2 seeds, + synflow; the shipped teacher) against a 1-epoch truth on "
+            f"{ev['n_archs']} cells never tuned on",
+            f"Spearman {ci(win['spearman'], win['spearman_ci95'], 3, 2)} (best without GTN {no_gtn:.3f}; GTN alone "
+            f"{alone:.3f}, {'below' if alone < params else 'above'} `params`' {params:.3f})",
+        ],
+        [
+            f"Crash-consistent saving (`state_save: step`) against Tune's timer, {rs['trials']} GTN-scored trials",
+            f"{(step / timer - 1) * 100:+.0f}% wall time ({step:.0f} s vs {timer:.0f} s, {per} runs each)",
+        ],
+        [
+            "Proxy-seeded evolution on NAS-Bench-201: evaluations until a top-1% cell, median of "
+            f"{seeded['repeats']} repeats",
+            f"{seeded['evals_to_top1pct']['median']:g} (random search: {rnd['evals_to_top1pct']['median']:g}; "
+            f"{pct(seeded['evals_to_top1pct']['share_within_100'], 0)} of repeats within 100)",
+        ],
+        [
+            f"Warm-generator CPU teacher vs real data, {preset['steps']} steps, Fashion-MNIST",
+            f"{pm(g['mean_test_acc'], g['std_test_acc'])} vs {pm(r['mean_test_acc'], r['std_test_acc'])}",
+        ],
+        [f"`gtnnas leaderboard` on {lb['rows']:,} rows, whole command", f"{whole:.2f} s"],
+        [
+            "End to end on Fashion-MNIST, one core a search: the found cell, retrained, ranked among "
+            f"{_truth_cells()} truth cells (mean rank; 5-epoch val acc)",
+            _glance_e2e(),
+        ],
+    ]
+    return md(["what", "figure"], rows)
+
+
+def _truth_cells() -> int:
+    runs = load("search_fashion_mnist.json")["runs"]
+    return max(r["truth_cells"] for r in runs)
+
+
+def _glance_e2e() -> str:
+    d = load("search_fashion_mnist.json")
+    names = {
+        "gtn_reused": "default GTN search",
+        "real_asha": "real-data ASHA",
+        "naswot_screened": "NASWOT with the same screen",
+    }
+    parts = []
+    for minutes in sorted({s["minutes"] for s in d["summary"]}):
+        here = sorted(
+            (s for s in d["summary"] if s["minutes"] == minutes and s["strategy"] in names),
+            key=lambda s: strategy_order(s["strategy"]),
+        )
+        seeds = "/".join(sorted({str(s["runs"]) for s in here}))
+        parts.append(
+            f"{minutes:g} min, {seeds} seeds: "
+            + ", ".join(
+                f"{names[s['strategy']]} {s['truth_rank_mean']:.1f} "
+                f"({ci(s['e5_val_acc_mean'], s['e5_val_acc_ci95'], 4, 3)})"
+                for s in here
+            )
+        )
+    zero = all(p[f"{k}_ci95"][0] <= 0 <= p[f"{k}_ci95"][1] for p in d["paired"] for k in ("truth_rank", "e5_val_acc"))
+    tail = "every paired difference's interval includes 0" if zero else "not every paired interval includes 0"
+    return "; ".join(parts) + f"; {tail}"
