@@ -32,8 +32,8 @@ from search.config import GTNConfig, load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
 from search.gtn import Teacher
+from search.outer_loop import train_teacher
 from search.space import sample
-from search.teach import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,8 +28,8 @@ from benchmarks._common import real_baseline, table, write
 from search.config import load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
+from search.outer_loop import train_teacher
 from search.space import parse
-from search.teach import train_teacher
 
 
 def overrides(args: argparse.Namespace, curriculum: str, dataset: str) -> list[str]:
@@ -75,7 +75,7 @@ import gc, os, resource, sys, torch
 torch.set_num_threads(2)
 from search.config import load_config
 from search.data import load_dataset
-from search.teach import train_teacher
+from search.outer_loop import train_teacher
 t, ck = int(sys.argv[1]), sys.argv[2] == "on"
 data = load_dataset("mnist", train_subset=2000, val_subset=100)
 gc.collect()

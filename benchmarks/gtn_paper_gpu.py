@@ -28,9 +28,9 @@ from search.config import load_config
 from search.curriculum import gtn_score, materialize
 from search.data import load_dataset
 from search.gtn import Teacher
-from search.meta import eval_loss, initial_state, inner_step, make_learner
+from search.inner_loop import eval_loss, initial_state, inner_step, make_learner
+from search.outer_loop import train_teacher
 from search.space import parse
-from search.teach import train_teacher
 
 
 def learner_test_acc(teacher: Teacher, cfg, data, seed: int, plan_seed: int = 0) -> float:

@@ -23,7 +23,7 @@ from benchmarks._common import real_baseline, table, write
 from search.curriculum import gtn_score
 from search.data import load_dataset
 from search.space import parse
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 
 LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 

@@ -25,10 +25,11 @@ from results.truthtable import load_truth, replicate_rho, truth_targets
 from search.config import config_from_dict, load_config
 from search.curriculum import materialize
 from search.data import load_dataset
+from search.outer_loop import train_teacher
 from search.proxies import ProxyContext
 from search.proxy_specs import parse_proxies
 from search.space import parse
-from search.teach import save_teacher, train_teacher
+from search.teacher_files import save_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ["gtn.curriculum=full", "gtn.pixels_init=noise"]  # explicit: the base config may set either

@@ -26,7 +26,7 @@ from search.config import config_from_dict
 from search.curriculum import train_on
 from search.data import load_dataset
 from search.space import parse
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 from search.train import evaluate
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"

@@ -30,7 +30,7 @@ from search.data import load_dataset
 from search.proxies import ProxyContext
 from search.proxy_specs import make_proxy
 from search.space import parse
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 from search.train import evaluate
 
 TRUTH = Path(__file__).resolve().parent / "truth" / "fashion_mnist.parquet"

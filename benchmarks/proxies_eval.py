@@ -33,11 +33,11 @@ from benchmarks import provenance
 from benchmarks._common import table
 from results.storage import write_parquet
 from results.truthtable import load_truth, planned_cells, split_of
-from search.combine import Calibrator
 from search.config import config_from_dict
 from search.data import load_dataset
 from search.proxies import ProxyContext
 from search.proxy_specs import make_proxy
+from search.rank_combination import RankCombination
 from search.space import parse
 from search.stats import kendall, ranks, spearman, top_half_spearman
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                 ens, t, rng, args.boot
             )
             comps = tuple("gtn" if p.startswith("gtn[") else p for p in parts)
-            fit = Calibrator.fit(
+            fit = RankCombination.fit(
                 comps,
                 {c: frame([p], tuning)[p] for c, p in zip(comps, parts, strict=True)},
                 truth.reindex(tuning).to_numpy(float),

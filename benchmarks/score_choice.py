@@ -42,7 +42,7 @@ import pandas as pd
 from benchmarks import provenance
 from benchmarks._common import table, write
 from results.truthtable import load_truth, split_of
-from search.combine import Calibrator
+from search.rank_combination import RankCombination
 from search.stats import ranks, spearman
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,9 +147,9 @@ def refit_study(frame: pd.DataFrame, truth: np.ndarray, parts: tuple[str, ...], 
             pick = rng.permutation(len(truth))
             fit_i, rest = pick[:n], pick[n:]
             values = {p: frame[p].to_numpy(float) for p in parts}
-            cal = Calibrator.fit(parts, {p: v[fit_i] for p, v in values.items()}, truth[fit_i])
+            cal = RankCombination.fit(parts, {p: v[fit_i] for p, v in values.items()}, truth[fit_i])
             fitted = cal.combine({p: v[rest] for p, v in values.items()})
-            equal = Calibrator.fallback(parts, {p: v[rest] for p, v in values.items()}).combine(
+            equal = RankCombination.equal(parts, {p: v[rest] for p, v in values.items()}).combine(
                 {p: v[rest] for p, v in values.items()}
             )
             diffs.append(spearman(fitted, truth[rest]) - spearman(equal, truth[rest]))

@@ -52,7 +52,7 @@ from search.config import load_config
 from search.data import load_dataset
 from search.space import parse
 from search.stats import mean_interval
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 from search.train import train_arch
 
 ROOT = Path(__file__).resolve().parents[1]

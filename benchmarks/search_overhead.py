@@ -23,7 +23,8 @@ from benchmarks._common import table, write
 from cluster.tune_compat import init_local
 from search.config import load_config
 from search.data import load_dataset
-from search.teach import save_teacher, train_teacher
+from search.outer_loop import train_teacher
+from search.teacher_files import save_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

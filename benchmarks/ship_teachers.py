@@ -22,7 +22,9 @@ from search.config import load_config
 from search.curriculum import materialize
 from search.data import load_dataset
 from search.files import write_text
-from search.teach import load_teacher, save_teacher, teacher_key, train_teacher, validate
+from search.outer_loop import train_teacher, validate
+from search.teacher_files import load_teacher, save_teacher
+from search.teacher_key import teacher_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "search" / "teachers"

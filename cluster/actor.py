@@ -1,6 +1,6 @@
 """The shared actor: one per experiment, serving the frozen curriculum and remembering scores.
 
-:class:`TeacherServer` is a plain class (testable without Ray). With ``search.score: gtn`` it loads
+:class:`ExperimentServer` is a plain class (testable without Ray). With ``search.score: gtn`` it loads
 the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and puts it, with the
 validation split, into the object store as numpy arrays, so every trial on a node maps the same
 shared-memory copy instead of receiving its own. It also keeps the rung-1 score cache (key from
@@ -9,7 +9,7 @@ among them), in benchmark mode the first table result of each equivalence class,
 real accuracy) pairs behind the live rho.
 
 The leaderboard is its memory: a (re)started server rebuilds all three from the experiment's
-leaderboard parts (:meth:`TeacherServer.rebuild`), so an actor restart or a driver resume keeps them.
+leaderboard parts (:meth:`ExperimentServer.rebuild`), so an actor restart or a driver resume keeps them.
 :func:`start_teacher_actor` wraps it for Ray in one place: named, namespaced, no CPU, no GPU,
 restarted forever.
 """
@@ -61,8 +61,9 @@ def fetch_curriculum(actor: Any) -> Any:
         return curriculum_from_arrays(ray.get(ray.get(actor.refs.remote())[0]))
 
 
-class TeacherServer:
-    """The curriculum's ref (GTN score only), rung-1 cache, first table results, calibration."""
+class ExperimentServer:
+    """The experiment's shared state: the curriculum's ref (GTN score only), the rung-1 score cache, the
+    components of every class scored, first table results and the live rho's (score, accuracy) pairs."""
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class TeacherServer:
         self.rebuilt = self.rebuild(root) if root else 0
 
     def _load(self, teacher_uri: str, get_data: Callable[[], Any]) -> None:
-        from search.teach import load_teacher  # noqa: PLC0415  (lazy: torch only with a GTN teacher)
+        from search.teacher_files import load_teacher  # noqa: PLC0415  (lazy: torch only with a GTN teacher)
 
         with local_copy(teacher_uri) as path:
             loaded = load_teacher(path, expect_dataset=self.cfg.data.dataset)
@@ -187,7 +188,7 @@ class TeacherServer:
 def start_teacher_actor(
     experiment: dict[str, Any], teacher_uri: str | None, namespace: str, root: str | None = None
 ) -> Any:
-    """The one place where :class:`TeacherServer` becomes a Ray actor (or the running one is reused).
+    """The one place where :class:`ExperimentServer` becomes a Ray actor (or the running one is reused).
 
     It serves arrays and remembers numbers, so it asks for no CPU and no GPU.
     """
@@ -197,8 +198,8 @@ def start_teacher_actor(
     )
 
 
-class _ActorServer(TeacherServer):
-    """:class:`TeacherServer` inside Ray: it comes in through :func:`cluster.entry.enter` like every Ray process."""
+class _ActorServer(ExperimentServer):
+    """:class:`ExperimentServer` inside Ray: it comes in through :func:`cluster.entry.enter` like every Ray process."""
 
     def __init__(self, experiment: dict[str, Any], teacher_uri: str | None, root: str | None = None):
         with naming_the_node("the shared actor"):

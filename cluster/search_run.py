@@ -36,7 +36,7 @@ from search.config import ExperimentConfig
 from search.data import SHAPES
 from search.errors import InputError, LeaderboardError, first_line
 from search.scoring import Scorer
-from search.teach import versions
+from search.versions import versions
 from search.viz import save_grid
 
 EXPERIMENT = "experiment.json"  # written first: an experiment that exists can be resumed

@@ -1,6 +1,6 @@
 """The search's first stage: find the experiment's teacher in a teacher store, or meta-train one.
 
-A teacher depends on its data set and teacher settings only (:func:`search.teach.teacher_key`), not on
+A teacher depends on its data set and teacher settings only (:func:`search.teacher_key.teacher_key`), not on
 the search, so it is trained once and reused: a search looks for ``<key>.pt`` among the teachers
 shipped with the package (``search/teachers/``), then in the teacher store (``search.teacher_store``;
 by default ``<storage>/teachers`` when the storage is remote, else ``~/.cache/gtnnas/teachers``). Only
@@ -30,7 +30,9 @@ from cluster.tune_compat import node_cpus
 from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
 from search.errors import CheckpointError
-from search.teach import load_teacher, save_teacher, teacher_key, train_teacher
+from search.outer_loop import train_teacher
+from search.teacher_files import load_teacher, save_teacher
+from search.teacher_key import teacher_key
 
 SHIPPED = Path(__file__).resolve().parents[1] / "search" / "teachers"
 

@@ -24,8 +24,8 @@ from results.truthtable import SCHEMA, parts_dir, planned_cells, read_rows, writ
 from search.config import ExperimentConfig
 from search.errors import InputError, TruthError
 from search.space import parse
-from search.teach import versions
 from search.train import train_arch
+from search.versions import versions
 
 
 def plan_jobs(n_archs: int, n_seeds: int, sample_seed: int = 0) -> list[tuple[str, int]]:

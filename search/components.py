@@ -1,6 +1,6 @@
 """The one list of score components: every cheap score a search can name, and where it lands.
 
-The score parser (:mod:`search.scoring`), the combination (:mod:`search.combine`), the leaderboard's
+The score parser (:mod:`search.scoring`), the combination (:mod:`search.rank_combination`), the leaderboard's
 schema and final table (:mod:`results.leaderboard`), the shared actor's cache and the command line's
 help all read this list, so a component added here is scored, stored, combined and shown everywhere,
 and none can be dropped by a list written twice. Free of torch, numpy and Ray.

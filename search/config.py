@@ -123,7 +123,7 @@ class BaselineConfig:
 
 @dataclass(frozen=True)
 class GTNConfig:
-    """Generative Teaching Network meta-training (see search.gtn and search.meta)."""
+    """Generative Teaching Network meta-training (see search.gtn, search.inner_loop and search.outer_loop)."""
 
     seed: int = 0  # meta-training's own seed, not the search's: a teacher depends on its data and these
     # settings only, so searches with any seed reuse it (search.teacher, the teacher store)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .data import Split
 from .gtn import Teacher, soft_cross_entropy
-from .meta import momentum_step
+from .inner_loop import momentum_step
 from .nets import InputSpec, NetSpec, net_from
 from .space import Arch
 from .train import evaluate

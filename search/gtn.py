@@ -14,8 +14,9 @@ labels, and a learning rate and momentum per inner step (log-parameterised). Fiv
 
 The generator can start warm the same way (``generator_init: real``, :meth:`Teacher.fit_generator_to`).
 
-The functional inner loop lives in :mod:`search.meta`, the outer loop and checkpoints in
-:mod:`search.teach`, and scoring with a frozen curriculum in :mod:`search.curriculum`.
+The functional inner loop lives in :mod:`search.inner_loop`, the outer loop in :mod:`search.outer_loop`,
+its checkpoints in :mod:`search.teacher_files`, and scoring with a frozen curriculum in
+:mod:`search.curriculum`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from .config import ExperimentConfig
 from .data import Dataset, Split
 from .errors import InputError, first_line
 from .gtn import Teacher
-from .meta import autocast_dtype, draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll
+from .inner_loop import autocast_dtype, draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll
 from .nets import net_from
 from .space import Arch, parse, sample
 from .train import train

@@ -3,7 +3,7 @@
 ``search.score`` names a cheap score of a cell: one component of :mod:`search.components` (``gtn``:
 fresh networks trained on the teacher's curriculum, read on real validation images; or a zero-cost
 proxy such as ``params``, ``synflow``, ``naswot``), ``A+B`` (their combination: equal weights on ranks
-among the classes scored so far, :mod:`search.combine`; ``calibrated:A+B`` is the older spelling), or
+among the classes scored so far, :mod:`search.rank_combination`; ``calibrated:A+B`` is the older spelling), or
 ``none``. :func:`Scorer.parse` turns it into one object that the trainable, the shared actor, benchmark
 mode and ``gtnnas bench proxies`` all use: which components to compute (the implementations are
 :mod:`search.proxies`), in which leaderboard column each lands, what a cached score depends on, and
@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .combine import Calibrator
 from .components import BY_NAME, DATA_FREE, NAMES, SCORE_SECONDS, integer_columns
 from .errors import InputError
+from .rank_combination import RankCombination
 
 
 class ScoreSettings(Protocol):
@@ -174,11 +174,11 @@ class Scorer:
         cal = self.combination(rows)
         return [self.value_on(cal, r) for r in rows]
 
-    def combination(self, seen: Sequence[Mapping[str, float]]) -> Calibrator:
+    def combination(self, seen: Sequence[Mapping[str, float]]) -> RankCombination:
         """Equal weights on each component's rank among ``seen``."""
         cols = dict(zip(self.parts, self.columns, strict=True))
-        return Calibrator.fallback(self.parts, {p: [s[c] for s in seen] for p, c in cols.items()})
+        return RankCombination.equal(self.parts, {p: [s[c] for s in seen] for p, c in cols.items()})
 
-    def value_on(self, cal: Calibrator, parts: Mapping[str, float]) -> float:
+    def value_on(self, cal: RankCombination, parts: Mapping[str, float]) -> float:
         """The combined score of one class on a given combination (:meth:`combination`)."""
         return float(cal.combine({p: [parts[c]] for p, c in zip(self.parts, self.columns, strict=True)})[0])

@@ -17,7 +17,8 @@ from search.config import load_config
 from search.data import FOLDERS, load_dataset
 from search.errors import DataNotFoundError
 from search.fetch import fetch
-from search.teach import save_teacher, train_teacher
+from search.outer_loop import train_teacher
+from search.teacher_files import save_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

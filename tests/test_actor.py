@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cluster.actor import TeacherServer, curriculum_from_arrays, curriculum_to_arrays, start_teacher_actor
+from cluster.actor import ExperimentServer, curriculum_from_arrays, curriculum_to_arrays, start_teacher_actor
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 from search.space import parse
 
@@ -12,9 +12,9 @@ A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3
 B = "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
 
 
-def test_teacher_server_cache_and_calibration(tiny_teacher):
+def test_experiment_server_cache_and_calibration(tiny_teacher):
     path, cfg = tiny_teacher
-    server = TeacherServer(cfg.to_dict(), str(path))
+    server = ExperimentServer(cfg.to_dict(), str(path))
     info = server.info()
     assert (
         info["steps"] == cfg.gtn.inner_steps and info["dataset"] == "fashion_mnist" and len(info["content_hash"]) == 16
@@ -58,7 +58,7 @@ def test_actor_restarts_with_the_same_curriculum(ray_session, tiny_teacher):
 def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, tiny_teacher):
     path, cfg = tiny_teacher
     root = str(tmp_path / "exp")
-    cur = TeacherServer(cfg.to_dict(), str(path)).curriculum.content_hash
+    cur = ExperimentServer(cfg.to_dict(), str(path)).curriculum.content_hash
     ha, hb = parse(A).equiv_hash(), parse(B).equiv_hash()
 
     def res(it, arch, h, score, val=None, extra=None):
@@ -89,7 +89,7 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
         {},
     )
     write_statuses(root, [status_row("e", "t9", "LOST")])
-    server = TeacherServer(cfg.to_dict(), str(path), root)
+    server = ExperimentServer(cfg.to_dict(), str(path), root)
     assert server.lookup(server.scorer.key(ha, cur, server.cfg.net, server.cfg.seed)) == {
         "gtn_score": 0.4,
         "gtn_val_loss": 1.5,
@@ -108,7 +108,7 @@ def test_a_restarted_server_rebuilds_its_memory_from_the_leaderboard(tmp_path, t
 def test_a_combined_score_ranks_each_class_among_those_scored_so_far(tiny_teacher):
     path, cfg = tiny_teacher
     cfg = replace(cfg, search=replace(cfg.search, score="gtn+params"))
-    server = TeacherServer(cfg.to_dict(), str(path))
+    server = ExperimentServer(cfg.to_dict(), str(path))
     rng = np.random.default_rng(0)
     # equal weights on the components' ranks: the bigger-and-better cell wins
     server.combine("a", {"gtn_score": 0.3, "params": 1e4})

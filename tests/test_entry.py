@@ -18,7 +18,7 @@ from search.proxies import ProxyContext
 from search.proxy_specs import components, make_proxy
 from search.scoring import Scorer
 from search.space import parse
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -10,10 +10,10 @@ from torch import nn
 
 from search.config import ExperimentConfig, GTNConfig, load_config
 from search.gtn import Generator, Teacher, soft_cross_entropy
-from search.meta import draw_meta_batches, make_learner, meta_batch_count, unroll
+from search.inner_loop import draw_meta_batches, make_learner, meta_batch_count, unroll
 from search.nets import Norm2d, build_net
+from search.outer_loop import meta_gradient, train_teacher
 from search.space import parse
-from search.teach import meta_gradient, train_teacher
 
 SHAPE = (1, 8, 8)
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import search.teach
+import search.outer_loop
 from cluster.cli import main
 from search.config import load_config
 from search.curriculum import Curriculum, gtn_score, materialize
 from search.data import load_dataset
+from search.errors import CheckpointError
 from search.gtn import Teacher
+from search.outer_loop import MetaTrainingError, train_teacher
 from search.space import parse
-from search.teach import CheckpointError, MetaTrainingError, load_teacher, save_teacher, train_teacher
+from search.teacher_files import load_teacher, save_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 GTN_SMOKE = ROOT / "configs" / "gtn_smoke.yaml"
@@ -223,14 +225,14 @@ def test_gtn_train_killed_after_k_steps_resumes_to_the_bit_identical_teacher(tmp
 def test_every_checkpoint_on_disk_has_its_metrics_rows_on_disk_first(tmp_path, monkeypatch):
     """The kill test's window, made deterministic: at the moment each checkpoint is written, metrics.csv
     already holds a row for every step it covers (a SIGKILL right after it must not lose rows)."""
-    real_save, seen = search.teach.save_state, []
+    real_save, seen = search.outer_loop.save_state, []
 
     def save_and_look(path, cfg, step, *args, **kwargs):
         rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:] if (tmp_path / "metrics.csv").exists() else []
         seen.append((step, [int(r.split(",")[0]) for r in rows]))
         return real_save(path, cfg, step, *args, **kwargs)
 
-    monkeypatch.setattr(search.teach, "save_state", save_and_look)
+    monkeypatch.setattr(search.outer_loop, "save_state", save_and_look)
     args = ["gtn", "train", "--no-store", "--config", str(GTN_SMOKE), f"out={tmp_path}"]
     assert main(args + ["gtn.outer_steps=6", "gtn.checkpoint_every=2"]) == 0
     assert seen == [(2, [1, 2]), (4, [1, 2, 3, 4])]

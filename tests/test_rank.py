@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from search.config import load_config
 from search.gtn import Teacher
-from search.meta import draw_meta_batches, eval_loss, meta_batch_count, unroll
+from search.inner_loop import draw_meta_batches, eval_loss, meta_batch_count, unroll
 from search.nets import build_net
 from search.rank import Pool, pairwise_rank_loss, ranking_gradient, sample_pool_cells
 from search.space import parse

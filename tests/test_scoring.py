@@ -16,7 +16,7 @@ from search.proxies import GTNSteps, ProxyContext
 from search.proxy_specs import components, make_proxy
 from search.scoring import COMPONENTS, Scorer
 from search.space import parse
-from search.teach import load_teacher
+from search.teacher_files import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = [

@@ -19,7 +19,10 @@ from cluster.teacher_stage import SHIPPED, ensure_teacher, file_teacher, find_te
 from search.config import load_config
 from search.data import load_dataset
 from search.errors import CheckpointError
-from search.teach import fit_plan, load_teacher, save_teacher, teacher_key, train_teacher
+from search.outer_loop import train_teacher
+from search.teacher_files import load_teacher, save_teacher
+from search.teacher_key import teacher_key
+from search.time_plan import fit_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -187,10 +190,10 @@ def test_a_time_limit_that_does_not_bind_changes_nothing_and_one_already_spent_s
 
 
 def test_a_limit_that_binds_midway_ends_the_schedule_with_training_and_a_resume_keeps_the_plan(monkeypatch, tmp_path):
-    from search import teach  # noqa: PLC0415  (the module whose clock is replaced)
+    from search import outer_loop  # noqa: PLC0415  (the module whose clock is replaced)
 
     ticks = iter(range(10**6))  # a clock that advances one second per reading: a steady, known pace
-    monkeypatch.setattr(teach, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    monkeypatch.setattr(outer_loop, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     cfg = load_config(ROOT / "configs" / "gtn_smoke.yaml", ["gtn.outer_steps=50", "gtn.checkpoint_every=5"])
     data = load_dataset("fashion_mnist", train_subset=200, val_subset=50)
     steps: list = []

@@ -78,7 +78,7 @@ def check_teacher(cfg: ExperimentConfig) -> None:
         except OSError as e:
             raise InputError(f"search.teacher_store: cannot reach it ({first_line(e)})") from None
         return
-    from search.teach import load_teacher
+    from search.teacher_files import load_teacher
 
     try:
         present = exists(cfg.search.teacher)

@@ -9,12 +9,17 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cluster.cli.common import Progress, bar, check_rank_pool, config, ensure_data
 from search.config import ExperimentConfig
-from search.data import load_dataset
+from search.data import Dataset, load_dataset
 from search.errors import InputError
 from search.files import write_text
+
+if TYPE_CHECKING:
+    from search.gtn import Teacher
+    from search.outer_loop import OuterStep
 
 STATE = "teacher.state.pt"
 FIELDS = ["step", "meta_loss", "learner_acc", "val_acc", "seconds", "meta_lr", "learner"]
@@ -52,100 +57,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from search.teach import MetaTrainingError, OuterStep, save_teacher, train_teacher
+    from search.outer_loop import MetaTrainingError, train_teacher
 
     cfg: ExperimentConfig = config(args)
     out = Path(cfg.out)
     state = out / STATE
     if args.resume and not state.is_file():
         raise InputError(f"--resume: no meta-training checkpoint at {state}")
-    ensure_data(cfg)
-    check_rank_pool(cfg)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    d = cfg.data
-    data = load_dataset(
-        d.dataset,
-        d.root,
-        split_seed=d.split_seed,
-        device=d.device,
-        train_subset=d.train_subset,
-        val_subset=d.val_subset,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    resumed_at = _state_step(state, cfg) if args.resume else 0
-    kept = _metrics_until(out / "metrics.csv", resumed_at) if args.resume else []
-    if not args.resume:
-        state.unlink(missing_ok=True)  # a fresh run never continues someone else's checkpoint
-    from tensorboardX import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"))
+    data = _training_data(cfg, args.threads)
+    resumed_at, kept = _output_folder(out, state, cfg, args.resume)
+    log = _TrainingLog(out, cfg, kept)
     started = time.perf_counter()
-    if args.resume:
-        print(f"resuming from {state} after outer step {resumed_at}", file=sys.stderr, flush=True)
-    elif cfg.gtn.generator_init == "real":
-        print(
-            f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
-            file=sys.stderr,
-            flush=True,
-        )
-    last_val: list[float | None] = [None]
-    progress = Progress(every=5.0)
-    rows = list(kept)
-    written = [time.monotonic()]
-
-    def save_metrics() -> None:  # the whole file, through the one writer: never a torn last line
-        text = io.StringIO()
-        table = csv.DictWriter(text, fieldnames=FIELDS)
-        table.writeheader()
-        table.writerows(rows)
-        write_text(out / "metrics.csv", text.getvalue())
-        written[0] = time.monotonic()
-
-    def log(s: OuterStep) -> None:
-        rows.append({k: getattr(s, k) for k in FIELDS})
-        # A checkpoint step is written here, before train_teacher writes the checkpoint: a kill between the
-        # two leaves rows the resume trims, never a checkpoint whose rows were not yet on disk.
-        checkpoint_next = s.step % cfg.gtn.checkpoint_every == 0
-        if checkpoint_next or time.monotonic() - written[0] >= 5.0 or s.step == cfg.gtn.outer_steps:
-            save_metrics()
-        writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
-        writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
-        writer.add_scalar("gtn/seconds_per_step", s.seconds, s.step)
-        writer.add_scalar("gtn/meta_lr", s.meta_lr, s.step)
-        if s.val_acc is not None:
-            last_val[0] = s.val_acc
-            writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
-        val = "-" if last_val[0] is None else f"{last_val[0]:.4f}"
-        progress.show(
-            f"{bar(s.step, cfg.gtn.outer_steps)} meta-loss {s.meta_loss:.4f}  val-acc {val}  {s.seconds:.2f}s/step",
-            force=s.step == cfg.gtn.outer_steps,
-        )
-
+    _announce(cfg, state, resumed_at if args.resume else None)
     try:
         teacher = train_teacher(cfg, data, callback=log, checkpoint=state)
     except MetaTrainingError as e:
         print(f"\ngtnnas: meta-training stopped: {e}", file=sys.stderr)
         return 1
     finally:
-        save_metrics()
-        progress.done()
-        writer.close()
-    save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
-    state.unlink(missing_ok=True)
-    from search.teach import load_teacher
-    from search.viz import save_grid
-
-    loaded = load_teacher(out / "teacher.pt")
-    cur = loaded.curriculum(real=data.train)
-    save_grid(cur, out / "curriculum.png")
-    took = time.perf_counter() - started
-    print(
-        f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
-        f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s"
-    )
+        log.close()
+    _save(out, state, teacher, cfg, data, started)
     if not args.no_store:
         from cluster.teacher_stage import file_teacher
 
@@ -156,8 +87,116 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_data(cfg: ExperimentConfig, threads: int | None) -> Dataset:
+    """The configured data set (fetched if missing), after checking the rank pool; ``threads``: torch's."""
+    import torch
+
+    ensure_data(cfg)
+    check_rank_pool(cfg)
+    if threads:
+        torch.set_num_threads(threads)
+    d = cfg.data
+    return load_dataset(
+        d.dataset,
+        d.root,
+        split_seed=d.split_seed,
+        device=d.device,
+        train_subset=d.train_subset,
+        val_subset=d.val_subset,
+    )
+
+
+def _output_folder(out: Path, state: Path, cfg: ExperimentConfig, resume: bool) -> tuple[int, list[dict]]:
+    """Make OUT; resuming, (the checkpoint's step, the metrics rows up to it), else (0, []) with any old
+    checkpoint deleted (a fresh run never continues someone else's)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        state.unlink(missing_ok=True)
+        return 0, []
+    resumed_at = _state_step(state, cfg)
+    return resumed_at, _metrics_until(out / "metrics.csv", resumed_at)
+
+
+def _announce(cfg: ExperimentConfig, state: Path, resumed_at: int | None) -> None:
+    """What happens before the first outer step: a resume's starting point, or the generator's warm start."""
+    if resumed_at is not None:
+        print(f"resuming from {state} after outer step {resumed_at}", file=sys.stderr, flush=True)
+    elif cfg.gtn.generator_init == "real":
+        print(
+            f"warm start: fitting the generator to real images ({cfg.gtn.generator_init_steps} steps)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+class _TrainingLog:
+    """Where each outer step goes: metrics.csv (``kept`` rows first), TensorBoard scalars under OUT/tb and
+    the progress line. Call it with each :class:`search.outer_loop.OuterStep`, then :meth:`close`."""
+
+    def __init__(self, out: Path, cfg: ExperimentConfig, kept: list[dict]):
+        from tensorboardX import SummaryWriter
+
+        self.out, self.cfg = out, cfg
+        self.writer = SummaryWriter(str(out / "tb"))
+        self.rows = list(kept)
+        self.last_val: float | None = None
+        self.progress = Progress(every=5.0)
+        self.written = time.monotonic()
+
+    def save_metrics(self) -> None:  # the whole file, through the one writer: never a torn last line
+        text = io.StringIO()
+        table = csv.DictWriter(text, fieldnames=FIELDS)
+        table.writeheader()
+        table.writerows(self.rows)
+        write_text(self.out / "metrics.csv", text.getvalue())
+        self.written = time.monotonic()
+
+    def __call__(self, s: OuterStep) -> None:
+        last = self.cfg.gtn.outer_steps
+        self.rows.append({k: getattr(s, k) for k in FIELDS})
+        # A checkpoint step is written here, before train_teacher writes the checkpoint: a kill between the
+        # two leaves rows the resume trims, never a checkpoint whose rows were not yet on disk.
+        checkpoint_next = s.step % self.cfg.gtn.checkpoint_every == 0
+        if checkpoint_next or time.monotonic() - self.written >= 5.0 or s.step == last:
+            self.save_metrics()
+        self.writer.add_scalar("gtn/meta_loss", s.meta_loss, s.step)
+        self.writer.add_scalar("gtn/learner_acc", s.learner_acc, s.step)
+        self.writer.add_scalar("gtn/seconds_per_step", s.seconds, s.step)
+        self.writer.add_scalar("gtn/meta_lr", s.meta_lr, s.step)
+        if s.val_acc is not None:
+            self.last_val = s.val_acc
+            self.writer.add_scalar("gtn/val_acc", s.val_acc, s.step)
+        val = "-" if self.last_val is None else f"{self.last_val:.4f}"
+        self.progress.show(
+            f"{bar(s.step, last)} meta-loss {s.meta_loss:.4f}  val-acc {val}  {s.seconds:.2f}s/step",
+            force=s.step == last,
+        )
+
+    def close(self) -> None:
+        self.save_metrics()
+        self.progress.done()
+        self.writer.close()
+
+
+def _save(out: Path, state: Path, teacher: Teacher, cfg: ExperimentConfig, data: Dataset, started: float) -> None:
+    """OUT/teacher.pt (the checkpoint goes), read back as a search would, and its curriculum's grid."""
+    from search.teacher_files import load_teacher, save_teacher
+    from search.viz import save_grid
+
+    save_teacher(out / "teacher.pt", teacher, cfg, data, cfg.gtn.outer_steps)
+    state.unlink(missing_ok=True)
+    loaded = load_teacher(out / "teacher.pt")
+    cur = loaded.curriculum(real=data.train)
+    save_grid(cur, out / "curriculum.png")
+    took = time.perf_counter() - started
+    print(
+        f"teacher: {out / 'teacher.pt'} (curriculum {cur.content_hash}, {cur.steps} steps x "
+        f"{cur.images.shape[1]} images); grid: {out / 'curriculum.png'}; {took:.1f}s"
+    )
+
+
 def _state_step(state: Path, cfg: ExperimentConfig) -> int:
-    from search.teach import load_state
+    from search.teacher_files import load_state
 
     return int(load_state(state, cfg)["step"])
 
@@ -171,7 +210,7 @@ def _metrics_until(path: Path, step: int) -> list[dict]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from search.teach import load_teacher
+    from search.teacher_files import load_teacher
     from search.viz import save_grid
 
     if args.steps < 1:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from search.combine import Calibrator, transform
 from search.errors import InputError
+from search.rank_combination import RankCombination, transform
 from search.scoring import Scorer
 from search.stats import spearman
 
@@ -16,7 +16,7 @@ def test_fit_recovers_the_signal_and_ignores_noise():
     params = np.exp(rng.normal(10, 1, n))
     noise = rng.normal(0, 1, n)
     target = 2.0 * (gtn - 0.5) / 0.1 + 1.0 * (np.log(params) - 10) + 0.1 * rng.normal(size=n)
-    cal = Calibrator.fit(
+    cal = RankCombination.fit(
         ("gtn", "params", "naswot"), {"gtn": gtn, "params": params, "naswot": noise}, target, ridge=0.1
     )
     w = dict(zip(cal.components, cal.weights, strict=True))
@@ -34,19 +34,19 @@ def test_a_few_dead_cells_do_not_flip_a_useful_components_weight():
     gtn = rng.normal(0.6, 0.05, n)
     target = 0.85 + 0.01 * (np.log(params) - 10.5) / 0.4 + 0.004 * (gtn - 0.6) / 0.05 + 0.002 * rng.normal(size=n)
     target[:2], gtn[:2], params[:2] = 0.10, 0.10, np.exp(11.3)  # dead: big, untrainable
-    cal = Calibrator.fit(("gtn", "params"), {"gtn": gtn, "params": params}, target)
+    cal = RankCombination.fit(("gtn", "params"), {"gtn": gtn, "params": params}, target)
     w = dict(zip(cal.components, cal.weights, strict=True))
     assert w["params"] > w["gtn"] > 0
     alive = slice(2, None)
     assert spearman(cal.combine({"gtn": gtn[alive], "params": params[alive]}), target[alive]) > 0.85
 
 
-def test_fallback_is_equal_weights_on_ranks_and_missing_values_count_as_average():
-    cal = Calibrator.fallback(("gtn", "params"), {"gtn": [0.1, 0.5, 0.9], "params": [1e3, 1e4, 1e5]})
+def test_equal_weighs_the_ranks_equally_and_missing_values_count_as_average():
+    cal = RankCombination.equal(("gtn", "params"), {"gtn": [0.1, 0.5, 0.9], "params": [1e3, 1e4, 1e5]})
     assert cal.weights == (0.5, 0.5)
     s = cal.combine({"gtn": [0.5, float("nan"), 0.9], "params": [1e4, 1e4, 1e5]})
     assert s[0] == pytest.approx(0.0) and s[1] == pytest.approx(0.0) and s[2] > 0.5
-    assert (Calibrator.fallback(("gtn",)).combine({"gtn": [0.2, 0.8]}) == 0).all()  # nothing seen: all average
+    assert (RankCombination.equal(("gtn",)).combine({"gtn": [0.2, 0.8]}) == 0).all()  # nothing seen: all average
 
 
 def test_specs_and_transforms():

@@ -1,9 +1,9 @@
 """A combination of cheap scores on rank scales: the GTN score with zero-cost proxies (ours).
 
 Each component, and the real accuracy it is fitted to, is put on a rank scale: its position among
-the cells the calibration was fitted on (mid-rank empirical CDF, centred, unit variance). The
-combination weights the component ranks equally (:meth:`Calibrator.fallback`: what a search uses) or
-by a ridge regression of real-accuracy ranks on them (:meth:`Calibrator.fit`: studied offline on the
+the cells the combination was fitted on (mid-rank empirical CDF, centred, unit variance). The
+combination weights the component ranks equally (:meth:`RankCombination.equal`: what a search uses) or
+by a ridge regression of real-accuracy ranks on them (:meth:`RankCombination.fit`: studied offline on the
 truth table, ``benchmarks/score_choice.py``, where fewer than 60 fitted cells rank worse than equal
 weights). Ranks, because the aim is ordering and because raw values let a few dead cells (10%
 accuracy, extreme proxy values) dominate a least-squares fit: on the Fashion-MNIST tuning split a
@@ -43,13 +43,13 @@ def _refs(name: str, values: Sequence[float] | np.ndarray) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class Calibrator:
+class RankCombination:
     components: tuple[str, ...]
     refs: tuple[tuple[float, ...], ...]  # per component: the sorted values its ranks are taken among
     weights: tuple[float, ...]
 
     @classmethod
-    def fallback(cls, components: Sequence[str], seen: Mapping[str, Sequence[float]] | None = None) -> Calibrator:
+    def equal(cls, components: Sequence[str], seen: Mapping[str, Sequence[float]] | None = None) -> RankCombination:
         """Equal weights on component ranks among the values ``seen`` so far (none: every cell average)."""
         seen = seen or {}
         refs = tuple(_refs(c, seen.get(c, ())) for c in components)
@@ -62,7 +62,7 @@ class Calibrator:
         values: Mapping[str, Sequence[float]],
         target: Sequence[float],
         ridge: float = 1.0,
-    ) -> Calibrator:
+    ) -> RankCombination:
         """Least squares of the target's ranks on the components' ranks, shrunk towards zero by ``ridge``."""
         x = np.column_stack([transform(c, values[c]) for c in components])
         y = np.asarray(target, float)

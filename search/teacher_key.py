@@ -1,0 +1,16 @@
+"""A teacher's identity: what its curriculum depends on, as the key teacher stores file it under."""
+
+from __future__ import annotations
+
+from .config import ExperimentConfig
+
+CURRICULUM_VERSION = 2  # bump when a code change alters what a stored teacher's curriculum would be
+NOT_TEACHER = {"data": ("val_subset",), "gtn": ("validate_every", "validate_size", "validate_arch", "checkpoint_every")}
+"""Settings that only report on or save meta-training; they do not shape the teacher."""
+
+
+def teacher_key(cfg: ExperimentConfig) -> str:
+    """What a teacher depends on: the data set and its training split, the gtn settings (its own seed
+    included) and the curriculum code's version; not the search, the network searched or the storage.
+    Teacher stores file teachers under it, and a resumed meta-training refuses another key's state."""
+    return f"{cfg.data.dataset}-{cfg.hash(('data', 'gtn'), NOT_TEACHER)}-v{CURRICULUM_VERSION}"
