@@ -1,6 +1,11 @@
 """Starting and joining Ray safely, and ending what a dead driver's embedded Ray left behind.
 
-Loopback only on a laptop or CI, the given address on a cluster. An embedded Ray records its
+Loopback only on a laptop or CI, the given address on a cluster. Token authentication is on for every
+Ray this module starts or joins (Ray 2.60's default for a local Ray; ``RAY_AUTH_MODE=token`` also when
+joining a cluster): the token is found the way Ray finds it (``RAY_AUTH_TOKEN``, the file at
+``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``); an embedded Ray without one gets a new token in
+``~/.ray/auth_token`` readable by this user only. ``RAY_AUTH_MODE=disabled``, set by the user, is
+respected (a cluster of theirs that runs without authentication). An embedded Ray records its
 processes (PID and start time) in its own session folder; when a driver is SIGKILLed, Ray's agent
 processes outlive it, and the next :func:`ray_session` ends exactly those PIDs, never a process
 found by name.
@@ -12,11 +17,13 @@ import contextlib
 import glob
 import json
 import os
+import secrets
 import signal
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 
@@ -25,6 +32,37 @@ from search.errors import ClusterError, first_line
 from search.files import write_json
 
 OWNER_FILE = "gtnnas-owner.json"
+NO_TOKEN = (
+    "Ray's token authentication is on and no token was found (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, "
+    "~/.ray/auth_token): copy the cluster's token to ~/.ray/auth_token (mode 600), or set "
+    "RAY_AUTH_MODE=disabled for a cluster that runs without authentication"
+)
+
+
+def token_auth() -> bool:
+    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+
+
+def token_path() -> Path:
+    """Where Ray looks for the token file: ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+
+
+def has_token() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or token_path().is_file()
+
+
+def ensure_local_token() -> Path | None:
+    """The token of an embedded Ray: Ray's own if it finds one, else a new one written to ``~/.ray/auth_token``
+    with mode 600 (Ray would write it readable by every user). Returns the file it wrote, or None."""
+    if not token_auth() or has_token():
+        return None
+    path = token_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
 
 
 def ray_env() -> None:
@@ -35,7 +73,7 @@ def ray_env() -> None:
     """
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnray"))
 
 
@@ -54,10 +92,13 @@ def start_ray(
     logging_config = ray.LoggingConfig(log_level="INFO" if verbose else "WARNING")
     if address not in (None, "local"):
         _probe(address)  # an explicit address must answer, even when this process already runs Ray
+        if token_auth() and not has_token():
+            raise ClusterError(f"cannot connect to Ray at {address!r}: {NO_TOKEN}")
     if ray.is_initialized():
         return False
     if address in (None, "local"):
         end_orphans()
+        ensure_local_token()
         ctx = init_local(
             num_cpus=num_cpus,
             include_dashboard=dashboard,
@@ -67,10 +108,14 @@ def start_ray(
             logging_config=logging_config,
         )
         record_owner(ctx.address_info["session_dir"])
+        if dashboard:
+            where = token_path() if not os.environ.get("RAY_AUTH_TOKEN") else "RAY_AUTH_TOKEN"
+            auth = f"it asks for the token in {where}" if token_auth() else "no authentication (RAY_AUTH_MODE)"
+            print(f"Ray dashboard: http://{ctx.dashboard_url} (this machine only; {auth})", flush=True)
         return True
     try:
         ray.init(address=address, log_to_driver=True, logging_config=logging_config)
-    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:  # Ray's several "nothing there"s
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError, ray.exceptions.AuthenticationError) as e:
         raise ClusterError(f"cannot connect to Ray at {address!r}: {first_line(e)}") from None
     return True
 

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from results.leaderboard import FINAL, PARTS, best_per_class, read_parts, read_statuses
-from results.storage import join, read_metadata, resolve
+from results.storage import check_rows, join, read_metadata, resolve
 from search.errors import LeaderboardError, first_line
 from search.space import EDGE_KEYS, OPS, parse
 
@@ -68,6 +68,7 @@ def load(path: str, where: str | None = None) -> Any:
             ds = pads.dataset([resolve(f)[1] for f in finals], format="parquet", filesystem=fs)
             expr = parse_where(where, ds.schema) if where else None
             _check_columns(ds.schema.names, path)
+            check_rows(ds.count_rows(), path, LeaderboardError)
             frames.append(ds.to_table(filter=expr).to_pandas())
         except (pa.ArrowException, OSError) as e:
             what = f"cannot read the leaderboard with --where {where!r}" if where else "not a readable leaderboard"

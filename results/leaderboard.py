@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from results.phases import COLUMNS as PHASE_COLUMNS
-from results.storage import join, part_name, resolve, write_parquet
+from results.storage import check_rows, join, part_name, resolve, write_parquet
 from search.components import SCORE_SECONDS, columns, integer_columns
 from search.errors import LeaderboardError, first_line
 from search.stats import rho_interval, spearman
@@ -109,6 +109,7 @@ def _read(folder: str, schema: pa.Schema) -> Any:
     ds = pads.dataset(
         base, format="parquet", filesystem=fs, schema=schema, exclude_invalid_files=False, ignore_prefixes=[".", "_"]
     )
+    check_rows(ds.count_rows(), folder, LeaderboardError)
     return ds.to_table().to_pandas()
 
 

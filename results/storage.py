@@ -23,6 +23,15 @@ import pyarrow.parquet as pq
 
 from search.files import atomic_write, resolve, write_bytes, write_json, write_text  # noqa: F401  (re-exported)
 
+MAX_ROWS = 20_000_000  # rows a results file handed to us may have: 2,000 times a 10,000-trial search's
+
+
+def check_rows(rows: int, path: str, error: type[Exception]) -> None:
+    """Refuse a table with more rows than :data:`MAX_ROWS`, counted from its files' footers before any data
+    is read: a hostile or mistaken file must not take the machine's memory."""
+    if rows > MAX_ROWS:
+        raise error(f"{path}: {rows:,} rows, more than the {MAX_ROWS:,} a results table may have")
+
 
 def storage_path(uri: str) -> str:
     """What Tune takes as ``storage_path``: a URI as it is, a local path made absolute."""

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from results.storage import exists, join, part_name, read_metadata, resolve, write_parquet
+from results.storage import check_rows, exists, join, part_name, read_metadata, resolve, write_parquet
 from search.errors import InputError, TruthError, first_line
 from search.space import all_archs
 from search.stats import spearman
@@ -96,12 +96,15 @@ def load_truth(path: str) -> tuple[Any, dict[str, Any]]:
         raise TruthError(f"{path}: no such truth table")
     fs, p = resolve(path)
     try:
+        with fs.open_input_file(p) as f:  # the footer only: columns and rows are checked before the data is read
+            meta = pq.ParquetFile(f).metadata
+        missing = [c for c in REQUIRED if c not in meta.schema.names]
+        if missing:
+            raise TruthError(f"{path}: not a truth table (missing columns: {', '.join(missing)})")
+        check_rows(meta.num_rows, path, TruthError)
         table = pq.read_table(p, filesystem=fs)
     except (OSError, pa.ArrowException) as e:  # pyarrow raises several types for a bad file
         raise TruthError(f"{path}: not a readable Parquet file ({first_line(e, 120)})") from None
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing:
-        raise TruthError(f"{path}: not a truth table (missing columns: {', '.join(missing)})")
     if table.num_rows == 0:
         raise TruthError(f"{path}: the truth table is empty")
     return table.to_pandas(), read_metadata(table.schema.metadata)

@@ -28,6 +28,7 @@ from .teacher_key import teacher_key
 from .versions import versions
 
 FORMAT = "gtnnas-teacher"
+MAX_CHECKPOINT_BYTES = 2 * 2**30  # the most a teacher file handed to us may hold (refused unread above it)
 FORMAT_VERSION = 1
 STATE_FORMAT = "gtnnas-teacher-state"
 
@@ -103,6 +104,7 @@ def save_teacher(
         "config_hash": cfg.hash(),
         "teacher_key": teacher_key(cfg),
         "dataset": data.name,
+        "data_id": data.identity,  # what a loader compares (a source by its content, wherever it lies)
         "shape": list(data.shape),
         "num_classes": data.num_classes,
         "mean": list(data.mean),
@@ -139,6 +141,10 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such teacher checkpoint")
+    if (size := path.stat().st_size) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path}: {size / 2**20:,.0f} MiB, more than the {MAX_CHECKPOINT_BYTES / 2**20:,.0f} MiB a teacher may take"
+        )
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle garbage, foreign objects
@@ -161,8 +167,9 @@ def load_teacher(path: str | Path, *, expect_dataset: str | None = None) -> Load
         raise CheckpointError(
             f"{path}: a pixels teacher from before learned images were stored unsquashed; train it again"
         )
-    if expect_dataset is not None and blob["dataset"] != expect_dataset:
-        raise CheckpointError(f"{path}: teacher was trained on {blob['dataset']}, not {expect_dataset}")
+    trained_on = blob.get("data_id", blob["dataset"])  # teachers saved before data ids: the built-in's name
+    if expect_dataset is not None and trained_on != expect_dataset:
+        raise CheckpointError(f"{path}: teacher was trained on {trained_on}, not {expect_dataset}")
     return LoadedTeacher(
         teacher,
         cfg,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,7 +26,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Before anything imports ray (the modules imported above do not): loopback only, no usage stats, a short temp dir.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ["RAY_AUTH_MODE"] = "token"  # Ray's default for a local Ray: every test runs with it on
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))  # one token for every Ray of this run, nodes included
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("RAY_TMPDIR", os.path.join(tempfile.gettempdir(), "gtnt"))
 os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
@@ -189,3 +191,48 @@ def smoke_search(ray_session, tmp_path_factory):
     start = time.perf_counter()
     final, root, calib = run_search(cfg)
     return cfg, final, Path(root), calib, time.perf_counter() - start
+
+
+def listening_sockets(root_pid: int, include_root: bool = True) -> list[dict]:
+    """Every TCP socket listening in ``root_pid``'s process tree: port, interface, process, and what an HTTP
+    request without a token gets there (a status, or "not HTTP" for gRPC). Written to the JSON file named by
+    $GTNNAS_PORTS_REPORT when set (the closing note of issue #30 lists them)."""
+    import http.client  # noqa: PLC0415  (lazy: only the security tests probe ports)
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    import psutil  # noqa: PLC0415
+
+    tree = psutil.Process(root_pid)
+    procs = {p.pid: p for p in [tree, *tree.children(recursive=True)] if include_root or p.pid != root_pid}
+    rows = []
+    for c in psutil.net_connections("inet"):
+        if c.status != psutil.CONN_LISTEN or c.pid not in procs:
+            continue
+        try:
+            name = " ".join(procs[c.pid].cmdline()[:2])[-60:]
+        except psutil.Error:
+            name = "?"
+        host = "127.0.0.1" if c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") else c.laddr.ip
+        try:
+            with urllib.request.urlopen(f"http://{host}:{c.laddr.port}/api/jobs/", timeout=2) as r:
+                body = r.read(4096).decode(errors="replace")
+            metrics = body.startswith("# HELP") or body.startswith("# TYPE") or body == ""
+            status: int | str = f"{r.status} (Prometheus metrics)" if metrics else r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (OSError, ValueError, http.client.HTTPException) as e:  # gRPC answers HTTP/1.1 with nonsense or nothing
+            status = f"not HTTP ({type(e).__name__})"
+        rows.append({"port": c.laddr.port, "interface": c.laddr.ip, "process": name, "unauthenticated": status})
+    if os.environ.get("GTNNAS_PORTS_REPORT"):
+        import json  # noqa: PLC0415
+
+        with open(os.environ["GTNNAS_PORTS_REPORT"], "a") as f:
+            f.write(json.dumps({"root_pid": root_pid, "sockets": sorted(rows, key=lambda r: r["port"])}) + "\n")
+    return rows
+
+
+@pytest.fixture()
+def sockets():
+    """:func:`listening_sockets`, for tests that check what Ray exposes."""
+    return listening_sockets

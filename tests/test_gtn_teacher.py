@@ -12,6 +12,7 @@ import torch
 
 import search.outer_loop
 from cluster.cli import main
+from search import teacher_files
 from search.config import load_config
 from search.curriculum import Curriculum, gtn_score, materialize
 from search.data import load_dataset
@@ -66,6 +67,14 @@ def test_corrupted_checkpoints_are_rejected(tiny_teacher, tmp_path):
     with pytest.raises(CheckpointError, match="no such teacher checkpoint"):
         load_teacher(tmp_path / "missing.pt")
     assert zipfile.is_zipfile(path)  # torch's own container, loadable with weights_only=True
+
+
+def test_a_checkpoint_over_the_size_limit_is_refused_unread(tiny_teacher, monkeypatch):
+    path, _ = tiny_teacher
+    monkeypatch.setattr(teacher_files, "MAX_CHECKPOINT_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(teacher_files.torch, "load", lambda *a, **k: pytest.fail("read a file over the limit"))
+    with pytest.raises(CheckpointError, match="MiB, more than the"):
+        load_teacher(path)
 
 
 def test_nan_meta_loss_stops_naming_the_step():

@@ -10,11 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run the CLI in a fresh interpreter where importing torch, torchvision or ray raises ImportError.
-BLOCKED = (
-    "import sys; sys.modules.update({m: None for m in ('torch', 'torchvision', 'ray')}); "
-    "from cluster.cli import main; sys.exit(main(sys.argv[1:]))"
-)
+# Run the CLI in a fresh interpreter where importing torch, torchvision or ray raises ImportError, as if they
+# were not installed: a finder refuses them (None in sys.modules would differ: scipy probes sys.modules["torch"]).
+BLOCKED = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "ray"):
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Refuse())
+from cluster.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def _cli_without_torch_and_ray(*argv: str) -> subprocess.CompletedProcess:

@@ -1,10 +1,13 @@
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from cluster.callbacks import LeaderboardCallback
+from results import storage
+from results.analysis import load
 from results.leaderboard import (
     LeaderboardError,
     best_per_class,
@@ -18,6 +21,8 @@ from results.leaderboard import (
     write_part,
     write_statuses,
 )
+from results.truthtable import load_truth
+from search.errors import TruthError
 from search.space import parse
 from search.stats import spearman
 
@@ -218,3 +223,22 @@ def test_step_saves_write_rows_only_in_a_step_in_which_tune_saved(tmp_path):
     cb.get_state()
     cb.on_step_end(3, [])  # saved in this step: written
     assert len(read_parts(str(tmp_path))) == 1
+
+
+def test_a_results_table_with_more_rows_than_the_limit_is_refused_before_its_data_is_read(tmp_path, monkeypatch):
+    """A Parquet file handed to gtnnas is checked from its footer (columns, rows) before any data is read."""
+    root = str(tmp_path / "exp")
+    write_part(root, [row_from_result("exp", f"t{i}", {"training_iteration": 1, "score": 0.5}) for i in range(30)], {})
+    truth = tmp_path / "truth.parquet"
+    pq.write_table(
+        pa.table({"arch": ["a"] * 30, "seed": [0] * 30, "val_acc": [0.5] * 30, "test_acc": [0.5] * 30}), truth
+    )
+    monkeypatch.setattr(storage, "MAX_ROWS", 20)
+    with pytest.raises(LeaderboardError, match="30 rows, more than the 20"):
+        read_parts(root)
+    with pytest.raises(LeaderboardError, match="30 rows, more than the 20"):
+        load(root)
+    with pytest.raises(TruthError, match="30 rows, more than the 20"):
+        load_truth(str(truth))
+    monkeypatch.setattr(storage, "MAX_ROWS", 30)
+    assert len(read_parts(root)) == 30 and len(load_truth(str(truth))[0]) == 30

@@ -5,6 +5,7 @@
 import copy
 import importlib.resources
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -39,6 +40,18 @@ def test_cluster_config_is_valid_for_ray():
 
     assert f"ray[tune,default]=={ray.__version__}" in setup and "pip install -q -e /home/ubuntu/gtn-nas" in setup
     assert "--dashboard-host=127.0.0.1" in " ".join(cfg["head_start_ray_commands"])
+
+
+def test_every_node_runs_with_token_authentication_and_the_token_is_never_in_the_file():
+    cfg = _validate(_load())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [c for c in cfg[key] if "ray start" in c]
+        assert starts and all("RAY_AUTH_MODE=token ray start" in c for c in starts), key
+    assert cfg["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"  # copied from the user's machine
+    setup = cfg["setup_commands"]
+    assert "chmod 600 ~/.ray/auth_token" in setup[0] and "export RAY_AUTH_MODE=token" in setup[1]
+    text = (ROOT / "ray_config.yaml").read_text()
+    assert not re.search(r"\b[0-9a-f]{32,}\b", text) and "RAY_AUTH_TOKEN=" not in text  # no token written here
 
 
 def test_schema_check_catches_mistakes():
