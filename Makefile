@@ -30,11 +30,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Lint first, then the default suite, then the multi-node fault tests and the cluster test, each in its own
-# pytest process (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
+# Lint first, then the default suite, then the own-data searches, the multi-node fault tests and the cluster
+# test, each in its own pytest process (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
 # PYTEST_ARGS goes to every pytest run (CI: --durations=15).
 test: lint data
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 	$(PY) -m pytest -m multinode $(PYTEST_ARGS)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 

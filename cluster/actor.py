@@ -76,6 +76,7 @@ class ExperimentServer:
         self.cfg = config_from_dict(experiment, "<actor>")
         self.scorer = self.cfg.search.scorer
         self.curriculum: Any = None
+        self.class_names: list[str] = []
         self._arrays: dict[str, Any] | None = None
         self.where: dict[str, str] = {}
         if self.cfg.search.uses_gtn:
@@ -92,9 +93,10 @@ class ExperimentServer:
     def _load(self, teacher_uri: str, get_data: Callable[[], Any]) -> None:
         from search.teacher_files import load_teacher  # noqa: PLC0415  (lazy: torch only with a GTN teacher)
 
-        with local_copy(teacher_uri) as path:
-            loaded = load_teacher(path, expect_dataset=self.cfg.data.dataset)
         data = get_data()
+        self.class_names = list(data.class_names)
+        with local_copy(teacher_uri) as path:
+            loaded = load_teacher(path, expect_dataset=data.identity)
         self.curriculum = loaded.curriculum(real=data.train)
         self._arrays = curriculum_to_arrays(self.curriculum)
 
@@ -138,6 +140,7 @@ class ExperimentServer:
             "batch": int(c.images.shape[1]),
             "dataset": c.dataset,
             "norm": c.norm,
+            "class_names": self.class_names,
             **self.where,
         }
 

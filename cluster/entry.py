@@ -26,9 +26,10 @@ from filelock import FileLock
 
 from cluster.device import granted_device, release
 from search.config import DataConfig, ExperimentConfig, config_from_dict
-from search.data import DATASETS, default_roots, load_dataset, load_prepared
+from search.data import CLASSES, DATASETS, SHAPES, default_roots, load_dataset, load_prepared
 from search.errors import DataNotFoundError, InputError, first_line
 from search.fetch import LOCAL, configured_sources, fetch
+from search.shapes import InputSpec
 
 
 @dataclass(frozen=True)
@@ -73,20 +74,43 @@ def enter(
     return Entered(cfg, device, node_name())
 
 
+def data_folder(d: DataConfig) -> Path:
+    """This machine's data directory for ``d`` (made if missing): ``data.root``, else the first default."""
+    folder = Path(d.root) if d.root is not None else default_roots()[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prepare_source(d: DataConfig, progress: bool | None = None) -> Any:
+    """A user source decoded into this machine's cache, or found there, under the data directory's lock
+    (one decode per machine, however many processes ask at once): a :class:`search.prepared.Prepared`."""
+    from search.prepared import ensure  # noqa: PLC0415  (lazy: Pillow and pyarrow.parquet only for a source)
+    from search.sources import SourceSettings  # noqa: PLC0415  (lazy: as ensure)
+
+    folder = data_folder(d)
+    with FileLock(str(folder / ".gtnnas-fetch.lock")):
+        return ensure(d.dataset, folder, SourceSettings.of(d), d.split_seed, progress=progress)
+
+
+def data_inputs(d: DataConfig) -> InputSpec:
+    """One image's (C, H, W) and the classes of ``d``'s data, without loading it: a built-in's known shape, or a
+    source's prepared description (decoded here first if this machine has not yet)."""
+    if d.dataset in DATASETS:
+        return InputSpec(SHAPES[d.dataset], len(CLASSES[d.dataset]))
+    meta = prepare_source(d).meta
+    c, h, w = meta["shape"]
+    return InputSpec((int(c), int(h), int(w)), len(meta["classes"]))
+
+
 @lru_cache(maxsize=2)
 def node_dataset(d: DataConfig, device: str) -> tuple[Any, str]:
     """(the data set on ``device``, where it came from); found or fetched on this node under a file lock.
 
     A user source (``folder:``, ``parquet:``, ``npz:``) is read from its path or URI and decoded into this
     node's cache (``<data root>/prepared/<fingerprint>``) under the same lock, once per node."""
-    folder = Path(d.root) if d.root is not None else default_roots()[0]
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = data_folder(d)
     if d.dataset not in DATASETS:
-        from search.prepared import ensure  # noqa: PLC0415  (lazy: Pillow and pyarrow.parquet only for a source)
-        from search.sources import SourceSettings  # noqa: PLC0415  (lazy: as ensure)
-
-        with FileLock(str(folder / ".gtnnas-fetch.lock")):
-            prep = ensure(d.dataset, folder, SourceSettings.of(d), d.split_seed)
+        prep = prepare_source(d)
         data = load_prepared(
             prep,
             name=d.dataset,

@@ -26,11 +26,11 @@ from ray import tune
 from cluster.entry import enter, naming_the_node
 from cluster.grid import run_grid
 from results.analysis import load
-from results.storage import exists, join, local_copy, storage_path, upload, write_parquet
+from results.storage import exists, join, local_copy, storage_path, upload, write_json, write_parquet
 from search.config import ExperimentConfig, config_from_dict
-from search.data import SHAPES, STATS
 from search.errors import InputError, first_line
-from search.nets import InputSpec, count_flops, count_params, net_from
+from search.nets import count_flops, count_params, net_from
+from search.shapes import InputSpec
 from search.space import parse
 from search.train import train
 
@@ -72,15 +72,18 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
         me = enter(experiment, "retrain", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"])
         cfg, data = me.cfg, me.data()
     arch, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
-    model = net_from(arch, cfg.net, data, seed=seed, device=data.train.x.device)
+    model = net_from(arch, cfg.net, data, seed=seed, device=data.device)
     res = train(model, data.train, cfg.train, seed=seed, val=data.val, test=data.test)
     target = join(root, RUNS, f"{arch.equiv_hash()}-s{seed}.pt")
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "w.pt")
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, local)
         upload(local, target)
+        write_json(os.path.join(tmp, "c.json"), confusion(model, data))
+        upload(os.path.join(tmp, "c.json"), target.removesuffix(".pt") + ".confusion.json")
     tune.report(
         {
+            **data_info(data),
             "arch": str(arch),
             "arch_hash": arch.equiv_hash(),
             "seed": seed,
@@ -93,6 +96,32 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
             "weights": target,
         }
     )
+
+
+def data_info(data: Any) -> dict[str, Any]:
+    """What an exported model's input is, from the data it was trained on: shape, normalisation, classes."""
+    return {
+        "input_shape": [1, *data.shape],
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "class_names": list(data.class_names) or [str(i) for i in range(data.num_classes)],
+        "data_id": data.identity,
+    }
+
+
+@torch.no_grad()
+def confusion(model: torch.nn.Module, data: Any, batch: int = 1000) -> dict[str, Any]:
+    """The test split's confusion matrix (rows: true class, columns: predicted) and per-class accuracy."""
+    model.eval()
+    k = data.num_classes
+    matrix = torch.zeros(k, k, dtype=torch.int64)
+    for i in range(0, len(data.test), batch):
+        x, y = data.test.x[i : i + batch], data.test.y[i : i + batch]
+        pred = model(x).argmax(1).cpu()
+        matrix += torch.bincount(y.cpu() * k + pred, minlength=k * k).reshape(k, k)
+    per_class = (matrix.diag() / matrix.sum(1).clamp(min=1)).tolist()
+    names = list(data.class_names) or [str(i) for i in range(k)]
+    return {"class_names": names, "matrix": matrix.tolist(), "per_class_acc": per_class}
 
 
 def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
@@ -139,25 +168,26 @@ def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
 
 
 def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
-    """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export) and ``best_model.json``."""
+    """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export), ``best_model.json``
+    (the input it takes: size, channels, normalisation, class names) and the best run's ``confusion.json``."""
     arch = parse(best["arch"])
-    channels, size, _ = SHAPES[cfg.data.dataset]
-    net = net_from(arch, cfg.net, InputSpec((channels, size, size), 10))
+    input_shape, names = [int(v) for v in best["input_shape"]], list(best["class_names"])
+    net = net_from(arch, cfg.net, InputSpec((input_shape[1], input_shape[2], input_shape[3]), len(names)))
     with local_copy(best["weights"]) as path:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()
-    mean, std = STATS[cfg.data.dataset]
-    input_shape = [1, channels, size, size]
     info = {
         "arch": str(arch),
         "arch_hash": arch.equiv_hash(),
         "seed": int(best["seed"]),
         "dataset": cfg.data.dataset,
+        "data_id": best["data_id"],
         "input_shape": input_shape,
-        "input_range": "pixels in [0, 1], then (x - mean) / std",
-        "mean": list(mean),
-        "std": list(std),
-        "num_classes": 10,
+        "input_range": "pixels in [0, 1], then (x - mean) / std, per channel",
+        "mean": [float(v) for v in best["mean"]],
+        "std": [float(v) for v in best["std"]],
+        "num_classes": len(names),
+        "class_names": names,
         "val_acc": float(best["val_acc"]),
         "test_acc": float(best["test_acc"]),
         "channels": cfg.net.channels,
@@ -176,3 +206,5 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
             json.dump(info, f, indent=1)
         for name in ("best_model.pt", "best_model.pt2", "best_model.json"):
             upload(os.path.join(tmp, name), join(root, name))
+    with local_copy(best["weights"].removesuffix(".pt") + ".confusion.json") as path:
+        upload(path, join(root, "confusion.json"))

@@ -23,7 +23,7 @@ from ray import tune
 from cluster import faults
 from cluster.actor import fetch_curriculum, start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
-from cluster.entry import one_line
+from cluster.entry import data_inputs, one_line
 from cluster.schedulers import ActorRescore, make_scheduler
 from cluster.searchers import make_searcher, searcher_metric
 from cluster.teacher_stage import ensure_teacher
@@ -33,7 +33,6 @@ from results.leaderboard import calibration_pairs, live_calibration, read_parts,
 from results.phases import phase_split
 from results.storage import exists, join, resolve, storage_path, upload, write_json
 from search.config import ExperimentConfig
-from search.data import SHAPES
 from search.errors import InputError, LeaderboardError, first_line
 from search.scoring import Scorer
 from search.versions import versions
@@ -71,9 +70,10 @@ def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
     if not cfg.search.seed_proxy:
         return None
     scorer = Scorer.parse(cfg.search.seed_proxy)
+    inputs = None if cfg.search.evaluation.looks_up else data_inputs(cfg.data)
 
     def score(archs: Any) -> list[float]:
-        return [scorer.value(components(cfg, scorer, a, shape=SHAPES[cfg.data.dataset])) for a in archs]
+        return [scorer.value(components(cfg, scorer, a, inputs=inputs)) for a in archs]
 
     return score
 
@@ -214,6 +214,7 @@ def save_curriculum_png(cfg: ExperimentConfig, actor: Any, root: str) -> None:
     if exists(target):
         return
     cur = fetch_curriculum(actor)
+    names = ray.get(actor.info.remote()).get("class_names", [])
     with tempfile.TemporaryDirectory() as tmp:
-        save_grid(cur, os.path.join(tmp, "curriculum.png"))
+        save_grid(cur, os.path.join(tmp, "curriculum.png"), class_names=names)
         upload(os.path.join(tmp, "curriculum.png"), target)

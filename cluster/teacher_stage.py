@@ -29,6 +29,7 @@ from cluster.entry import enter, naming_the_node, one_line
 from cluster.tune_compat import node_cpus
 from results.storage import exists, join, local_copy, remove, upload
 from search.config import ExperimentConfig
+from search.data import data_identity
 from search.errors import CheckpointError
 from search.outer_loop import train_teacher
 from search.teacher_files import load_teacher, save_teacher
@@ -56,7 +57,7 @@ def find_teacher(cfg: ExperimentConfig) -> str | None:
     key = teacher_key(cfg)
     for uri in (str(SHIPPED / f"{key}.pt"), join(store_uri(cfg), f"{key}.pt")):
         if exists(uri):
-            check_stored(uri, key, cfg.data.dataset)
+            check_stored(uri, key, data_identity(cfg.data))
             return uri
     return None
 

@@ -42,7 +42,7 @@ def components(
     *,
     data: Any = None,
     curriculum: Any = None,
-    shape: tuple[int, int, int] | None = None,
+    inputs: Any = None,
 ) -> dict[str, float]:
     """``scorer``'s components of ``arch``: read from NAS-Bench-201's tables in benchmark mode (no torch),
     else computed on networks of the searched shape (:func:`search.proxy_specs.components`)."""
@@ -50,7 +50,7 @@ def components(
         return nb201.components(scorer, arch)
     from search.proxy_specs import components as computed  # noqa: PLC0415  (lazy: benchmark-mode trials run without torch)
 
-    return computed(scorer, arch, net=cfg.net, data=data, curriculum=curriculum, seed=cfg.seed, shape=shape)
+    return computed(scorer, arch, net=cfg.net, data=data, curriculum=curriculum, seed=cfg.seed, inputs=inputs)
 
 
 def rung1(cfg: Any, scorer: Scorer, arch: Arch, actor: Any, data: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import tempfile
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from results.analysis import history, load, locate, metadata, op_frequency, pareto_front, top
 from results.storage import exists, join, resolve, write_text
@@ -164,6 +165,7 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
         _truth_section(df, truth_df, truth, out) if truth else None,
         _pareto_section(df, out),
         _ops_section(df, top_k, out),
+        _best_model_section(path, out),
         _curriculum_section(path, meta, out),
         _config_section(meta),
     ]
@@ -230,6 +232,45 @@ def _ops_section(df: Any, top_k: int, out: str) -> str | None:
         f"<h2>What the best cells are made of</h2><img src='{plot_ops(op_frequency(df, k), k, out)}' "
         "alt='operation frequency per edge'>"
     )
+
+
+def _best_model_section(path: str, out: str) -> str | None:
+    """After ``gtnnas retrain``: the best model's per-class test accuracy and confusion matrix, by class name."""
+    root = _one_root(path)
+    if root is None or not exists(join(root, "confusion.json")):
+        return None
+    fs, p = resolve(join(root, "confusion.json"))
+    with fs.open_input_stream(p) as f:
+        c = json.loads(f.read())
+    names, matrix = c["class_names"], np.asarray(c["matrix"])
+    rows = [
+        {"class": n, "test images": int(matrix[i].sum()), "accuracy": float(a)}
+        for i, (n, a) in enumerate(zip(names, c["per_class_acc"], strict=True))
+    ]
+    plt = _plt()
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(min(3 + 0.32 * k, 12), min(2.6 + 0.3 * k, 11)), dpi=110)
+    im = ax.imshow(matrix / np.maximum(matrix.sum(1, keepdims=True), 1), vmin=0, vmax=1, cmap="viridis")
+    if k <= 40:  # beyond that the names would not be readable
+        ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(k), names, fontsize=7)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true class", fontsize=8)
+    ax.set_title("best model, test split: share of each true class", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    name = _save(fig, out, "confusion.png")
+    total = matrix.trace() / max(matrix.sum(), 1)
+    return (
+        f"<h2>The best model, class by class</h2><p>Test accuracy {total:.4f} over {int(matrix.sum())} images "
+        f"(<code>gtnnas retrain</code>'s best run).</p><img src='{name}' alt='confusion matrix'>"
+        + _table(pd.DataFrame(rows), ["class", "test images", "accuracy"])
+    )
+
+
+def _one_root(path: str) -> str | None:
+    finals, running = locate(path)
+    roots = running + [f.rsplit("/", 1)[0] for f in finals]
+    return roots[0] if len(roots) == 1 else None
 
 
 def _curriculum_section(path: str, meta: dict[str, Any], out: str) -> str:

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from .data import Split
 from .gtn import Teacher, soft_cross_entropy
 from .inner_loop import momentum_step
-from .nets import InputSpec, NetSpec, net_from
+from .nets import net_from
+from .shapes import InputSpec, NetSpec
 from .space import Arch
 from .train import evaluate
 

@@ -98,6 +98,30 @@ class Dataset:
         c, h, w = self.train.x.shape[1:]
         return int(c), int(h), int(w)
 
+    @property
+    def identity(self) -> str:
+        """The name teachers are keyed by: a built-in's name, or a source's slug and fingerprint."""
+        from .sources import identity  # noqa: PLC0415  (lazy: pyarrow only for a source)
+
+        return identity(self.name, self.fingerprint)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+
+def data_identity(d: Any) -> str:
+    """:attr:`Dataset.identity` from a :class:`search.config.DataConfig`, without loading the data: a source
+    is listed and fingerprinted (its bytes read only the first time; see :func:`search.prepared.source_fingerprint`)."""
+    if d.dataset in DATASETS:
+        return str(d.dataset)
+    from .prepared import source_fingerprint  # noqa: PLC0415  (lazy: pyarrow only for a source)
+    from .sources import SourceSettings, identity, parse_source  # noqa: PLC0415
+
+    source = parse_source(d.dataset)
+    assert source is not None  # not a built-in
+    return identity(d.dataset, source_fingerprint(source, d.root, SourceSettings.of(d), d.split_seed))
+
 
 def default_roots() -> list[Path]:
     """Where data is looked for, in order: $GTNNAS_DATA_DIR, then ~/.cache/gtnnas/data."""
@@ -233,7 +257,7 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     tx, ty, ex, ey = _load_raw(name, None if root is None else str(root))
     perm = np.random.default_rng(split_seed).permutation(len(ty))
-    n_val = VAL_SIZE[name]
+    n_val = VAL_SIZE[name] if len(ty) >= 2 * VAL_SIZE[name] else len(ty) // 10  # a cut-down copy (tests): a tenth
     tr_idx, va_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     if train_subset is not None:
         tr_idx = tr_idx[:train_subset]

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .config import GTNConfig
 from .data import Split
+from .errors import InputError
 from .nets import WNConv2d, WNLinear, weight_norm_init
 
 
@@ -47,7 +48,10 @@ class Generator(nn.Module):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
-            raise ValueError(f"generator needs image sides divisible by 4, got {h}x{w}")
+            raise InputError(
+                f"gtn.curriculum: the generator needs image sides divisible by 4, the data's are {h}x{w} "
+                "(set data.image_size to a multiple of 4, or gtn.curriculum: pixels)"
+            )
         self.num_classes, self.hw = num_classes, (h // 4, w // 4)
         self.fc = nn.Sequential(
             WNLinear(noise_dim + num_classes, 1024, bias=False),
@@ -131,7 +135,7 @@ class Teacher(nn.Module):
         for c in range(self.num_classes):
             pool, where = (ys == c).nonzero().flatten(), (labels == c).nonzero().flatten()
             if len(where) and not len(pool):
-                raise ValueError(f"init from real images: no training image of class {c}")
+                raise InputError(f"gtn: init from real images: no training image of class {c}")
             if len(where):
                 picks[where] = pool[torch.randint(len(pool), (len(where),), generator=gen)]
         return real.x[picks.to(real.x.device)].reshape(*self.labels.shape, *self.shape)

@@ -26,7 +26,8 @@ from torch.func import functional_call
 from .config import GTNConfig
 from .data import Split
 from .gtn import StepInput, Teacher, soft_cross_entropy
-from .nets import InputSpec, PaperLearner, functional_forward, init_weights, net_from
+from .nets import PaperLearner, functional_forward, init_weights, net_from
+from .shapes import InputSpec
 from .space import Arch, parse, sample
 
 State = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]  # params, buffers, velocity

@@ -14,13 +14,13 @@ Building a model has no side effects on global RNG state: weights come from an e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .shapes import Inputs, NetSettings
 from .space import EDGES, NUM_NODES, Arch
 
 NORMS = ("bn", "gtn", "gtn_bn")
@@ -310,44 +310,6 @@ def build_net(
         net = Network(arch, channels, cells, in_channels, image_size, num_classes, norm)
     init_weights(net, torch.Generator().manual_seed(seed))
     return net.to(device)
-
-
-class NetSettings(Protocol):
-    """A network's width, depth and normalisation (:class:`search.config.NetConfig`; a teacher's learners:
-    ``GTNConfig.learner_net``)."""
-
-    @property
-    def channels(self) -> int: ...
-    @property
-    def cells(self) -> int: ...
-    @property
-    def norm(self) -> str: ...
-
-
-class Inputs(Protocol):
-    """What a network is built for: one image's (C, H, W) and the classes (a data set, an :class:`InputSpec`)."""
-
-    @property
-    def shape(self) -> tuple[int, int, int]: ...
-    @property
-    def num_classes(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    """:class:`NetSettings` as plain values, where no config holds them."""
-
-    channels: int
-    cells: int
-    norm: str = "bn"
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """:class:`Inputs` as plain values, where no data set is at hand."""
-
-    shape: tuple[int, int, int]
-    num_classes: int
 
 
 def net_from(

@@ -124,6 +124,23 @@ def fingerprint(kind: str, content: str, settings: SourceSettings, split_seed: i
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _content(listing: Listing, croot: Path) -> tuple[str | None, str]:
+    """(the listing's quick key, its content hash): the hash remembered under the quick key when names,
+    sizes and times all match, else computed from the bytes."""
+    quick = _quick_key(listing)
+    known = _index(croot).get(quick or "", {}).get("content")
+    return quick, known if isinstance(known, str) else content_hash(listing)
+
+
+def source_fingerprint(source: Source, root: str | Path | None, settings: SourceSettings, split_seed: int = 0) -> str:
+    """The cache key :func:`ensure` would use, without decoding anything (the bytes are read only when the
+    stat index does not know the files yet)."""
+    listing, croot = list_source(source), cache_root(root)
+    quick, content = _content(listing, croot)
+    _remember(croot, quick, content)
+    return fingerprint(source.kind, content, settings, split_seed)
+
+
 def _index(root: Path) -> dict[str, Any]:
     try:
         found = json.loads((root / "index.json").read_text())
@@ -166,11 +183,8 @@ def ensure(
             raise DataError(f"{source}: a built-in data set, not a source to prepare (`gtnnas data fetch {source}`)")
         source = parsed
     settings = settings or SourceSettings()
-    listing = list_source(source)
-    croot = cache_root(root)
-    quick = _quick_key(listing)
-    known = _index(croot).get(quick or "", {}).get("content")
-    content = known if isinstance(known, str) else content_hash(listing)
+    listing, croot = list_source(source), cache_root(root)
+    quick, content = _content(listing, croot)
     fp = fingerprint(source.kind, content, settings, split_seed)
     final = croot / fp
     meta = _meta(final)

@@ -22,6 +22,7 @@ from .data import Dataset
 from .errors import ProxyError
 from .proxies import SIMPLE, GTNSteps, Proxy, ProxyContext, RealSteps
 from .scoring import COMPONENTS, Scorer, as_columns
+from .shapes import Inputs
 from .space import Arch
 from .stats import ranks
 
@@ -79,7 +80,7 @@ class SearchScore:
                     data=ctx.data,
                     curriculum=ctx.curriculum,
                     seed=ctx.seed,
-                    shape=ctx.shape,
+                    inputs=ctx,
                 )
             )
             secs.append(time.perf_counter() - start)
@@ -94,19 +95,19 @@ def components(
     data: Dataset | None = None,
     curriculum: Curriculum | None = None,
     seed: int = 0,
-    shape: tuple[int, int, int] | None = None,
+    inputs: Inputs | None = None,
 ) -> dict[str, float]:
     """Every component of ``scorer`` for ``arch`` by its column (plus the GTN score's loss), computed on
-    networks of ``net`` on the data's device (benchmark mode reads them instead: :func:`search.nb201.components`)."""
-    if shape is None:
-        if data is None:
-            raise ValueError("components need the data or the input shape")
-        shape = data.shape
+    networks of ``net`` for ``inputs`` (default: the data's images and classes) on the data's device
+    (benchmark mode reads them instead: :func:`search.nb201.components`)."""
+    inputs = inputs or data
+    if inputs is None:
+        raise ValueError("components need the data or its input shape and classes")
     out: dict[str, float] = {}
     ctx = ProxyContext(
         net=net,
-        shape=shape,
-        num_classes=data.num_classes if data is not None else 10,
+        shape=inputs.shape,
+        num_classes=inputs.num_classes,
         data=data,
         curriculum=curriculum,
         seed=seed,

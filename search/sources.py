@@ -65,6 +65,19 @@ def parse_source(text: str) -> Source | None:
     return Source(kind, location.strip())
 
 
+def slug(source: Source) -> str:
+    """A short, file-name-safe name of a source (its last path component without extension), for keys."""
+    stem = source.location.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:40].strip("_") or source.kind
+
+
+def identity(name: str, fingerprint: str | None) -> str:
+    """A data set's identity in teacher keys: a built-in's name, or a source's slug and fingerprint (its
+    content and the settings that decode it, so the same images moved elsewhere keep their teacher)."""
+    source = parse_source(name) if fingerprint is not None else None
+    return name if source is None or fingerprint is None else f"{slug(source)}-{fingerprint[:12]}"
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """What changes the decoded result besides the source's bytes (the ``data.*`` keys of the same names)."""

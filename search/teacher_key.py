@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import ExperimentConfig
+from .data import data_identity
 
 CURRICULUM_VERSION = 2  # bump when a code change alters what a stored teacher's curriculum would be
 NOT_TEACHER = {"data": ("val_subset",), "gtn": ("validate_every", "validate_size", "validate_arch", "checkpoint_every")}
@@ -10,7 +11,10 @@ NOT_TEACHER = {"data": ("val_subset",), "gtn": ("validate_every", "validate_size
 
 
 def teacher_key(cfg: ExperimentConfig) -> str:
-    """What a teacher depends on: the data set and its training split, the gtn settings (its own seed
-    included) and the curriculum code's version; not the search, the network searched or the storage.
-    Teacher stores file teachers under it, and a resumed meta-training refuses another key's state."""
-    return f"{cfg.data.dataset}-{cfg.hash(('data', 'gtn'), NOT_TEACHER)}-v{CURRICULUM_VERSION}"
+    """What a teacher depends on: the data set (a source by its content: :func:`search.data.data_identity`)
+    and its training split, the gtn settings (its own seed included) and the curriculum code's version; not
+    the search, the network searched, the storage or where a source lies. Teacher stores file teachers
+    under it, and a resumed meta-training refuses another key's state."""
+    ident = data_identity(cfg.data)
+    skip = NOT_TEACHER if ident == cfg.data.dataset else {**NOT_TEACHER, "data": (*NOT_TEACHER["data"], "dataset")}
+    return f"{ident}-{cfg.hash(('data', 'gtn'), skip)}-v{CURRICULUM_VERSION}"

@@ -3,15 +3,18 @@
 A head with no CPUs (as in ray_config.yaml) and two 1-CPU worker nodes (ray.cluster_utils.Cluster,
 loopback only), each node with its own data directory, home and cache and nothing shared but the
 experiment storage: an S3 bucket served on 127.0.0.1 by moto's server (as Ray's own storage tests do).
-The data set is in the bucket (``data.mirror``), not on any node. The search goes in with
-``ray job submit`` to the head's job server through ``cluster/submit.py``, GTN scoring included; a
-worker node is removed mid-search. Then: each Ray process found or fetched its data on its own node,
-the leaderboard is in the bucket and reads with ``gtnnas leaderboard s3://...`` and plain pyarrow, the
-search has exactly its budget, and a failing Ray task reaches the user as one line naming the node.
+The data set is a user's source that exists only in the bucket (a Hugging Face-style Parquet table of
+Fashion-MNIST PNGs with class-name labels), on no node. Every node runs with token authentication on,
+sharing one token: the job server refuses a request without it (401), and ``ray job submit`` with it
+sends the search to the head through ``cluster/submit.py``, GTN scoring included; a worker node is
+removed mid-search. Then: each Ray process prepared or found the data on its own node, the leaderboard
+is in the bucket and reads with ``gtnnas leaderboard s3://...`` and plain pyarrow, the search has exactly
+its budget, and a failing Ray task reaches the user as one line naming the node.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -20,21 +23,27 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import ray
+from PIL import Image
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from results.leaderboard import read_statuses
+from search.data import CLASSES, find_file, read_idx
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "gtnnas"
+SOURCE_KEY = "data/fashion/train.parquet"  # a user's own data set: in the bucket only
 RAY = str(Path(sys.executable).parent / "ray")
 
 
@@ -42,6 +51,22 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _fashion_table(data_dir: Path, n: int) -> bytes:
+    """The first ``n`` Fashion-MNIST training images as a Parquet table in the Hugging Face layout: an image
+    struct of PNG bytes and a path, and the class names as string labels."""
+    images = read_idx(find_file(data_dir / "FashionMNIST" / "raw", "train-images-idx3-ubyte"))[:n]
+    labels = read_idx(find_file(data_dir / "FashionMNIST" / "raw", "train-labels-idx1-ubyte"))[:n]
+    pngs = []
+    for i, x in enumerate(images):
+        buf = io.BytesIO()
+        Image.fromarray(x).save(buf, format="PNG")
+        pngs.append({"bytes": buf.getvalue(), "path": f"{i}.png"})
+    names = CLASSES["fashion_mnist"]
+    out = io.BytesIO()
+    pq.write_table(pa.table({"image": pngs, "label": [names[int(y)] for y in labels]}), out)
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +90,7 @@ def s3(data_dir):
     os.environ.update(env)
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
     client.create_bucket(Bucket=BUCKET)
-    for f in (data_dir / "FashionMNIST" / "raw").iterdir():
-        client.upload_file(str(f), BUCKET, f"data/FashionMNIST/raw/{f.name}")
+    client.put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=_fashion_table(data_dir, 3000))
     yield env
     server.stop()
     for k, v in old.items():
@@ -86,9 +110,10 @@ def _node_env(base: Path, name: str, s3env: dict[str, str]) -> dict[str, str]:
         "GTNNAS_DATA_DIR": str(home / "data"),
         "HOME": str(home / "home"),
         "XDG_CACHE_HOME": str(home / "cache"),
-        "GTNNAS_DATA_SOURCES": "data_dir,mirror",
+        "GTNNAS_DATA_SOURCES": "data_dir,mirror",  # a built-in data set could come only from a mirror
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_MODE": "token",  # every node authenticates with the one token of the run
+        "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"],
         "RAY_USAGE_STATS_ENABLED": "0",
     }
 
@@ -165,6 +190,14 @@ def _submit(address: str, *args: str) -> str:
     return re.search(r"raysubmit_[A-Za-z0-9]+", out.stdout)[0]
 
 
+def _get(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def _finish(address: str, job: str, timeout: float = 400) -> tuple[str, str]:
     client = JobSubmissionClient(address)
     deadline = time.time() + timeout
@@ -181,13 +214,20 @@ def _parts(prefix: str) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
+def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster, sockets):
     c, workers, address, base, ids = cluster
+    token = os.environ["RAY_AUTH_TOKEN"]
+    assert _get(f"{address}/api/jobs/") == 401 and _get(f"{address}/api/jobs/", "wrong") == 403
+    assert _get(f"{address}/api/jobs/", token) == 200
+    exposed = sockets(os.getpid(), include_root=False)  # every node's processes; not this one's S3 server
+    assert exposed and all(s["interface"] in ("127.0.0.1", "::ffff:127.0.0.1") for s in exposed), exposed
+    answered = [s for s in exposed if isinstance(s["unauthenticated"], int)]
+    assert answered and all(s["unauthenticated"] == 401 for s in answered), exposed  # only metrics answer
     started = time.time()
     args = [
         f"storage=s3://{BUCKET}/runs",
         "name=cluster",
-        f"data.mirror=s3://{BUCKET}/data",
+        f"data.dataset=parquet:s3://{BUCKET}/{SOURCE_KEY}",
         "search.num_samples=10",
         "search.score=gtn+params",
         "search.real_steps=30",
@@ -203,7 +243,7 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
     wall = time.time() - started
     assert status == "SUCCEEDED", logs[-3000:]
 
-    # every Ray process found or fetched the data on its own node, from the mirror
+    # every Ray process prepared or found the data on its own node, from the bucket
     def node_in(line: str) -> str:
         return next(name for name, node_id in ids.items() if f"({node_id[:8]})" in line)
 
@@ -211,9 +251,9 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
     actor = next(line for line in logs.splitlines() if "shared actor: on node" in line)
     for line in (teacher, actor):
         data = base / node_in(line) / "data"
-        assert f"fetched into {data}" in line or f"found in {data}" in line, line
+        assert f"prepared into {data}" in line or f"found in {data}" in line, line
     assert node_in(teacher) != "head"  # the head has no CPUs: the meta-training task ran on a worker
-    fetched = {n for n in ("head", "w0", "w1") if (base / n / "data" / "FashionMNIST" / "raw").is_dir()}
+    fetched = {n for n in ("head", "w0", "w1") if (base / n / "data" / "prepared").is_dir()}
     assert {"w0", "w1"} & fetched and not any((base / n / "home" / ".cache").exists() for n in ("w0", "w1"))
 
     # the leaderboard is in the bucket, with exactly the budget, and plain readers read it
@@ -245,6 +285,7 @@ def test_a_search_submitted_to_a_cluster_whose_nodes_share_only_s3(cluster):
             address,
             f"storage=s3://{BUCKET}/runs",
             "name=broken",
+            "data.dataset=fashion_mnist",
             f"data.mirror=s3://{BUCKET}/nothing",
             f"data.root={base}/nowhere",
             "search.teacher=fresh",

@@ -72,7 +72,8 @@ class _Intermixed(argparse.ArgumentParser):
 
 
 def cmd_arch_info(args: argparse.Namespace) -> int:
-    from search.nets import InputSpec, NetSpec, arch_cost
+    from search.nets import arch_cost
+    from search.shapes import InputSpec, NetSpec
 
     arch = parse(args.arch)
     shape = (args.in_channels, args.image_size, args.image_size)

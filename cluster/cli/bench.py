@@ -26,7 +26,7 @@ from results.truthtable import load_truth, replicate_rho, seed_rho
 from search import nb201
 from search.components import NAMES
 from search.config import ExperimentConfig, config_from_dict, load_config
-from search.data import load_dataset
+from search.data import load_configured
 from search.errors import InputError
 from search.files import write_json
 
@@ -175,14 +175,12 @@ def _context(args: argparse.Namespace, cfg: ExperimentConfig) -> ProxyContext:
         if args.val_subset < 1:
             raise InputError(f"--val-subset must be >= 1, got {args.val_subset}")
         d = replace(d, val_subset=args.val_subset)
-    data = load_dataset(
-        d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset, val_subset=d.val_subset
-    )
+    data = load_configured(d)
     curriculum = None
     if args.teacher:
         from search.teacher_files import load_teacher
 
-        curriculum = load_teacher(args.teacher, expect_dataset=d.dataset).curriculum(real=data.train)
+        curriculum = load_teacher(args.teacher, expect_dataset=data.identity).curriculum(real=data.train)
     return ProxyContext(
         net=cfg.net,
         shape=data.shape,

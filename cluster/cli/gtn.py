@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cluster.cli.common import Progress, bar, check_rank_pool, config, ensure_data
 from search.config import ExperimentConfig
-from search.data import Dataset, load_dataset
+from search.data import Dataset, load_configured
 from search.errors import InputError
 from search.files import write_text
 
@@ -95,15 +95,7 @@ def _training_data(cfg: ExperimentConfig, threads: int | None) -> Dataset:
     check_rank_pool(cfg)
     if threads:
         torch.set_num_threads(threads)
-    d = cfg.data
-    return load_dataset(
-        d.dataset,
-        d.root,
-        split_seed=d.split_seed,
-        device=d.device,
-        train_subset=d.train_subset,
-        val_subset=d.val_subset,
-    )
+    return load_configured(cfg.data)
 
 
 def _output_folder(out: Path, state: Path, cfg: ExperimentConfig, resume: bool) -> tuple[int, list[dict]]:
@@ -218,8 +210,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     loaded = load_teacher(args.checkpoint)
     real = None
     if loaded.config.gtn.curriculum == "real":
-        d = loaded.config.data
-        real = load_dataset(d.dataset, d.root, split_seed=d.split_seed, train_subset=d.train_subset).train
+        real = load_configured(loaded.config.data).train
     cur = loaded.curriculum(real=real)
     save_grid(cur, Path(args.out), steps=args.steps)
     print(f"wrote {args.out} (curriculum {cur.content_hash})")
