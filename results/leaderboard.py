@@ -53,6 +53,8 @@ SCHEMA = pa.schema(
         ("test_acc", pa.float64()),
         ("seconds", pa.float64()),
         ("sim_epochs", pa.float64()),
+        # the cell's latency on search.latency's device (when objectives or constraints name it)
+        ("latency_ms", pa.float64()),
         # where and how it ran
         ("node_ip", pa.string()),
         ("node_id", pa.string()),
@@ -70,13 +72,21 @@ SCHEMA = pa.schema(
     ]
 )
 STATUS_SCHEMA = pa.schema(
-    [("experiment", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("timestamp", pa.float64())]
+    [
+        ("experiment", pa.string()),
+        ("trial_id", pa.string()),
+        ("status", pa.string()),  # TERMINATED, ERROR, LOST, or INFEASIBLE (a cell never scored: ``reason``)
+        ("timestamp", pa.float64()),
+        ("arch", pa.string()),
+        ("reason", pa.string()),
+    ]
 )
 KEY = ["trial_id", "iteration"]
 FINAL = "leaderboard.parquet"
 PARTS = "leaderboard"
 STATUSES = "trials"
 DONE = ("TERMINATED", "ERROR", "LOST")
+INFEASIBLE = "INFEASIBLE"
 
 
 def row_from_result(experiment: str, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +100,17 @@ def row_from_result(experiment: str, trial_id: str, result: dict[str, Any]) -> d
     return row
 
 
-def status_row(experiment: str, trial_id: str, status: str) -> dict[str, Any]:
-    return {"experiment": experiment, "trial_id": trial_id, "status": status, "timestamp": time.time()}
+def status_row(
+    experiment: str, trial_id: str, status: str, arch: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        "experiment": experiment,
+        "trial_id": trial_id,
+        "status": status,
+        "timestamp": time.time(),
+        "arch": arch,
+        "reason": reason,
+    }
 
 
 def write_part(root: str, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
@@ -168,7 +187,7 @@ def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
     )
     kept = ["_k", "experiment", "arch", "arch_hash", "val_acc", "test_acc"]
     kept += [c for c in COMPONENT_COLUMNS if c not in agg.columns]  # the class's components (gtn_score: its best)
-    kept += ["seconds", "sim_epochs", "seed", "config_hash", "curriculum", "trial_id"]
+    kept += ["latency_ms", "seconds", "sim_epochs", "seed", "config_hash", "curriculum", "trial_id"]
     out = best.reindex(columns=kept).merge(agg, left_on="_k", right_index=True).drop(columns="_k")
     out["status"] = [(statuses or {}).get(t, "RUNNING") for t in out["trial_id"]]
     out = out.sort_values(["val_acc", "gtn_score"], ascending=False, na_position="last", kind="mergesort")

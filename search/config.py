@@ -19,6 +19,8 @@ import yaml
 from .data import DATASETS
 from .errors import ConfigError, first_line
 from .evaluators import Evaluator, evaluator
+from .latency import LatencySpec, parse_latency
+from .pareto import COSTS, Constraint, Objective, parse_constraints, parse_objectives
 from .scoring import DATA_FREE, Scorer
 from .space import parse
 from .typed import apply_overrides, build
@@ -279,9 +281,13 @@ class SearchConfig:
     flush_rows: int = 50  # leaderboard part file every N rows...
     flush_seconds: float = 30.0  # ...or every S seconds
     top_k: int = 10
+    objectives: str = "val_acc:max"  # several make a Pareto search, e.g. val_acc:max,latency_ms:min (search.pareto)
+    constraints: str = ""  # e.g. params<=300000,latency_ms<=1.5: a cell that breaks one is never scored or trained
+    latency: str = "device=cpu,batch=1,threads=1"  # where and how latency_ms is measured (search.latency)
 
     def __post_init__(self) -> None:
         _check(bool(self.searcher), "searcher", "must name a searcher")
+        self._check_budget()
         try:
             scorer = Scorer.from_config(self)
         except ValueError as e:
@@ -327,6 +333,47 @@ class SearchConfig:
         _check(self.flush_rows >= 1, "flush_rows", "must be >= 1")
         _check(self.flush_seconds > 0, "flush_seconds", "must be > 0")
         _check(self.top_k >= 1, "top_k", "must be >= 1")
+
+    def _check_budget(self) -> None:
+        for key, parse_ in (("objectives", parse_objectives), ("constraints", parse_constraints)):
+            try:
+                parse_(getattr(self, key)) if getattr(self, key) or key == "objectives" else ()
+            except ValueError as e:
+                raise ValueError(f"{key}: {e}") from None
+        names = [o.name for o in self.objective_list]
+        _check(
+            names[0] == "val_acc" and self.objective_list[0].mode == "max",
+            "objectives",
+            "must start with val_acc:max (the accuracy every search maximises), then costs to minimise",
+        )
+        _check(
+            all(n in COSTS for n in names[1:]),
+            "objectives",
+            f"after val_acc only costs may follow ({', '.join(COSTS)})",
+        )
+        try:
+            parse_latency(self.latency)
+        except ValueError as e:
+            raise ValueError(f"latency: {e}") from None
+
+    @property
+    def objective_list(self) -> tuple[Objective, ...]:
+        """``objectives`` parsed: val_acc first, then costs; one objective is a single-objective search."""
+        return parse_objectives(self.objectives)
+
+    @property
+    def constraint_list(self) -> tuple[Constraint, ...]:
+        return parse_constraints(self.constraints) if self.constraints else ()
+
+    @property
+    def latency_spec(self) -> LatencySpec:
+        return parse_latency(self.latency)
+
+    @property
+    def costs_needed(self) -> tuple[str, ...]:
+        """The costs the objectives and constraints name (measured or counted before a cell is scored)."""
+        named = [o.name for o in self.objective_list[1:]] + [c.name for c in self.constraint_list]
+        return tuple(c for c in COSTS if c in named)
 
     @property
     def scorer(self) -> Scorer:
