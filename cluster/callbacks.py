@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import ray
 from ray.tune import Callback
@@ -27,6 +28,7 @@ from cluster.tune_compat import forget_encode_keys, slim_finished_trial, upload_
 from results.leaderboard import row_from_result, status_row, write_part, write_statuses
 from results.phases import COLUMNS as PHASE_COLUMNS
 from results.phases import phase_split, split_line
+from search.pareto import hypervolume, parse_objectives
 
 STEP_SAVE_S = 1.0  # search.state_save: step saves Tune's state at most this often
 
@@ -48,8 +50,10 @@ class LeaderboardCallback(Callback):
         flush_rows: int = 50,
         flush_seconds: float = 30.0,
         every_step: bool = False,
+        log: Any = None,
     ):
-        self.root, self.experiment, self.metadata = root, experiment, dict(metadata)
+        """``log``: the searcher's :class:`cluster.costs.InfeasibleLog`, flushed when the experiment ends."""
+        self.root, self.experiment, self.metadata, self.log = root, experiment, dict(metadata), log
         self.flush_rows, self.flush_seconds, self.every_step = flush_rows, flush_seconds, every_step
         self.rows: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
@@ -96,6 +100,8 @@ class LeaderboardCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush(force=True)
+        if self.log is not None:
+            self.log.flush()
 
 
 class SlimFinishedTrials(Callback):
@@ -126,12 +132,72 @@ def malloc_trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+class LiveFront:
+    """The Pareto front of a multi-objective search's results so far, for the status line.
+
+    :meth:`add` is O(k) per result (each class keeps its result with the best first objective, as the
+    final table does); :meth:`summary` finds the front by one sorted sweep and its hypervolume, at most
+    once a ``every`` seconds and only when something arrived. The hypervolume's reference is the worst
+    value seen of each objective, and it is given as a share of the box from the best to the worst seen.
+    """
+
+    def __init__(self, names: list[str], modes: list[str], every: float = 1.0):
+        self.names, self.every = names, every
+        self.sign = np.where(np.asarray(modes) == "max", -1.0, 1.0)  # minimised: lower is better everywhere
+        self.points: dict[str, np.ndarray] = {}
+        self.low = np.full(len(names), np.inf)
+        self.high = np.full(len(names), -np.inf)
+        self.changed, self.last = False, -np.inf
+        self.cached: tuple[int, float] | None = None
+
+    def add(self, key: str, result: dict[str, Any]) -> None:
+        values = [result.get(n) for n in self.names]
+        if any(v is None for v in values):
+            return
+        p = self.sign * np.asarray(values, float)
+        if not np.isfinite(p).all():
+            return
+        self.low, self.high = np.minimum(self.low, p), np.maximum(self.high, p)
+        old = self.points.get(key)
+        if old is None or p[0] < old[0]:
+            self.points[key] = p
+        self.changed = True
+
+    def summary(self, force: bool = False) -> tuple[int, float] | None:
+        """(front size, hypervolume share) of the results so far, or None before any has every objective."""
+        now = time.monotonic()
+        if self.points and self.changed and (force or now - self.last >= self.every):
+            front = non_dominated(np.array(list(self.points.values())))
+            box = np.where(self.high > self.low, self.high - self.low, 1.0)
+            hv = hypervolume(front, ["min"] * len(self.names), self.high) / float(np.prod(box))
+            self.cached, self.changed, self.last = (len(front), hv), False, now
+        return self.cached
+
+
+def non_dominated(p: np.ndarray) -> np.ndarray:
+    """The rows of minimised ``p`` no other row dominates (equal rows all kept), by one lexicographic sweep:
+    a row that dominates another comes before it in that order, so each row is checked against the front
+    kept so far only."""
+    order = np.lexsort(p.T[::-1])
+    kept: list[np.ndarray] = []
+    for row in p[order]:
+        if kept:
+            f = np.asarray(kept)
+            if ((f <= row).all(axis=1) & (f < row).any(axis=1)).any():
+                continue
+        kept.append(row)
+    return np.asarray(kept)
+
+
 class StatusCallback(Callback):
     """One status line every few seconds (in place on a terminal) instead of Tune's trial tables: trials,
-    the best cell, the live rho with its interval, where the cores went, time left."""
+    the best cell, for a multi-objective search the front's size and hypervolume, the live rho with its
+    interval, where the cores went, time left."""
 
-    def __init__(self, total: int, every: float = 10.0, stage: str = "search"):
+    def __init__(self, total: int, every: float = 10.0, stage: str = "search", objectives: str = "val_acc:max"):
         self.total, self.stage = total, stage
+        objs = parse_objectives(objectives)
+        self.front = LiveFront([o.name for o in objs], [o.mode for o in objs]) if len(objs) > 1 else None
         self.progress = Progress(every=every)
         self.start = time.monotonic()
         self.best: tuple[float, str] | None = None
@@ -149,6 +215,8 @@ class StatusCallback(Callback):
             self.rho = {k: result.get(k) for k in ("proxy_rho", "proxy_rho_lo", "proxy_rho_hi", "calibration_n")}
         if "cs_score" in result:
             self.phases[trial.trial_id] = {c: result.get(c) or 0.0 for c in PHASE_COLUMNS}
+        if self.front is not None:
+            self.front.add(str(result.get("arch_hash") or result.get("arch") or trial.trial_id), result)
 
     def split(self) -> dict[str, Any]:
         cores = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
@@ -157,7 +225,7 @@ class StatusCallback(Callback):
         )
         return phase_split(rows, cores, time.monotonic() - self.start)
 
-    def line(self, trials: list) -> str:
+    def line(self, trials: list, force: bool = False) -> str:
         elapsed = time.monotonic() - self.start
         done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
         running = sum(1 for t in trials if t.status == "RUNNING")
@@ -175,16 +243,24 @@ class StatusCallback(Callback):
         )
         cores = f" | {split_line(self.split())}" if self.phases else ""
         return (
-            f"{self.stage} {bar(done, self.total)} trials, {running} running | {best} | {rho}{cores} | "
+            f"{self.stage} {bar(done, self.total)} trials, {running} running | {best}{self.front_text(force)} | "
+            f"{rho}{cores} | "
             f"{duration(elapsed)} elapsed, ~{duration(left)} left"
         )
+
+    def front_text(self, force: bool = False) -> str:
+        """`` | front 5 (hv 0.023)`` for a multi-objective search; nothing for a single-objective one."""
+        if self.front is None:
+            return ""
+        got = self.front.summary(force)
+        return " | front -" if got is None else f" | front {got[0]} (hv {got[1]:.3f})"
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.progress.due():  # the line walks every trial: only when it will be shown
             self.progress.show(self.line(trials), force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.progress.done(self.line(trials))
+        self.progress.done(self.line(trials, force=True))
 
 
 @contextlib.contextmanager

@@ -1,12 +1,13 @@
 """Retrain and export what a search found: ``gtnnas retrain EXPERIMENT --top K --epochs E --seeds S``.
 
 The top-k distinct cells of the experiment's final table (one per equivalence class, by validation
-accuracy) are trained with a full schedule, one Tune trial per (cell, seed). Results land next to the
-leaderboard: ``final.parquet`` (one row per cell: seeds, mean and spread of validation and test
-accuracy, params, FLOPs, seconds), ``best_model.pt`` (the state dict of the best run, with its cell
-and config; loads with ``torch.load(weights_only=True)``) and ``best_model.pt2``, a ``torch.export``
-program (any batch size) that loads with ``torch.export.load`` and no trace of this package, with its
-input shape and normalisation in ``best_model.json`` and inside the archive (``extra_files``).
+accuracy), or with ``--pareto`` its Pareto front, are trained with a full schedule, one Tune trial per
+(cell, seed). Results land next to the leaderboard: ``final.parquet`` (one row per cell: seeds, mean
+and spread of validation and test accuracy, params, FLOPs, seconds), ``best_model.pt`` (the state dict
+of the best run, with its cell and config; loads with ``torch.load(weights_only=True)``) and
+``best_model.pt2``, a ``torch.export`` program (any batch size) that loads with ``torch.export.load``
+and no trace of this package, with its input shape and normalisation in ``best_model.json`` and inside
+the archive (``extra_files``).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from ray import tune
 
 from cluster.entry import enter, naming_the_node
 from cluster.grid import run_grid
-from results.analysis import load
+from results.analysis import front, front_objectives, load
 from results.storage import exists, join, local_copy, storage_path, upload, write_json, write_parquet
 from search.config import ExperimentConfig, config_from_dict
 from search.errors import InputError, first_line
 from search.nets import count_flops, count_params, net_from
+from search.pareto import parse_objectives
 from search.shapes import InputSpec
 from search.space import parse
 from search.train import train
@@ -37,9 +39,16 @@ from search.train import train
 RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
 
 
-def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
-    """(the experiment's config, its top ``top`` classes as final-table rows); one line if impossible."""
-    if top < 1:
+def plan(root: str, top: int | None = 3, pareto: str | None = None) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
+    """(the experiment's config, the final-table rows to retrain); one line if impossible.
+
+    The top ``top`` classes by validation accuracy, or with ``pareto`` (exclusive with ``top``) the front:
+    the cells with a real-data score and ``pareto_rank`` 0 under the experiment's own objectives
+    (``pareto=""``) or the ones named (``"val_acc:max,params:min"``), best first by the first objective.
+    """
+    if pareto is not None and top is not None:
+        raise InputError("--top and --pareto are exclusive: retrain the top K cells or the front, not both")
+    if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     if not exists(join(root, "experiment.json")) or not exists(join(root, "leaderboard.parquet")):
         raise InputError(f"{root}: no finished experiment here (needs experiment.json and leaderboard.parquet)")
@@ -54,10 +63,26 @@ def plan(root: str, top: int) -> tuple[ExperimentConfig, list[dict[str, Any]]]:
             f"{cfg.data.dataset}); nothing to retrain"
         )
     table = load(root).dropna(subset=["val_acc"])
+    if pareto is not None:
+        return cfg, _front_rows(table, pareto or cfg.search.objectives, own=not pareto)
+    top = 3 if top is None else top
     if len(table) < top:
         raise InputError(f"--top {top}: the experiment has only {len(table)} cell(s) with a real-data score")
     rows = table.sort_values("val_acc", ascending=False, kind="mergesort").head(top)
     return cfg, rows.to_dict("records")
+
+
+def _front_rows(table: Any, objectives: str, own: bool) -> list[dict[str, Any]]:
+    """The Pareto front of ``table`` under ``objectives`` (two or more), best first by the first one."""
+    if own and len(parse_objectives(objectives)) < 2:
+        raise InputError(
+            f"--pareto: the experiment was a single-objective search ({objectives}); name the front's "
+            "objectives, e.g. --pareto val_acc:max,params:min"
+        )
+    rows = front(table, front_objectives(objectives, list(table.columns)))
+    if rows.empty:
+        raise InputError(f"--pareto {objectives}: no cell with a real-data score has every objective's value")
+    return rows.to_dict("records")
 
 
 def check_budget(epochs: float, seeds: int) -> None:
@@ -124,10 +149,11 @@ def confusion(model: torch.nn.Module, data: Any, batch: int = 1000) -> dict[str,
     return {"class_names": names, "matrix": matrix.tolist(), "per_class_acc": per_class}
 
 
-def run_retrain(root: str, *, top: int, epochs: float, seeds: int) -> Any:
-    """Retrain the top ``top`` cells of the experiment at ``root``; returns the final table (pandas)."""
+def run_retrain(root: str, *, top: int | None, epochs: float, seeds: int, pareto: str | None = None) -> Any:
+    """Retrain the top ``top`` cells (or with ``pareto`` the front, :func:`plan`) of the experiment at ``root``;
+    returns the final table (pandas)."""
     check_budget(epochs, seeds)
-    cfg, rows = plan(root, top)  # the final training uses all of the data, whatever the search used
+    cfg, rows = plan(root, top, pareto)  # the final training uses all of the data, whatever the search used
     cfg = replace(
         cfg,
         train=replace(cfg.train, epochs=epochs, steps=None),

@@ -19,12 +19,14 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from results.leaderboard import FINAL, PARTS, best_per_class, read_parts, read_statuses
+from results.leaderboard import FINAL, PARTS, best_per_class, objectives_of, pareto_ranks, read_parts, read_statuses
 from results.storage import check_rows, join, read_metadata, resolve
-from search.errors import LeaderboardError, first_line
+from search.errors import InputError, LeaderboardError, first_line
+from search.pareto import METRICS, MODES, Objective, parse_objectives
 from search.space import EDGE_KEYS, OPS, parse
 
 REQUIRED = ("arch", "val_acc")
+RANKABLE = {**METRICS, "rung1_score": "max"}  # what a front can be drawn over (a table's numeric columns)
 
 
 def _kind(fs: pafs.FileSystem, path: str) -> pafs.FileType:
@@ -74,7 +76,7 @@ def load(path: str, where: str | None = None) -> Any:
             what = f"cannot read the leaderboard with --where {where!r}" if where else "not a readable leaderboard"
             raise LeaderboardError(f"{path}: {what} ({first_line(e)})") from None
     for root in running:
-        df = best_per_class(read_parts(root), read_statuses(root))
+        df = best_per_class(read_parts(root), read_statuses(root), objectives_of(metadata(root)))
         if where and not df.empty:
             table = pa.Table.from_pandas(df, preserve_index=False)
             try:
@@ -194,6 +196,46 @@ def pareto_front(df: Any, cost: str = "params", value: str = "val_acc") -> Any:
             keep.append(idx)
             best = v
     return d.loc[keep].reset_index(drop=True)
+
+
+def front_objectives(text: str, columns: Any, flag: str = "--pareto") -> tuple[Objective, ...]:
+    """``"val_acc:max,params:min"`` for a front over a table's columns: at least two objectives, each a
+    column the table has (val_acc, test_acc, score, params, flops, latency_ms, rung1_score); one line if not."""
+    out: list[Objective] = []
+    for item in (s.strip() for s in text.split(",")):
+        name, colon, mode = (s.strip() for s in item.partition(":"))
+        if name not in RANKABLE:
+            raise InputError(f"{flag}: unknown objective {name!r} in {text!r}: expected one of {', '.join(RANKABLE)}")
+        if colon and mode not in MODES:
+            raise InputError(f"{flag}: objective {item!r}: mode {mode!r} is not min or max")
+        if name == "rung1_score":  # not a search objective (search.pareto), but a column a front can use
+            if any(o.name == name for o in out):
+                raise InputError(f"{flag}: objective {name!r} given twice in {text!r}")
+            out.append(Objective(name, "min" if mode == "min" else "max"))
+            continue
+        try:
+            (obj,) = parse_objectives(item)
+        except InputError as e:
+            raise InputError(f"{flag}: {e}") from None
+        if any(o.name == obj.name for o in out):
+            raise InputError(f"{flag}: objective {obj.name!r} given twice in {text!r}")
+        out.append(obj)
+    if len(out) < 2:
+        raise InputError(f"{flag}: a front needs at least two objectives, e.g. val_acc:max,params:min (got {text!r})")
+    missing = [o.name for o in out if o.name not in columns]
+    if missing:
+        raise InputError(f"{flag}: the table has no {', '.join(missing)} column (columns: {', '.join(columns)})")
+    return tuple(out)
+
+
+def front(df: Any, objectives: tuple[Objective, ...]) -> Any:
+    """The rows with ``pareto_rank`` 0 under ``objectives`` (computed here, over the rows that have every
+    objective's value), best first by the first objective; the column is set to these objectives' rank."""
+    ranks = pareto_ranks(df, objectives)
+    out = df.assign(pareto_rank=ranks)[ranks.eq(0).fillna(False).to_numpy(bool)]
+    first = objectives[0]
+    out = out.sort_values(first.name, ascending=first.mode == "min", kind="mergesort")
+    return out.reset_index(drop=True)
 
 
 def op_frequency(df: Any, k: int = 10) -> Any:

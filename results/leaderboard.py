@@ -18,9 +18,10 @@ versions, the config and the calibration ride in each file's metadata.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -29,6 +30,7 @@ from results.phases import COLUMNS as PHASE_COLUMNS
 from results.storage import check_rows, join, part_name, resolve, write_parquet
 from search.components import SCORE_SECONDS, columns, integer_columns
 from search.errors import LeaderboardError, first_line
+from search.pareto import Objective, non_dominated_ranks, parse_objectives
 from search.stats import rho_interval, spearman
 
 COMPONENT_COLUMNS = (*columns(), SCORE_SECONDS)  # every score component's column (search.components), in order
@@ -87,6 +89,7 @@ PARTS = "leaderboard"
 STATUSES = "trials"
 DONE = ("TERMINATED", "ERROR", "LOST")
 INFEASIBLE = "INFEASIBLE"
+DEFAULT_OBJECTIVES = "val_acc:max"  # search.objectives' default: a single-objective search
 
 
 def row_from_result(experiment: str, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -166,12 +169,16 @@ def dedupe(df: Any) -> Any:
     )
 
 
-def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
+def best_per_class(
+    df: Any, statuses: dict[str, str] | None = None, objectives: str | Sequence[Objective] = DEFAULT_OBJECTIVES
+) -> Any:
     """One row per equivalence class (``arch_hash``): cells that compute the same function count once.
 
     The row is the class's best result (real validation accuracy first, then GTN score); ``arch`` is
     the cell string of that result, ``variants`` every cell string of the class that was evaluated,
     ``trials`` how many trials evaluated the class and ``status`` the best trial's status.
+    ``pareto_rank`` is the row's non-dominated rank under ``objectives`` (0 on the front; null where
+    the row lacks one of them, e.g. a cell with no real accuracy yet).
     """
     if df.empty:
         return df
@@ -191,12 +198,41 @@ def best_per_class(df: Any, statuses: dict[str, str] | None = None) -> Any:
     out = best.reindex(columns=kept).merge(agg, left_on="_k", right_index=True).drop(columns="_k")
     out["status"] = [(statuses or {}).get(t, "RUNNING") for t in out["trial_id"]]
     out = out.sort_values(["val_acc", "gtn_score"], ascending=False, na_position="last", kind="mergesort")
-    return pd.DataFrame(out.reset_index(drop=True))
+    out = pd.DataFrame(out.reset_index(drop=True))
+    out["pareto_rank"] = pareto_ranks(out, objectives)
+    return out
+
+
+def pareto_ranks(df: Any, objectives: str | Sequence[Objective]) -> Any:
+    """Each row's non-dominated rank under ``objectives`` (0 on the front) as a nullable integer column:
+    ranked among the rows that have every objective's value; a row missing one (or a table without one of
+    the columns) gets null. One objective: its distinct values in order, best first (ties share a rank)."""
+    objs = parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives)
+    names = [o.name for o in objs]
+    out = pd.Series(pd.NA, index=df.index, dtype="Int64")
+    if not set(names) <= set(df.columns) or df.empty:
+        return out
+    values = df[names].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    complete = np.isfinite(values).all(axis=1)
+    if complete.any():
+        ranks = non_dominated_ranks(values[complete], [o.mode for o in objs])
+        out[complete] = ranks
+    return out
+
+
+def objectives_of(metadata: dict[str, Any]) -> str:
+    """The experiment's ``search.objectives`` from a table's metadata (the config), or the default."""
+    config = metadata.get("config") if isinstance(metadata, dict) else None
+    search = config.get("search") if isinstance(config, dict) else None
+    found = search.get("objectives") if isinstance(search, dict) else None
+    return found if isinstance(found, str) and found.strip() else DEFAULT_OBJECTIVES
 
 
 def write_final(root: str, metadata: dict[str, Any]) -> Any:
-    """Rewrite ``root/leaderboard.parquet`` from the parts (LOST trials left out); returns it as pandas."""
-    df = best_per_class(read_parts(root), read_statuses(root))
+    """Rewrite ``root/leaderboard.parquet`` from the parts (LOST trials left out); returns it as pandas.
+
+    ``pareto_rank`` is for the objectives of the config in ``metadata`` (``search.objectives``)."""
+    df = best_per_class(read_parts(root), read_statuses(root), objectives_of(metadata))
     write_parquet(pa.Table.from_pandas(df, preserve_index=False), join(root, FINAL), metadata)
     return df
 

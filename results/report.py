@@ -1,9 +1,10 @@
 """``gtnnas report``: one self-contained HTML page (no network, no CDN) with matplotlib PNGs beside it.
 
 Sections: best-so-far against trials and wall time; proxy against real score (and against a truth
-table); Pareto fronts of accuracy against params and FLOPs, with the front listed; operation
-frequency per edge among the top-k; the run's GTN curriculum; the run's config and versions. A
-small inline script counts images that failed to load, so a headless browser can check the page.
+table); Pareto fronts of accuracy against each cost the table has (params, FLOPs, latency), each front
+listed, with the truth table's own front drawn for comparison; operation frequency per edge among the
+top-k; the run's GTN curriculum; the run's config and versions. A small inline script counts images
+that failed to load, so a headless browser can check the page.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from results.analysis import history, load, locate, metadata, op_frequency, pareto_front, top
 from results.storage import exists, join, resolve, write_text
 from results.truthtable import load_truth
+from search.pareto import COSTS
 from search.space import parse
 from search.stats import kendall, spearman
 
@@ -81,18 +83,43 @@ def plot_scatter(x: Any, y: Any, xlabel: str, ylabel: str, out: str, fname: str)
     return _save(fig, out, fname), rho, tau
 
 
-def plot_pareto(df: Any, cost: str, out: str) -> tuple[str, Any]:
+def plot_pareto(df: Any, cost: str, out: str, truth_front: Any = None) -> tuple[str, Any]:
+    """val_acc against ``cost``: every architecture in grey, the front in colour joined as a step line, and
+    the truth table's own front (mean val_acc over its seeds) dashed when given; returns (PNG, front)."""
     plt = _plt()
     front = pareto_front(df, cost)
     fig, ax = plt.subplots(figsize=(4.6, 3.6), dpi=110)
     d = df.dropna(subset=[cost, "val_acc"])
-    ax.scatter(d[cost], d["val_acc"], s=12, alpha=0.5, label="architectures")
-    ax.step(front[cost], front["val_acc"], where="post", color="C3", label="Pareto front")
-    ax.scatter(front[cost], front["val_acc"], s=22, color="C3")
+    ax.scatter(d[cost], d["val_acc"], s=12, alpha=0.5, color="0.6", label=f"architectures ({len(d)})")
+    ax.step(front[cost], front["val_acc"], where="post", color="C3", label=f"Pareto front ({len(front)})")
+    ax.scatter(front[cost], front["val_acc"], s=22, color="C3", zorder=3)
+    if truth_front is not None and len(truth_front):
+        ax.step(
+            truth_front[cost],
+            truth_front["val_acc"],
+            where="post",
+            color="k",
+            linestyle="--",
+            linewidth=1,
+            label=f"truth table's front ({len(truth_front)})",
+        )
     ax.set_xlabel(cost)
     ax.set_ylabel("val_acc")
+    if d[cost].gt(0).all() and d[cost].max() > 20 * d[cost].min():
+        ax.set_xscale("log")  # costs spread over decades (NAS-Bench-201 params and FLOPs do)
     ax.legend(fontsize=7)
     return _save(fig, out, f"pareto_{cost}.png"), front
+
+
+def truth_front(t: Any, cost: str) -> Any:
+    """The truth table's front of mean val_acc over seeds against ``cost`` (None without that column)."""
+    if t is None or cost not in t.columns or not t[cost].notna().any():
+        return None
+    key = "arch_hash" if "arch_hash" in t.columns else "arch"
+    cells = t.groupby(key, as_index=False).agg(
+        arch=("arch", "first"), val_acc=("val_acc", "mean"), **{cost: (cost, "first")}
+    )
+    return pareto_front(cells, cost)
 
 
 def plot_ops(freq: Any, k: int, out: str) -> str:
@@ -163,7 +190,7 @@ def _build(path: str, df: Any, meta: dict[str, Any], out: str, truth: str | None
         _proxy_section(df, out),
         _phases_section(meta["phases"]) if meta.get("phases") else None,
         _truth_section(df, truth_df, truth, out) if truth else None,
-        _pareto_section(df, out),
+        _pareto_section(df, out, truth_df),
         _ops_section(df, top_k, out),
         _best_model_section(path, out),
         _curriculum_section(path, meta, out),
@@ -213,15 +240,30 @@ def _proxy_section(df: Any, out: str) -> str:
     )
 
 
-def _pareto_section(df: Any, out: str) -> str:
+def _pareto_section(df: Any, out: str, truth_df: Any = None) -> str | None:
+    """val_acc against each cost the table has (params, flops, latency_ms), each front listed below its plot."""
+    costs = [c for c in COSTS if c in df.columns and df[c].notna().any()]
+    if not costs:
+        return None
+    if truth_df is not None and "arch_hash" not in truth_df:
+        truth_df = truth_df.assign(arch_hash=[parse(a).equiv_hash() for a in truth_df["arch"]])
     fronts = []
-    for cost in ("params", "flops"):
-        name, front = plot_pareto(df, cost, out)
+    for cost in costs:
+        truth = truth_front(truth_df, cost)
+        name, front = plot_pareto(df, cost, out, truth)
+        found = ""
+        if truth is not None:
+            on = set(front["arch_hash"]) & set(truth["arch_hash"]) if "arch_hash" in front else set()
+            found = f"<p>The truth table's front has {len(truth)} cells; {len(on)} of this front's are on it.</p>"
         fronts.append(
-            f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>"
-            + _table(front, ["arch", cost, "val_acc", "test_acc"])
+            f"<h3>val_acc against {cost}</h3><img src='{name}' alt='Pareto front against {cost}'>{found}"
+            + _table(front, ["arch", cost, "val_acc", "test_acc", "pareto_rank"])
         )
-    return "<h2>Accuracy against size: Pareto fronts</h2>" + "".join(fronts)
+    return (
+        "<h2>Accuracy against cost: Pareto fronts</h2><p>Each front: the architectures no other beats on both "
+        "accuracy and that cost (<code>pareto_rank</code> is the rank under the search's own objectives).</p>"
+        + "".join(fronts)
+    )
 
 
 def _ops_section(df: Any, top_k: int, out: str) -> str | None:

@@ -28,11 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="leaderboard.parquet, an experiment folder, or a folder of experiments (local or s3://, gs://, file://)",
     )
     lb.add_argument("--top", type=int, default=None, metavar="K", help="only the first K rows after sorting")
-    lb.add_argument(
-        "--sort", default="val_acc", metavar="METRIC", help="column to sort by, best first (default: %(default)s)"
-    )
+    lb.add_argument("--sort", default=None, metavar="METRIC", help="column to sort by, best first (default: val_acc)")
     lb.add_argument("--ascending", action="store_true", help="sort smallest first (e.g. --sort params)")
     lb.add_argument("--where", default=None, metavar="EXPR", help='row filter, e.g. "val_acc > 0.9 and params < 5e4"')
+    lb.add_argument(
+        "--pareto",
+        default=None,
+        metavar="OBJECTIVES",
+        help="only the Pareto front for these objectives (two or more columns, e.g. val_acc:max,params:min; "
+        "also test_acc, flops, latency_ms, rung1_score), best first by the first one",
+    )
     lb.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
     lb.add_argument(
         "--columns",
@@ -47,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "path", metavar="PATH_OR_URI", help="experiment folder, leaderboard.parquet or folder of experiments"
     )
     rp.add_argument("--out", required=True, metavar="DIR", help="folder for index.html and its PNGs")
-    rp.add_argument("--truth", default=None, help="truth Parquet (`gtnnas truth`) to judge the proxy against")
+    rp.add_argument(
+        "--truth", default=None, help="truth Parquet (`gtnnas truth`) to judge the proxy and the fronts against"
+    )
     rp.add_argument(
         "--top", type=int, default=10, metavar="K", help="top-k for tables and operation shares (default: %(default)s)"
     )
@@ -61,13 +68,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from results.analysis import load, top
+    from results.analysis import front, front_objectives, load, top
 
     if args.top is not None and args.top < 1:
         raise InputError(f"--top must be >= 1, got {args.top}")
     if args.format == "parquet" and not args.output:
         raise InputError("--format parquet needs --output FILE")
-    df = top(load(args.path, args.where), args.top, args.sort, args.ascending)
+    if args.pareto is not None and (args.sort is not None or args.ascending):
+        raise InputError("--pareto sorts the front by its first objective: leave out --sort and --ascending")
+    df = load(args.path, args.where)
+    shown = list(SHOWN)
+    if args.pareto is not None:
+        objectives = front_objectives(args.pareto, list(df.columns))
+        df = front(df, objectives)
+        df = df.head(args.top) if args.top else df
+        shown += [o.name for o in objectives if o.name not in shown] + ["pareto_rank"]
+    else:
+        df = top(df, args.top, args.sort or "val_acc", args.ascending)
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
@@ -75,11 +92,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise InputError(f"--columns: unknown column(s) {', '.join(unknown)} (columns: {', '.join(df.columns)})")
         df = df[cols]
     elif args.format == "table":
-        df = df[[c for c in SHOWN if c in df.columns]]
+        df = df[[c for c in shown if c in df.columns]]
+    _write(df, args)
+    return 0
+
+
+def _write(df: Any, args: argparse.Namespace) -> None:
+    """``df`` in ``--format``, to ``--output`` or stdout."""
     if args.format == "parquet":
         write_parquet(pa.Table.from_pandas(df, preserve_index=False), args.output)
         print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
-        return 0
+        return
     if args.format == "csv":
         text = df.to_csv(index=False)
     elif args.format == "json":
@@ -90,7 +113,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         write_text(args.output, text)
     else:
         sys.stdout.write(text)
-    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -104,23 +126,42 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from results.compare import summary
+    from results.compare import fronts, summary
 
     a, b = summary(args.a), summary(args.b)
+    pareto = fronts(args.a, args.b)
     if args.format == "json":
-        print(json.dumps({"a": a, "b": b}, indent=1, default=str))
+        print(json.dumps({"a": a, "b": b, "pareto": pareto}, indent=1, default=str))
         return 0
     width = max(len(str(a["path"])), len(str(b["path"])), 12)
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4f}"
-        return "-" if v is None else str(v)
-
     print(f"{'':<16} {'A':<{width}}  {'B':<{width}}")
     for key in a:
         if key == "best_arch":
             continue
-        print(f"{key:<16} {fmt(a[key]):<{width}}  {fmt(b[key]):<{width}}")
+        print(f"{key:<16} {_fmt(a[key]):<{width}}  {_fmt(b[key]):<{width}}")
     print(f"{'best_arch A':<16} {a['best_arch']}\n{'best_arch B':<16} {b['best_arch']}")
+    print(_fronts_text(pareto, width))
     return 0
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return "-" if v is None else str(v)
+
+
+def _fronts_text(p: dict[str, Any], width: int) -> str:
+    """The fronts' lines of ``gtnnas compare``: sizes, hypervolumes (one reference), who dominates more."""
+    head = f"Pareto fronts ({p['objectives']})"
+    if p.get("a") is None:
+        return f"{head}: {p.get('note') or 'no row has every objective'}"
+    a, b = p["a"], p["b"]
+    ref = ", ".join(f"{v:.6g}" for v in p["reference"])
+    lines = [
+        f"{head}, reference point ({ref}): the worst of each over both",
+        f"{'front_size':<16} {a['front_size']:<{width}}  {b['front_size']:<{width}}",
+        f"{'front_hv':<16} {a['front_hv']:<{width}.4f}  {b['front_hv']:<{width}.4f}",
+        f"{'dominated':<16} {a['dominated']:<{width}}  {b['dominated']:<{width}}",
+        f"{'dominates more':<16} {p['dominates_more']}",
+    ]
+    return "\n".join(lines)

@@ -39,11 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     rt = sub.add_parser(
         "retrain",
-        help="train the top-k distinct cells of a finished search with a full schedule; "
+        help="train the top-k distinct cells (or the Pareto front) of a finished search with a full schedule; "
         "writes final.parquet, best_model.pt and a torch.export program",
     )
     rt.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (local or a pyarrow.fs URI)")
-    rt.add_argument("--top", type=int, default=3, metavar="K", help="distinct cells to retrain (default: %(default)s)")
+    rt.add_argument("--top", type=int, default=None, metavar="K", help="distinct cells to retrain (default: 3)")
+    rt.add_argument(
+        "--pareto",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="OBJECTIVES",
+        help="retrain the Pareto front instead of the top K: under the search's own objectives, or these "
+        "(e.g. val_acc:max,params:min); exclusive with --top",
+    )
     rt.add_argument("--epochs", type=float, default=1.0, help="epochs over the training split (default: %(default)s)")
     rt.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default: %(default)s)")
     add_ray_args(rt)
@@ -79,16 +88,18 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from cluster.retrain import check_budget, plan
 
     check_budget(args.epochs, args.seeds)  # bad input: one line before Ray starts
-    plan(args.experiment, args.top)
-    _retrained(args.experiment, args.top, args.epochs, args.seeds, args)
+    plan(args.experiment, args.top, args.pareto)
+    _retrained(args.experiment, args.top, args.epochs, args.seeds, args, args.pareto)
     return 0
 
 
-def _retrained(root: str, top: int, epochs: float, seeds: int, args: argparse.Namespace) -> None:
+def _retrained(
+    root: str, top: int | None, epochs: float, seeds: int, args: argparse.Namespace, pareto: str | None = None
+) -> None:
     from cluster.retrain import run_retrain
 
     with ray_session(args.address, num_cpus=args.num_cpus):
-        final = run_retrain(root, top=top, epochs=epochs, seeds=seeds)
+        final = run_retrain(root, top=top, epochs=epochs, seeds=seeds, pareto=pareto)
     cols = ["arch", "seeds", "val_acc", "val_acc_std", "test_acc", "test_acc_std", "params", "search_rank"]
     print(f"\nRetrained {len(final)} cells for {epochs:g} epochs x {seeds} seed(s), best first:")
     print(final[cols].to_string(index=True, float_format=lambda v: f"{v:.4f}"))
@@ -151,7 +162,7 @@ def check_searcher(cfg: ExperimentConfig) -> Any:
     from cluster.searchers import make_searcher
 
     stub = (lambda archs: [0.0] * len(archs)) if cfg.search.seed_proxy else None  # the real one runs at search time
-    return make_searcher(cfg.search, metric="score", mode="max", seed=cfg.seed, proxy=stub)
+    return make_searcher(cfg.search, seed=cfg.seed, proxy=stub)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
