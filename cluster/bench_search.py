@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from search import nb201
-from search.config import SearchConfig
+from search.config import ExperimentConfig, SearchConfig
 from search.errors import InputError
 from search.files import atomic_write
 from search.space import Arch, parse
@@ -97,11 +97,13 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
     # `gtnnas --help` imports this module for the strategy names and must not load Ray:
     from ray.tune.schedulers import TrialScheduler  # noqa: PLC0415  (lazy: no Ray at --help)
 
+    from cluster.costs import CellCosts  # noqa: PLC0415  (lazy: no Ray at --help)
     from cluster.schedulers import make_scheduler  # noqa: PLC0415  (lazy: no Ray at --help)
-    from cluster.searchers import make_searcher, searcher_metric  # noqa: PLC0415  (lazy: no Ray at --help)
+    from cluster.searchers import make_searcher  # noqa: PLC0415  (lazy: no Ray at --help)
     from cluster.trainable import param_space  # noqa: PLC0415  (lazy: no Ray at --help)
 
-    searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=seed, proxy=proxy_fn(s.seed_proxy))
+    costs = CellCosts(ExperimentConfig(search=s), None) if s.costs_needed else None
+    searcher = make_searcher(s, seed=seed, proxy=proxy_fn(s.seed_proxy), costs=costs)
     if s.searcher not in ("random", "evolution"):
         searcher.set_search_properties("score", "max", param_space())
     if s.scorer.combined:
@@ -120,9 +122,11 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
         out.suggested.append(str(arch))
         trial, result = _Trial(tid), {}
         scheduler.on_trial_add(None, trial)
+        canonical = parse(arch.canonical())
+        cost = {k: nb201.proxy(canonical, k) for k in ("params", "flops")}  # as the trainable reports them
         if not s.scorer.none:
-            r1 = nb201.proxy(parse(arch.canonical()), s.score)
-            result = {"training_iteration": 1, "score": r1, "rung1_score": r1}
+            r1 = nb201.proxy(canonical, s.score)
+            result = {"training_iteration": 1, "score": r1, "rung1_score": r1, **cost}
             searcher.on_trial_result(tid, result)
             if scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
                 scheduler.on_trial_complete(None, trial, result)
@@ -134,7 +138,7 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
             out.cells.append(str(arch))
             out.val.append(first[h]["val_acc"])
             out.test.append(first[h]["test_acc"])
-        result = {**result, "training_iteration": s.rungs, "score": first[h]["val_acc"], **first[h]}
+        result = {**result, **cost, "training_iteration": s.rungs, "score": first[h]["val_acc"], **first[h]}
         searcher.on_trial_result(tid, result)
         scheduler.on_trial_complete(None, trial, result)
         searcher.on_trial_complete(tid, result)

@@ -10,6 +10,11 @@ scheduler records classes, not values, and asks ``rescore`` for every recorded c
 new one's on the ranking of now, then applies the same rule. Other scores are compared as recorded, as
 Tune's ASHA does (a test checks they decide alike).
 
+With several objectives (``search.objectives``: val_acc, then costs), the first milestone promotes by
+NSGA-II's order of the rung-1 score against the costs instead of the score's quantile: a trial continues
+when it is within the best 1/rf of the trials recorded there (itself included), ranked by non-dominated
+rank, then crowding distance. Later milestones compare real accuracy as before.
+
 ``screen`` N holds promotions at the first milestone until N trials are recorded there: early in a
 search ASHA's quantile is taken over one or two scores, so nearly every early cell is promoted to real
 training and the cheap score screens little. With a screen, the first N cells are scored only (the
@@ -27,6 +32,7 @@ import ray
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from cluster.actor import get_teacher_actor
+from search.pareto import nsga2_order
 
 Rescore = Callable[[Sequence[str]], Sequence[float]]
 
@@ -52,10 +58,14 @@ class RungHalving(FIFOScheduler):
         rescore: Rescore | None = None,
         time_attr: str = "training_iteration",
         screen: int = 0,
+        costs: Sequence[tuple[str, str]] = (),
     ):
+        """``costs``: (name, mode) of each cost objective, in the results' columns (several objectives)."""
         super().__init__()
         self.time_attr, self.sign = time_attr, 1.0
         self.max_t, self.rf, self.rescore, self.screen = max_t, reduction_factor, rescore, screen
+        self.costs = tuple(costs)
+        self.cost_values: dict[str, tuple[float, ...]] = {}  # trial -> its costs at the first milestone
         self.recorded: dict[int, dict[str, Any]] = {m: {} for m in milestones(max_t, reduction_factor)}
         self.stopped = 0
 
@@ -71,12 +81,18 @@ class RungHalving(FIFOScheduler):
         t = result[self.time_attr]
         if t >= self.max_t:
             return TrialScheduler.STOP  # its last rung: as Tune's ASHA (stop_last_trials)
+        self._note_costs(trial.trial_id, result)
         action = self._decide(trial.trial_id, t, self.sign * float(result[self.metric]), result.get("arch_hash"))
         self.stopped += action == TrialScheduler.STOP
         return action
 
+    def _note_costs(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self.costs and trial_id not in self.cost_values:
+            self.cost_values[trial_id] = tuple(float(result.get(name, float("nan"))) for name, _ in self.costs)
+
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
         if result and self.time_attr in result and result.get(self.metric) is not None:
+            self._note_costs(trial.trial_id, result)
             self._decide(
                 trial.trial_id, result[self.time_attr], self.sign * float(result[self.metric]), result.get("arch_hash")
             )
@@ -88,16 +104,26 @@ class RungHalving(FIFOScheduler):
                 continue
             if m == 1 and self.rescore is not None and arch_hash is not None:
                 keys = [*recorded.values(), arch_hash]
-                fresh = [self.sign * v for v in self.rescore(keys)]
-                bar, value = cutoff(fresh[:-1], self.rf), fresh[-1]
+                scores = [self.sign * v for v in self.rescore(keys)]
                 recorded[trial_id] = arch_hash
             else:
-                bar = cutoff(list(recorded.values()), self.rf)
+                scores = [*recorded.values(), value]
                 recorded[trial_id] = value
+            bar, value = cutoff(scores[:-1], self.rf), scores[-1]
             if m == 1 and len(recorded) <= self.screen:
                 return TrialScheduler.STOP  # still screening: scored only
+            if m == 1 and self.costs:
+                return self._pareto(list(recorded), [float(v) for v in scores])
             return TrialScheduler.STOP if bar is not None and value < bar else TrialScheduler.CONTINUE
         return TrialScheduler.CONTINUE
+
+    def _pareto(self, trials: list[str], scores: list[float]) -> str:
+        """The newest trial (last) continues when NSGA-II's order puts it among the best 1/rf of ``trials``."""
+        points = [[s, *self.cost_values.get(t, ())] for s, t in zip(scores, trials, strict=True)]
+        modes = ["max", *(mode for _, mode in self.costs)]
+        order = [int(i) for i in nsga2_order(np.asarray(points, float), modes)]
+        keep = max(1, math.ceil(len(trials) / self.rf))
+        return TrialScheduler.CONTINUE if order.index(len(trials) - 1) < keep else TrialScheduler.STOP
 
     def debug_string(self) -> str:
         return f"RungHalving: {self.stopped} stopped, rungs at {sorted(self.recorded)} of {self.max_t}"
@@ -107,7 +133,8 @@ def make_scheduler(s: Any, rescore: Rescore | None = None) -> TrialScheduler:
     """The search's scheduler for its ``search`` settings: :class:`RungHalving` over the rungs for ``asha``
     (``rescore`` for a combined rung-1 score), else FIFO. Benchmark mode's light loop builds it here too."""
     if s.scheduler == "asha" and s.rungs > 1:
-        return RungHalving(max_t=s.rungs, reduction_factor=s.reduction_factor, rescore=rescore, screen=s.screen)
+        costs = [(o.name, o.mode) for o in s.objective_list[1:]]
+        return RungHalving(s.rungs, s.reduction_factor, rescore=rescore, screen=s.screen, costs=costs)
     return FIFOScheduler()
 
 

@@ -23,9 +23,10 @@ from ray import tune
 from cluster import faults
 from cluster.actor import fetch_curriculum, start_teacher_actor
 from cluster.callbacks import LeaderboardCallback, SlimFinishedTrials, StatusCallback, tune_env
+from cluster.costs import CellCosts, InfeasibleLog
 from cluster.entry import data_inputs, one_line
 from cluster.schedulers import ActorRescore, make_scheduler
-from cluster.searchers import make_searcher, searcher_metric
+from cluster.searchers import make_searcher
 from cluster.teacher_stage import ensure_teacher
 from cluster.trainable import components, nas_trainable, param_space
 from cluster.tune_compat import trial_outcomes
@@ -82,7 +83,9 @@ def build_tuner(
     cfg: ExperimentConfig, root: str, meta: dict[str, Any], verbose: bool = False, budget_s: float | None = None
 ) -> Any:
     s = cfg.search
-    searcher = make_searcher(s, metric=searcher_metric(s), mode="max", seed=cfg.seed, proxy=seed_proxy_fn(cfg))
+    costs = cell_costs(cfg)
+    log = InfeasibleLog(root, cfg.name)
+    searcher = make_searcher(s, seed=cfg.seed, proxy=seed_proxy_fn(cfg), costs=costs, log=log)
     scheduler = make_scheduler(s, ActorRescore(namespace_for(cfg)) if s.scorer.combined else None)
     tune_native = s.searcher not in ("random", "evolution")
     return tune.Tuner(
@@ -98,18 +101,28 @@ def build_tuner(
             time_budget_s=budget_s,
             max_concurrent_trials=s.max_concurrent or None,
         ),
-        run_config=run_config(cfg, root, meta, storage_path(cfg.storage), verbose),
+        run_config=run_config(cfg, root, meta, storage_path(cfg.storage), verbose, log),
     )
 
 
-def run_config(cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: str, verbose: bool) -> Any:
+def cell_costs(cfg: ExperimentConfig) -> CellCosts | None:
+    """The costs the objectives and constraints name (None: none named), on the searched network's input."""
+    if not cfg.search.costs_needed:
+        return None
+    return CellCosts(cfg, None if cfg.search.evaluation.looks_up else data_inputs(cfg.data))
+
+
+def run_config(
+    cfg: ExperimentConfig, root: str, meta: dict[str, Any], storage: str, verbose: bool, log: InfeasibleLog
+) -> Any:
     s = cfg.search
+    every_step = s.state_save == "step"
     callbacks = [
-        LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds, every_step=s.state_save == "step"),
+        LeaderboardCallback(root, cfg.name, meta, s.flush_rows, s.flush_seconds, every_step=every_step, log=log),
         SlimFinishedTrials(),
     ]
     if not verbose:
-        callbacks.append(StatusCallback(s.num_samples))
+        callbacks.append(StatusCallback(s.num_samples, objectives=s.objectives))
     return tune.RunConfig(
         name=cfg.name,
         storage_path=storage,
@@ -165,6 +178,7 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     if teacher_uri is not None:
         save_curriculum_png(cfg, actor, root)
     if tuner is None:  # the budget covers the teacher stage too; Tune stops what still runs when it is spent
+        check_constraints(cfg)
         left = None if budget is None else max(1.0, budget - (time.monotonic() - started))
         tuner = build_tuner(cfg, root, meta, verbose, left)
     searching = time.monotonic()
@@ -182,6 +196,14 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
     final = write_final(root, meta)
     final.attrs["phases"] = meta["phases"]
     return final, root, meta["calibration"]
+
+
+def check_constraints(cfg: ExperimentConfig) -> None:
+    """Constraints almost no cell can meet are refused before the search (:meth:`CellCosts.check_share`)."""
+    costs = cell_costs(cfg)
+    if costs is not None and costs.constraints:
+        share = costs.check_share(cfg.seed)
+        print(f"search.constraints: {share:.0%} of a seeded sample of cells meet them", flush=True)
 
 
 def report_failures(grid: Any) -> None:

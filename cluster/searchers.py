@@ -17,12 +17,20 @@ from typing import Any
 import numpy as np
 from ray.tune.search import ConcurrencyLimiter, Searcher, create_searcher
 
+from cluster.costs import CellCosts, InfeasibleLog
 from cluster.tune_compat import live_trials
 from search import space
-from search.errors import ConfigError, first_line
+from search.errors import ConfigError, InputError, first_line
 from search.files import write_bytes
+from search.pareto import nsga2_order
 
 ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
+Value = float | tuple[float, ...]  # a member's objective value, or values (several objectives)
+
+
+def _names(metric: Any) -> list[str]:
+    """A searcher's metric as a list of names (Tune's multi-objective searchers take lists)."""
+    return [] if metric is None else [metric] if isinstance(metric, str) else list(metric)
 
 
 class _Stateful(Searcher):
@@ -68,7 +76,9 @@ class RegularizedEvolution(_Stateful):
     The first ``population`` suggestions are uniform samples, or with ``proxy`` the best cells by
     that zero-cost proxy among ``seed_sample`` uniform samples (one per equivalence class); after
     that each suggestion mutates one edge of the best of ``tournament`` members drawn from the
-    population, and the oldest member dies when a new one joins.
+    population, and the oldest member dies when a new one joins. With several objectives (``metric``
+    and ``mode`` lists) "best" is NSGA-II's order over the population (Deb et al. 2002): the lowest
+    non-dominated rank, then the largest crowding distance.
     """
 
     def __init__(
@@ -85,9 +95,9 @@ class RegularizedEvolution(_Stateful):
         self.objective = (metric, mode)  # what set_state restores (Searcher keeps its own privately)
         self.population_size, self.tournament = population, tournament
         self.rng = np.random.default_rng(seed)
-        self.population: deque[tuple[dict[str, str], float]] = deque()
+        self.population: deque[tuple[dict[str, str], Value]] = deque()
         self.pending: dict[str, dict[str, str]] = {}
-        self.history: list[tuple[dict[str, str], float]] = []
+        self.history: list[tuple[dict[str, str], Value]] = []
         self.initial = self._seeded(proxy, seed_sample) if proxy is not None else []
 
     def _seeded(self, proxy: ProxyFn, n: int) -> list[dict[str, str]]:
@@ -108,25 +118,40 @@ class RegularizedEvolution(_Stateful):
             config = space.sample(self.rng).to_dict()
         else:
             idx = self.rng.choice(len(self.population), size=min(self.tournament, len(self.population)), replace=False)
-            sign = 1.0 if self.mode != "min" else -1.0
-            parent = max((self.population[int(i)] for i in idx), key=lambda m: sign * m[1])[0]
+            if isinstance(self.metric, str) or self.metric is None:  # one objective: as NAS-Bench-201's REA
+                sign = 1.0 if self.mode != "min" else -1.0
+                parent = max((self.population[int(i)] for i in idx), key=lambda m: sign * float(m[1]))[0]  # type: ignore[arg-type]
+            else:
+                position = self._positions()
+                parent = self.population[int(min(idx, key=lambda i: position[int(i)]))][0]
             config = space.Arch.from_dict(parent).mutate(self.rng).to_dict()
         self.pending[trial_id] = config
         return dict(config)
 
+    def _positions(self) -> list[int]:
+        """Each population member's place in the order of merit (0 is best; ties keep the older first)."""
+        values = [m[1] if isinstance(m[1], tuple) else (m[1],) for m in self.population]
+        modes = [self.mode] if isinstance(self.mode, str) else list(self.mode or ["max"])
+        order = nsga2_order(np.asarray(values, float), modes)
+        position = [0] * len(values)
+        for place, i in enumerate(order):
+            position[int(i)] = place
+        return position
+
     @property
-    def metric(self) -> str | None:
+    def metric(self) -> Any:
         return self.objective[0] or super().metric
 
     @property
-    def mode(self) -> str | None:
+    def mode(self) -> Any:
         return self.objective[1] or super().mode
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        config, metric = self.pending.pop(trial_id, None), self.metric
-        if config is None or error or not result or metric is None or result.get(metric) is None:
+        config, metrics = self.pending.pop(trial_id, None), _names(self.metric)
+        if config is None or error or not result or not metrics or any(result.get(m) is None for m in metrics):
             return
-        member = (config, float(result[metric]))
+        values = tuple(float(result[m]) for m in metrics)
+        member = (config, values if len(values) > 1 else values[0])
         self.history.append(member)
         self.population.append(member)
         while len(self.population) > self.population_size:
@@ -155,12 +180,16 @@ class RegularizedEvolution(_Stateful):
 
 
 class Deduplicated(_Stateful):
-    """Wraps a searcher so that no suggestion is equivalent to an earlier one.
+    """Wraps a searcher so that no suggestion is equivalent to an earlier one, nor breaks a constraint.
 
     A proposal whose class was already suggested is answered at once with that class's result (or
     as failed while it is still running) and the inner searcher asked again, up to ``tries`` times;
     then a uniformly drawn unseen class is suggested instead. Only when the space is exhausted does a
     duplicate get through (the trainable then reuses the class's result instead of evaluating it).
+    With ``costs`` (:class:`cluster.costs.CellCosts`) a proposal that breaks a constraint is answered as
+    failed the same way (so evolution mutates again, random sampling draws again, and Tune's searchers
+    are told), recorded as INFEASIBLE with its reason (``log``), and never handed to Tune: it is never
+    scored or trained, and the trial budget counts only searched cells.
 
     It also refuses a trial id Tune has already used. Tune draws ids as 8 random hex digits, so about
     one 10,000-trial run in a hundred draws one twice (one did: two trials shared ``e77602e8``), and the
@@ -168,11 +197,19 @@ class Deduplicated(_Stateful):
     trial; Tune asks again next step with a fresh id.
     """
 
-    def __init__(self, inner: Searcher, seed: int = 0, tries: int = 50):
+    def __init__(
+        self,
+        inner: Searcher,
+        seed: int = 0,
+        tries: int = 50,
+        costs: CellCosts | None = None,
+        log: InfeasibleLog | None = None,
+    ):
         super().__init__(metric=inner.metric, mode=inner.mode)
-        self.inner, self.tries = inner, tries
+        self.inner, self.tries, self.costs, self.log = inner, tries, costs, log
         self.rng = np.random.default_rng([seed, 7])
-        self.seen: dict[str, float | None] = {}  # class -> its metric once known
+        self.seen: dict[str, dict[str, float] | None] = {}  # class -> its metric(s) once known
+        self.infeasible: set[str] = set()  # classes refused for breaking a constraint
         self.alias: dict[str, str | None] = {}  # our trial id -> the inner searcher's (None: a fallback draw)
         self.classes: dict[str, str] = {}  # our trial id -> class
         self.repeats = 0  # proposals answered from `seen`
@@ -180,11 +217,11 @@ class Deduplicated(_Stateful):
         self.refused = 0  # suggestions refused because Tune reused a trial id
 
     @property
-    def metric(self) -> str | None:
+    def metric(self) -> Any:
         return self.inner.metric
 
     @property
-    def mode(self) -> str | None:
+    def mode(self) -> Any:
         return self.inner.mode
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -200,28 +237,43 @@ class Deduplicated(_Stateful):
             config = self.inner.suggest(tid)
             if not isinstance(config, dict):
                 return config  # None (wait) or Searcher.FINISHED
-            h = space.Arch.from_dict(config).equiv_hash()
-            if h not in self.seen:
+            arch = space.Arch.from_dict(config)
+            h = arch.equiv_hash()
+            if h not in self.seen and h not in self.infeasible and self._feasible(arch):
                 return self._hand_out(trial_id, tid, h, config)
-            self.repeats += 1
-            known = self.seen[h]
-            self.inner.on_trial_complete(
-                tid, {self.inner.metric: known} if known is not None else None, error=known is None
-            )
-        arch = self._unseen_cell()
-        if arch is None:  # the space is exhausted: a duplicate gets through, answered from its class's result
-            arch = space.sample(self.rng)
-        return self._hand_out(trial_id, None, arch.equiv_hash(), arch.to_dict())
+            self.repeats += h in self.seen
+            known = self.seen.get(h)
+            self.inner.on_trial_complete(tid, known, error=known is None)
+        drawn = self._unseen_cell()
+        if drawn is None:  # the space is exhausted: a duplicate gets through, answered from its class's result
+            drawn = space.sample(self.rng)
+        return self._hand_out(trial_id, None, drawn.equiv_hash(), drawn.to_dict())
 
-    def _unseen_cell(self) -> space.Arch | None:
-        """A cell drawn uniformly among those whose class is unseen, or None when there are none.
+    def _feasible(self, arch: space.Arch) -> bool:
+        reason = self.costs.reason(arch) if self.costs is not None else None
+        if reason is None:
+            return True
+        self.infeasible.add(arch.equiv_hash())
+        if self.log is not None:
+            self.log.add(arch, reason)
+        return False
+
+    def _unseen_cell(self, draws: int = 2000) -> space.Arch | None:
+        """A cell drawn uniformly among those whose class is unseen (and that meets the constraints), or
+        None when there are none.
 
         One pass over the 15,625 cells (memoised hashes, a few milliseconds), so its cost does not
         grow as unseen classes run out, as rejection sampling's did (tenfold over a 10,000-trial
         random search), and the draw depends only on the RNG and ``seen``, which a restore brings back.
+        Under constraints, up to ``draws`` unseen cells are tried in random order.
         """
-        unseen = [a for a in space.cells() if a.equiv_hash() not in self.seen]
-        return unseen[int(self.rng.integers(len(unseen)))] if unseen else None
+        unseen = [a for a in space.cells() if a.equiv_hash() not in self.seen and a.equiv_hash() not in self.infeasible]
+        if not unseen or self.costs is None or not self.costs.constraints:
+            return unseen[int(self.rng.integers(len(unseen)))] if unseen else None
+        for i in self.rng.permutation(len(unseen))[:draws]:
+            if self._feasible(unseen[int(i)]):
+                return unseen[int(i)]
+        raise InputError(f"search.constraints: none of {min(draws, len(unseen))} unseen cells drawn meets them")
 
     def _hand_out(self, trial_id: str, tid: str | None, h: str, config: dict[str, Any]) -> dict[str, Any]:
         self.seen.setdefault(h, None)
@@ -236,8 +288,9 @@ class Deduplicated(_Stateful):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         h = self.classes.pop(trial_id, None)
-        if h is not None and not error and result and result.get(self.inner.metric) is not None:
-            self.seen[h] = float(result[self.inner.metric])
+        names = _names(self.inner.metric)
+        if h is not None and not error and result and names and all(result.get(m) is not None for m in names):
+            self.seen[h] = {m: float(result[m]) for m in names}
         tid = self.alias.pop(trial_id, None)
         if tid is not None:
             self.inner.on_trial_complete(tid, result, error=error)
@@ -251,6 +304,7 @@ class Deduplicated(_Stateful):
         return {
             "inner": inner,
             "seen": dict(self.seen),
+            "infeasible": sorted(self.infeasible),
             "alias": dict(self.alias),
             "classes": dict(self.classes),
             "rng": self.rng.bit_generator.state,
@@ -265,7 +319,12 @@ class Deduplicated(_Stateful):
             with open(path, "wb") as f:
                 f.write(state["inner"])
             self.inner.restore(path)
-        self.seen, self.alias, self.classes = dict(state["seen"]), dict(state["alias"]), dict(state["classes"])
+        metric = self.inner.metric if isinstance(self.inner.metric, str) else None
+        self.seen = {  # a float: a state saved before classes remembered every metric of their result
+            h: {metric: v} if isinstance(v, float) and metric else v for h, v in state["seen"].items()
+        }
+        self.alias, self.classes = dict(state["alias"]), dict(state["classes"])
+        self.infeasible = set(state.get("infeasible", ()))
         self.rng.bit_generator.state = state["rng"]
         self.repeats = state["repeats"]
         self.ids, self.refused = set(state.get("ids", ())), state.get("refused", 0)  # absent before ids were kept
@@ -276,12 +335,32 @@ def searcher_metric(s: Any) -> str:
     return "score" if s.scorer.none else "rung1_score"
 
 
-def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn | None = None) -> Any:
-    """The searcher named by ``s.searcher`` (a SearchConfig), deduplicated and concurrency-limited.
+def searcher_objectives(s: Any) -> tuple[Any, Any]:
+    """(metric, mode) searchers rank by: :func:`searcher_metric` maximised, or with several objectives the
+    lists of it and the costs they name (what Tune's multi-objective searchers take)."""
+    costs = s.objective_list[1:]
+    if not costs:
+        return searcher_metric(s), "max"
+    return [searcher_metric(s), *(o.name for o in costs)], ["max", *(o.mode for o in costs)]
 
-    ``random`` and ``evolution`` are ours; any other name is a Tune searcher (``optuna``,
-    ``hyperopt``, ...) when its package is installed, else one clear error.
+
+def make_searcher(
+    s: Any,
+    *,
+    seed: int,
+    proxy: ProxyFn | None = None,
+    costs: CellCosts | None = None,
+    log: InfeasibleLog | None = None,
+) -> Any:
+    """The searcher named by ``s.searcher`` (a SearchConfig) over :func:`searcher_objectives`, deduplicated,
+    screened by ``costs`` against the constraints, and concurrency-limited.
+
+    ``random`` and ``evolution`` are ours (evolution selects by NSGA-II's order with several
+    objectives); any other name is a Tune searcher (``optuna``, ``hyperopt``, ...) when its package is
+    installed (with several objectives, one that takes lists of metrics and modes, as Optuna's does),
+    else one clear error.
     """
+    metric, mode = searcher_objectives(s)
     if s.searcher == "random":
         inner: Any = RandomSearch(metric, mode, seed)
     elif s.searcher == "evolution":
@@ -304,7 +383,7 @@ def make_searcher(s: Any, *, metric: str, mode: str, seed: int, proxy: ProxyFn |
             inner = create_searcher(s.searcher, metric=metric, mode=mode, **seeded.get(s.searcher, {}))
         except (ImportError, AssertionError, ValueError, TypeError) as e:
             raise ConfigError(f"search.searcher: cannot create {s.searcher!r} ({first_line(e)})") from None
-    searcher = Deduplicated(inner, seed)
+    searcher = Deduplicated(inner, seed, costs=costs, log=log)
     return Limiter(searcher, s.max_concurrent) if s.max_concurrent else searcher
 
 

@@ -32,6 +32,7 @@ from search import nb201
 from search.config import ExperimentConfig
 from search.evaluators import evaluator
 from search.scoring import Scorer
+from search.shapes import InputSpec
 from search.space import EDGE_KEYS, OPS, Arch, parse
 
 
@@ -121,6 +122,7 @@ class Trial:
         self.rungs: RealTraining | TableLookup = (
             RealTraining(self.cfg, self.data, self.arch, self.state) if trains else TableLookup(self.arch, self.actor)
         )
+        self.state["extra"].update(costs(self.cfg, self.arch, self.state["extra"], self.data))
         self.clock.lap("startup")
 
     def run(self) -> None:
@@ -145,6 +147,22 @@ class Trial:
             )
             row = {**self.base, **{k: v for k, v in metrics.items() if v is not None}, "score": metrics["val_acc"]}
             _report(self.state, {**row, **calib}, checkpoint=checkpoint and not last)
+
+
+def costs(cfg: ExperimentConfig, arch: Arch, known: dict[str, Any], inputs: Any) -> dict[str, float]:
+    """The cell's costs every report carries (what objectives and the scheduler read): params and FLOPs
+    (benchmark mode: NAS-Bench-201's table for its network; real rungs count them when they build the
+    network), and latency_ms from the latency table when the objectives or constraints name it."""
+    out: dict[str, float] = {}
+    canonical = parse(arch.canonical())
+    if "params" not in known and cfg.search.evaluation.looks_up:
+        out.update({k: int(nb201.proxy(canonical, k)) for k in ("params", "flops")})
+    if "latency_ms" in cfg.search.costs_needed and "latency_ms" not in known:
+        from cluster.costs import CellCosts  # noqa: PLC0415  (lazy: only latency-aware searches)
+
+        shape = None if inputs is None else InputSpec(inputs.shape, inputs.num_classes)
+        out["latency_ms"] = CellCosts(cfg, shape).latency_of(canonical)
+    return out
 
 
 def _fresh() -> dict[str, Any]:

@@ -240,12 +240,12 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.evaluations < 1:
         raise InputError("--repeats and --evaluations must be >= 1")
     logging.getLogger("optuna").setLevel(logging.WARNING)  # one "study created" line per repeat otherwise
-    from cluster.searchers import make_searcher, searcher_metric
+    from cluster.searchers import make_searcher
 
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
     configs = {n: strategy_config(n, args.evaluations) for n in names}  # unknown names fail before any work
     for s in configs.values():  # a searcher whose package is missing fails now, not after hours
-        make_searcher(s, metric=searcher_metric(s), mode="max", seed=0, proxy=lambda archs: [0.0] * len(archs))
+        make_searcher(s, seed=0, proxy=lambda archs: [0.0] * len(archs))
     results: dict[str, dict] = {}
     for name, s in configs.items():
         start = time.perf_counter()
