@@ -30,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Lint first, then the default suite, then the own-data searches, the multi-node fault tests and the cluster
+# Lint first, then the default suite, then the whole-search tests (-m e2e), the multi-node fault tests and the cluster
 # test, each in its own pytest process (own Ray clusters). Tests never download: `make data` puts the data sets where they look first.
 # PYTEST_ARGS goes to every pytest run (CI: --durations=15).
 test: lint data

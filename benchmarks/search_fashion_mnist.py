@@ -12,6 +12,12 @@ Strategies:
 - ``gtn_reused``: the default job, its teacher found in the teacher store (the shipped one);
 - ``gtn_fresh``: the default job meta-training its teacher inside its budget (a new data set's first search).
 
+Exclusions are code, stated before the runs and applied to every strategy alike: a run is excluded when
+the machine was shared while it ran, as the run itself measured it: the mean 1-minute load average sampled
+during it (its provenance's ``load``) above the number of runs the command was told run side by side
+(``--parallel``: one per core) plus :data:`LOAD_MARGIN`. The reason is stored in the run's record
+(``excluded``), and ``--summarise`` leaves excluded runs out of every figure and lists them.
+
 ``--variant NAME=key=value,key=value`` adds a labelled strategy (the default job with overrides): the
 allocation candidates are compared that way, on tuning seeds that are never reported.
 
@@ -68,6 +74,7 @@ STRATEGIES: dict[str, list[str]] = {  # the baselines pin search.screen=0 (plain
     "gtn_reused": [],
     "gtn_fresh": ["search.teacher=fresh"],
 }
+LOAD_MARGIN = 1.0  # a run's mean load above --parallel + this: something else shared the machine
 RETRAIN = ((1.0, (0, 1)), (5.0, (0, 1)))  # (epochs, seeds): the truth protocol, then a longer one
 RETRAIN_CODE = ("search/train.py", "search/nets.py", "search/data.py", "search/space.py")  # a retraining's code
 
@@ -242,7 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of each search's embedded Ray (and retraining threads)")
     ap.add_argument("--epochs", default="1,5", help="retrainings to run: 1 (the truth protocol, ranks) and/or 5")
     ap.add_argument("--keep", type=Path, default=ROOT / "runs" / "e2e", help="where experiments are kept")
+    ap.add_argument("--parallel", type=int, default=1, help="runs side by side on this machine (one per core)")
     ap.add_argument("--summarise", action="store_true", help="only write search_fashion_mnist.json from the runs")
+    ap.add_argument(
+        "--commit",
+        default=None,
+        help="summarise only the runs made at this commit (default: the commit of the newest reported run)",
+    )
     ap.add_argument(
         "--results",
         type=Path,
@@ -287,13 +300,35 @@ def main(argv: list[str] | None = None) -> None:
                 rec.update(search(s, strategies[s], seed, args.minutes, args.cpus, args.keep))
                 rec.update(retrainer.protocol(rec["top_arch"], tuple(float(e) for e in args.epochs.split(","))))
                 rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                provenance.append_record(RUNS, rec, segment)
+                rec["parallel"] = args.parallel
+                written = provenance.append_record(RUNS, rec, segment)
+                if exclusion(written):
+                    print(f"{s} seed {seed}: excluded ({exclusion(written)})", flush=True)
                 print(
                     f"{s} {args.minutes:g} min seed {seed}: {rec['trials']} trials, {rec['real_evaluations']} real, "
                     f"rank {rec['truth_rank']}/{rec['truth_cells']}, 5-epoch val {rec.get('e5_val_acc')}",
                     flush=True,
                 )
-    summarise()
+    summarise(args.commit)
+
+
+def exclusion(run: dict[str, Any]) -> str | None:
+    """Why ``run`` is left out of the figures (the rule in the module docstring), or None."""
+    load = (run.get("provenance") or {}).get("load") or {}
+    allowed = float(run.get("parallel", 1)) + LOAD_MARGIN
+    if load.get("mean") is not None and float(load["mean"]) > allowed:
+        side = run.get("parallel", 1)
+        return f"mean load {float(load['mean']):.2f} while it ran, above {allowed:g} ({side} side by side)"
+    return None
+
+
+def seeds_needed(diffs: list[float], effect: float = 10.0) -> int | None:
+    """Paired seeds that would show a mean difference of ``effect`` at this spread: two-sided 5% level, 80%
+    power (normal approximation, n = ((z_0.975 + z_0.8) sd / effect)^2, rounded up)."""
+    if len(diffs) < 2:
+        return None
+    sd = float(np.std(diffs, ddof=1))
+    return max(2, int(np.ceil(((1.959964 + 0.841621) * sd / effect) ** 2)))
 
 
 def paired_differences(groups: dict[tuple[float, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -310,12 +345,18 @@ def paired_differences(groups: dict[tuple[float, str], list[dict[str, Any]]]) ->
         for k in ("truth_rank", "e1_val_acc", "e5_val_acc"):
             d = [float(mine[x][k]) - float(theirs[x][k]) for x in seeds]
             row[f"{k}_diffs"], row[f"{k}_mean"], row[f"{k}_ci95"] = d, float(np.mean(d)), mean_interval(d)
+        row["seeds_for_10_ranks"] = seeds_needed(row["truth_rank_diffs"])
         out.append(row)
     return out
 
 
-def summarise() -> None:
-    runs = [r for r in read_jsonl(RUNS) if r.get("role") == "report"]
+def summarise(commit: str | None = None) -> None:
+    reported = [r for r in read_jsonl(RUNS) if r.get("role") == "report"]
+    if commit is None and reported:
+        commit = (reported[-1].get("provenance") or {}).get("commit")
+    at = [r for r in reported if (r.get("provenance") or {}).get("commit") == commit]
+    runs = [r for r in at if exclusion(r) is None]
+    excluded = [{**r, "excluded": exclusion(r)} for r in at if exclusion(r) is not None]
     groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault((r["minutes"], r["strategy"]), []).append(r)
@@ -340,8 +381,11 @@ def summarise() -> None:
             "summary": summary,
             "paired": paired,
             "runs": runs,
+            "commit": commit,
+            "exclusion_rule": f"mean 1-minute load while the run ran > runs side by side + {LOAD_MARGIN:g}",
             "tuning_runs": [r for r in read_jsonl(RUNS) if r.get("role") == "tuning"],
-            "excluded_runs": read_jsonl(RUNS.with_name("search_fashion_mnist_excluded.jsonl")),  # with the reason
+            "excluded_runs": excluded,  # with the reason
+            "other_commits": sorted({str((r.get("provenance") or {}).get("commit")) for r in reported} - {commit}),
         },
     )
     print(
@@ -364,7 +408,7 @@ def summarise() -> None:
         print(
             f"{p['minutes']:g} min, gtn_reused - {p['against']} over seeds {p['seeds']}: truth rank "
             f"{p['truth_rank_mean']:+.1f} {p['truth_rank_ci95']}, 5-epoch val acc {p['e5_val_acc_mean']:+.4f} "
-            f"{p['e5_val_acc_ci95']}"
+            f"{p['e5_val_acc_ci95']}; seeds to show 10 ranks at this spread: {p['seeds_for_10_ranks']}"
         )
     print(f"wrote {path}")
 

@@ -1,14 +1,15 @@
 """The shared actor: one per experiment, serving the frozen curriculum and remembering scores.
 
-:class:`ExperimentServer` is a plain class (testable without Ray). With ``search.score: gtn`` it loads
-the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and puts it, with the
-validation split, into the object store as numpy arrays, so every trial on a node maps the same
-shared-memory copy instead of receiving its own. It also keeps the rung-1 score cache (key from
-:meth:`search.scoring.Scorer.key`), the components of every class scored (a combined score ranks each
-among them), in benchmark mode the first table result of each equivalence class, and the (rung-1 score,
-real accuracy) pairs behind the live rho.
+:class:`ExperimentServer` is a plain class (testable without Ray). With a GTN score (``gtn`` alone or in a
+combination) it loads the teacher checkpoint (any pyarrow.fs URI), materialises the curriculum once and
+puts it into the object store as numpy arrays, so every trial on a node maps the same shared-memory copy
+instead of receiving its own; only the curriculum goes there (each trial reads the validation split from
+its own node's data). It also keeps the rung-1 score cache (key from :meth:`search.scoring.Scorer.key`),
+the components of every class scored (a combined score ranks each among them), in benchmark mode the
+first table result of each equivalence class, and the (rung-1 score, real accuracy) pairs behind the
+live rho.
 
-The leaderboard is its memory: a (re)started server rebuilds all three from the experiment's
+The leaderboard is its memory: a (re)started server rebuilds all of them from the experiment's
 leaderboard parts (:meth:`ExperimentServer.rebuild`), so an actor restart or a driver resume keeps them.
 :func:`start_teacher_actor` wraps it for Ray in one place: named, namespaced, no CPU, no GPU,
 restarted forever.

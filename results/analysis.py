@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 from results.leaderboard import FINAL, PARTS, best_per_class, objectives_of, pareto_ranks, read_parts, read_statuses
 from results.storage import check_rows, join, read_metadata, resolve
 from search.errors import InputError, LeaderboardError, first_line
-from search.pareto import METRICS, MODES, Objective, parse_objectives
+from search.pareto import METRICS, MODES, Objective, non_dominated_ranks, parse_objectives
 from search.space import EDGE_KEYS, OPS, parse
 
 REQUIRED = ("arch", "val_acc")
@@ -188,14 +187,12 @@ def top(df: Any, k: int | None = None, sort: str = "val_acc", ascending: bool = 
 
 
 def pareto_front(df: Any, cost: str = "params", value: str = "val_acc") -> Any:
-    """Rows no other row beats on both (lower ``cost``, higher ``value``), cheapest first."""
-    d = df.dropna(subset=[cost, value]).sort_values([cost, value], ascending=[True, False], kind="mergesort")
-    keep, best = [], -np.inf
-    for idx, v in zip(d.index, d[value], strict=True):
-        if v > best:
-            keep.append(idx)
-            best = v
-    return d.loc[keep].reset_index(drop=True)
+    """Rows no other row dominates (lower ``cost``, higher ``value``; the same rule as ``pareto_rank``: equal
+    rows both stay), cheapest first."""
+    d = df.dropna(subset=[cost, value])
+    ranks = non_dominated_ranks(d[[value, cost]].to_numpy(float), ["max", "min"])
+    front = d[ranks == 0].sort_values([cost, value], ascending=[True, False], kind="mergesort")
+    return front.reset_index(drop=True)
 
 
 def front_objectives(text: str, columns: Any, flag: str = "--pareto") -> tuple[Objective, ...]:

@@ -7,12 +7,13 @@ under ``<storage>/<experiment>/``:
   append-only. A run without faults writes each key once; only a retried or restored trial may
   report an iteration again, and :func:`read_parts` keeps the newest.
 - ``trials/part-*.parquet``: one row per trial status (TERMINATED, ERROR, or LOST for a trial a
-  crashed driver started that the resumed experiment does not know); the newest per trial wins.
+  crashed driver started that the resumed experiment does not know; INFEASIBLE, with the cell and the
+  reason, for a cell refused before it became a trial); the newest per trial wins.
 - ``leaderboard.parquet``: the final table, one row per equivalence class (``arch_hash``), LOST
-  trials left out.
+  trials left out, with each row's ``pareto_rank`` under the experiment's objectives.
 
 Everything goes through pyarrow.fs (:mod:`results.storage`), so S3 and GCS work like a local disk;
-versions, the config and the calibration ride in each file's metadata.
+versions, the config and the live rho ride in each file's metadata.
 """
 
 from __future__ import annotations
@@ -273,7 +274,8 @@ def reconcile(
 
 
 def calibration_pairs(df: Any, score: str = "rung1_score") -> dict[str, tuple[float, float]]:
-    """arch_hash -> (rung-1 score, newest real validation accuracy): what live calibration is fitted on."""
+    """arch_hash -> (rung-1 score, newest real validation accuracy): what the live rho is computed on (the
+    metadata keeps the historical key ``calibration``; nothing is fitted on these pairs)."""
     real = df.dropna(subset=["val_acc", score]).sort_values("timestamp", kind="mergesort")
     real = real.drop_duplicates("arch_hash", keep="last")
     return {h: (float(g), float(v)) for h, g, v in zip(real["arch_hash"], real[score], real["val_acc"], strict=True)}

@@ -198,11 +198,33 @@ def measure(
     if device != "cpu" and not torch.cuda.is_available():
         raise InputError(f"search.latency: device {spec.device}, but torch sees no GPU on this machine")
     threads = torch.get_num_threads()
-    gc_was_on = gc.isenabled()
     torch.set_num_threads(spec.threads)
     try:
         model = net_from(arch, net, inputs, device=device).eval()
-        x = torch.randn((spec.batch, *inputs.shape), generator=torch.Generator().manual_seed(0)).to(device)
+    finally:
+        torch.set_num_threads(threads)
+    return time_forward(model, inputs.shape, spec, min_run_time=min_run_time, repeats=repeats, warmup=warmup)
+
+
+def time_forward(
+    model: Any,
+    shape: tuple[int, int, int],
+    spec: LatencySpec,
+    *,
+    min_run_time: float = 0.2,
+    repeats: int = 10,
+    warmup: int = 10,
+) -> dict[str, float | int]:
+    """:func:`measure`'s timing of any callable taking a ``(batch, *shape)`` tensor (a network, or an exported
+    program's module), on ``spec``'s device and threads."""
+    import torch  # noqa: PLC0415  (lazy: as in measure)
+
+    device = torch_device(spec.device)
+    threads = torch.get_num_threads()
+    gc_was_on = gc.isenabled()
+    torch.set_num_threads(spec.threads)
+    try:
+        x = torch.randn((spec.batch, *shape), generator=torch.Generator().manual_seed(0)).to(device)
         sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
         times: list[int] = []
         with torch.inference_mode():

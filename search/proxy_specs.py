@@ -137,13 +137,15 @@ def combine_ranks(columns: Sequence[Sequence[float]]) -> list[float]:
 def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
     """``synflow``, ``real:128``, ``gtn:32``, ``ensemble:synflow+naswot``, ... -> a proxy.
 
-    ``calibrated:A+B`` (or ``search``: ``search.score`` itself) is a search's combined rung-1 score with the GTN
-    settings of ``search`` (the defaults without one).
+    ``A+B`` of score components (``calibrated:A+B``, the older spelling; or ``search``: ``search.score``
+    itself) is a search's combined rung-1 score with the GTN settings of ``search`` (the defaults without one).
     """
     spec = spec.strip()
     if spec in SIMPLE:
         return SIMPLE[spec]()
     kind, _, arg = spec.partition(":")
+    if "+" in spec and ":" not in spec and all(p in COMPONENTS for p in spec.split("+")):
+        kind = "calibrated"  # A+B: a search's combined score, spelled as search.score spells it
     if kind in ("calibrated", "search"):
         s = search or SearchConfig()
         try:
@@ -165,7 +167,7 @@ def make_proxy(spec: str, search: SearchConfig | None = None) -> Proxy:
             )
         num = [int(g) if g else None for g in m.groups()[:4]]
         return GTNSteps(num[0], seeds=num[1] or 1, val_size=num[2], channels=num[3], metric="loss" if m[5] else "acc")
-    known = ", ".join([*SIMPLE, "real:K", "gtn[:K][:sS][:vN][:cC][:loss]", "ensemble:A+B", "calibrated:A+B", "search"])
+    known = ", ".join([*SIMPLE, "real:K", "gtn[:K][:sS][:vN][:cC][:loss]", "ensemble:A+B", "A+B", "search"])
     raise ProxyError(f"unknown proxy {spec!r} (known: {known})")
 
 

@@ -69,7 +69,7 @@ class RankCombination:
         keep = np.isfinite(x).all(axis=1) & np.isfinite(y)
         x, y = x[keep], y[keep]
         if len(y) < 3:
-            raise ValueError("a calibration needs at least 3 cells with every component and a real score")
+            raise ValueError("a ridge fit needs at least 3 cells with every component and a real score")
         refs = tuple(tuple(float(v) for v in np.sort(x[:, i])) for i in range(len(components)))
         z = np.column_stack([rank_scale(np.asarray(r), x[:, i]) for i, r in enumerate(refs)])
         zy = rank_scale(np.sort(y), y)

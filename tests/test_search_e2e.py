@@ -3,6 +3,7 @@
 import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+import pytest
 
 from cluster.teacher_stage import find_teacher
 
@@ -49,6 +50,7 @@ def test_smoke_search_end_to_end(smoke_search):
     assert took < 300, f"smoke search took {took:.0f}s"
 
 
+@pytest.mark.e2e
 def test_every_score_component_lands_in_the_final_table(ray_session, tmp_path):
     """The one list of components (search.components): a search scored by each finds its column, filled, in the
     final table (data-free ones in benchmark mode, the others in a tiny real search with one real rung)."""

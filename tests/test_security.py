@@ -37,6 +37,7 @@ def _get(url: str, token: str | None = None) -> int:
         return e.code
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 def test_embedded_search_with_dashboard_refuses_requests_without_the_token_and_writes_no_secret(tmp_path, sockets):
     home, storage = tmp_path / "home", tmp_path / "runs"
