@@ -29,6 +29,7 @@ from PIL import Image
 from benchmarks import provenance
 from benchmarks._common import table, write
 from search import data
+from search.datasets import STATS
 from search.fetch import LOCAL, fetch
 
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             "pixels_and_labels_exact": exact,
             "mean": prep.meta["mean"],
             "std": prep.meta["std"],
-            "builtin_stats": data.STATS["fashion_mnist"],
+            "builtin_stats": STATS["fashion_mnist"],
             "load_seconds_cache": cache_s,
             "load_seconds_builtin": builtin_s,
             "load_ratio": cache_s / builtin_s,

@@ -26,7 +26,8 @@ from filelock import FileLock
 
 from cluster.device import granted_device, release
 from search.config import DataConfig, ExperimentConfig, config_from_dict
-from search.data import CLASSES, DATASETS, SHAPES, default_roots, load_dataset, load_prepared
+from search.data import load_dataset, load_prepared
+from search.datasets import CLASSES, DATASETS, SHAPES, default_roots
 from search.errors import DataNotFoundError, InputError, first_line
 from search.fetch import LOCAL, configured_sources, fetch
 from search.shapes import InputSpec

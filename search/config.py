@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .data import DATASETS
+from .datasets import DATASETS
 from .errors import ConfigError, first_line
 from .evaluators import Evaluator, evaluator
 from .latency import LatencySpec, parse_latency

@@ -16,7 +16,6 @@ the same normalised :class:`Split` tensors, with its own shape, classes, mean an
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .datasets import CLASSES, DATASETS, FOLDERS, STATS, VAL_SIZE, default_roots
 from .errors import DataNotFoundError  # noqa: F401  (re-exported: search.data.DataNotFoundError)
 
 if TYPE_CHECKING:
@@ -34,31 +34,6 @@ if TYPE_CHECKING:
     from .prepared import Prepared
     from .sources import SourceSettings
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
-FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
-STATS = {  # per-channel mean and std of the training images in [0, 1]
-    "mnist": ((0.1307,), (0.3081,)),
-    "fashion_mnist": ((0.2860,), (0.3530,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # C, H, W
-VAL_SIZE = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 5_000}
-CLASSES = {
-    "mnist": tuple("0123456789"),
-    "fashion_mnist": (
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 _IDX = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -121,15 +96,6 @@ def data_identity(d: Any) -> str:
     source = parse_source(d.dataset)
     assert source is not None  # not a built-in
     return identity(d.dataset, source_fingerprint(source, d.root, SourceSettings.of(d), d.split_seed))
-
-
-def default_roots() -> list[Path]:
-    """Where data is looked for, in order: $GTNNAS_DATA_DIR, then ~/.cache/gtnnas/data."""
-    roots = []
-    if os.environ.get("GTNNAS_DATA_DIR"):
-        roots.append(Path(os.environ["GTNNAS_DATA_DIR"]))
-    roots.append(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gtnnas" / "data")
-    return roots
 
 
 def _candidate_dirs(name: str, root: str | Path | None) -> list[Path]:

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from . import data
-from .data import FOLDERS, check_available, default_roots, find_file, forget_cached
+from .data import check_available, find_file, forget_cached
+from .datasets import FOLDERS, default_roots
 from .errors import DataNotFoundError
 
 SOURCES = ("data_dir", "debian", "mirror", "torchvision", "registry")

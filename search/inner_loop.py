@@ -224,6 +224,23 @@ class UnrollResult:
     state: State
 
 
+def unroll_as(
+    g: GTNConfig, learner: nn.Module, teacher: Teacher, plan: list[StepInput], meta_batches: list[tuple[Tensor, Tensor]]
+) -> UnrollResult:
+    """:func:`unroll` with the teacher settings' meta-loss schedule, order, checkpointing, BN and precision."""
+    return unroll(
+        learner,
+        teacher,
+        plan,
+        meta_batches,
+        meta_loss_every=g.meta_loss_every,
+        first_order=g.first_order,
+        checkpointing=g.checkpointing,
+        eval_bn=g.eval_bn,
+        autocast=autocast_dtype(g),
+    )
+
+
 def unroll(
     learner: nn.Module,
     teacher: Teacher,

@@ -27,7 +27,7 @@ from .curriculum import gtn_score, materialize
 from .data import Dataset
 from .errors import InputError
 from .gtn import Teacher
-from .inner_loop import autocast_dtype, draw_meta_batches, learner_seed, make_learner, meta_batch_count, unroll
+from .inner_loop import draw_meta_batches, learner_seed, make_learner, meta_batch_count, unroll_as
 from .rank import Pool, load_pool, ranking_gradient
 from .space import parse
 from .teacher_files import load_state, save_state
@@ -223,17 +223,7 @@ def meta_gradient(
         learner.to(data.train.x.device)
         plan = teacher.plan(gen, data.train)
         batches = draw_meta_batches(data.train, meta_batch_count(g), g.meta_batch, gen)
-        res = unroll(
-            learner,
-            teacher,
-            plan,
-            batches,
-            meta_loss_every=g.meta_loss_every,
-            first_order=g.first_order,
-            checkpointing=g.checkpointing,
-            eval_bn=g.eval_bn,
-            autocast=autocast_dtype(g),
-        )
+        res = unroll_as(g, learner, teacher, plan, batches)
         one = float(res.meta_loss.detach())
         if not math.isfinite(one):
             raise MetaTrainingError(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import decode
+from .datasets import default_roots
 from .decode import Task
 from .errors import DataError
 from .files import write_json
@@ -83,8 +84,6 @@ class Prepared:
 
 
 def cache_root(root: str | Path | None) -> Path:
-    from .data import default_roots  # noqa: PLC0415  (search.data imports this module lazily, when it loads a source)
-
     return Path(root if root is not None else default_roots()[0]) / "prepared"
 
 

@@ -28,7 +28,7 @@ from .config import ExperimentConfig
 from .data import Dataset, Split
 from .errors import InputError, first_line
 from .gtn import Teacher
-from .inner_loop import autocast_dtype, draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll
+from .inner_loop import draw_meta_batches, eval_loss, learner_seed, meta_batch_count, unroll_as
 from .nets import net_from
 from .space import Arch, parse, sample
 from .train import train
@@ -76,17 +76,7 @@ def ranking_gradient(
         learner = net_from(
             pool.archs[k], g.learner_net, data, seed=learner_seed(g.seed, it, j), device=data.train.x.device
         )
-        res = unroll(
-            learner,
-            teacher,
-            teacher.plan(gen, data.train),
-            batches,
-            meta_loss_every=g.meta_loss_every,
-            first_order=g.first_order,
-            checkpointing=g.checkpointing,
-            eval_bn=g.eval_bn,
-            autocast=autocast_dtype(g),
-        )
+        res = unroll_as(g, learner, teacher, teacher.plan(gen, data.train), batches)
         losses.append(res.meta_loss)
         scores.append(-eval_loss(learner, res.state, rx, ry, g.eval_bn)[0])
         accs.append(res.final_acc)

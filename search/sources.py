@@ -1,6 +1,6 @@
 """User data sets: ``folder:``, ``parquet:`` and ``npz:`` sources, at a local path or any pyarrow.fs URI.
 
-``data.dataset`` is a built-in name (:data:`search.data.DATASETS`) or ``KIND:PATH_OR_URI``:
+``data.dataset`` is a built-in name (:data:`search.datasets.DATASETS`) or ``KIND:PATH_OR_URI``:
 
 - ``folder:`` torchvision's ImageFolder layout, ``<class>/<image>``, optionally under ``train/``, ``val/``
   (or ``validation/``) and ``test/``; any format Pillow reads; hidden files and files beside the class
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from .data import DATASETS
+from .datasets import DATASETS
 from .decode import MAX_FILE_BYTES, Task
 from .errors import DataError, InputError, first_line
 from .files import resolve

@@ -15,7 +15,8 @@ import pytest
 
 from cluster.tune_compat import init_local
 from search.config import load_config
-from search.data import FOLDERS, load_dataset
+from search.data import load_dataset
+from search.datasets import FOLDERS
 from search.errors import DataNotFoundError
 from search.fetch import fetch
 from search.outer_loop import train_teacher

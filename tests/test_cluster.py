@@ -38,7 +38,8 @@ from ray.cluster_utils import Cluster
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from results.leaderboard import read_statuses
-from search.data import CLASSES, find_file, read_idx
+from search.data import find_file, read_idx
+from search.datasets import CLASSES
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]

@@ -107,7 +107,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from filelock import FileLock
 
     from search.config import config_from_dict
-    from search.data import DATASETS, default_roots, prepared_summary
+    from search.data import prepared_summary
+    from search.datasets import DATASETS, default_roots
     from search.sources import SourceSettings
     from search.typed import apply_overrides
 

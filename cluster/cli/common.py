@@ -13,7 +13,7 @@ import sys
 from cluster.progress import Progress, bar  # noqa: F401  (re-exported for the commands)
 from results.storage import exists, local_copy
 from search.config import ExperimentConfig, load_config
-from search.data import DATASETS
+from search.datasets import DATASETS
 from search.errors import CheckpointError, DataNotFoundError, InputError, first_line
 from search.fetch import LOCAL, configured_sources, fetch
 
