@@ -199,7 +199,13 @@ def run_search(cfg: ExperimentConfig, *, resume: bool = False, verbose: bool = F
 
 
 def check_constraints(cfg: ExperimentConfig) -> None:
-    """Constraints almost no cell can meet are refused before the search (:meth:`CellCosts.check_share`)."""
+    """Before the search: a latency device no node has is refused, and so are constraints almost no cell can
+    meet (:meth:`CellCosts.check_share`); one line each."""
+    if "latency_ms" in cfg.search.costs_needed:
+        from cluster.latency import check_device, task_resources  # noqa: PLC0415  (lazy: latency-aware searches)
+
+        spec = cfg.search.latency_spec
+        check_device(spec, task_resources(spec))
     costs = cell_costs(cfg)
     if costs is not None and costs.constraints:
         share = costs.check_share(cfg.seed)

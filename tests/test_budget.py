@@ -159,3 +159,11 @@ def test_a_real_search_under_a_latency_constraint_trains_only_cells_that_meet_it
     refused = statuses[statuses["status"] == "INFEASIBLE"]
     assert len(refused) and refused["reason"].str.startswith(f"latency_ms<={bound:.4f}".rstrip("0")).all()
     assert "pareto_rank" in final and (final["pareto_rank"].dropna() >= 0).all()
+
+
+def test_a_latency_device_no_node_has_is_refused_before_the_search(ray_session, tmp_path):
+    from cluster.search_run import check_constraints  # noqa: PLC0415  (lazy: Ray after conftest's environment)
+
+    cfg = _bench([f"storage={tmp_path}", "search.objectives=val_acc:max,latency_ms:min", "search.latency=device=cuda"])
+    with pytest.raises(InputError, match="search.latency: device cuda, but no node of this Ray cluster has a GPU"):
+        check_constraints(cfg)

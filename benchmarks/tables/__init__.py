@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from benchmarks.tables import ranking, readme, search, speed, teachers  # noqa: F401 (each registers its tables)
+from benchmarks.tables import budget, ranking, readme, search, speed, teachers  # noqa: F401 (each registers its tables)
 from benchmarks.tables.base import RESULTS, ROOT, TABLES, bold, ci, load, md, pct, pm, table, top_of
 
 __all__ = [
