@@ -11,7 +11,8 @@ Strategies: ``random``; ``rea`` (single-objective evolution: NAS-Bench-201's REA
 selecting parents by NSGA-II's order); ``optuna_mo`` (Optuna's multi-objective TPE through Tune's
 OptunaSearch: ``--optuna-evaluations`` and ``--optuna-repeats`` only, as its cost grows faster than linearly
 with the trials: 200 evaluations took 208 s a repeat here, 300 more than 15 minutes); ``nsga2_seeded``
-(NSGA-II whose first population is the best cells by synflow among all 15,625); and the cheap rung:
+(NSGA-II whose first population is the first cells by NSGA-II's order of synflow against the cost among
+all 15,625: the proxy's own front); and the cheap rung (``--asha-evaluations``):
 ``asha_synflow`` (random cells, synflow as rung 1, ASHA promoting by the score alone) against
 ``asha_synflow_pareto`` (promoting by NSGA-II's order of synflow against the cost).
 
@@ -180,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--evaluations", type=int, default=1000)
     ap.add_argument("--optuna-evaluations", type=int, default=200)
     ap.add_argument("--optuna-repeats", type=int, default=15)
+    ap.add_argument(
+        "--asha-evaluations",
+        type=int,
+        default=300,
+        help="the two ASHA strategies' budget: about four trials an evaluation, and the Pareto rung's NSGA-II order "
+        "over every trial recorded costs more per decision as they accumulate",
+    )
     ap.add_argument("--processes", type=int, default=2, help="strategies run side by side (one per core)")
     ap.add_argument("--tune", action="store_true", help="choose NSGA-II's population and tournament on tuning seeds")
     ap.add_argument("--tune-repeats", type=int, default=20)
@@ -200,7 +208,11 @@ def main(argv: list[str] | None = None) -> None:
             name,
             plan[name],
             args.optuna_repeats if name == "optuna_mo" else args.repeats,
-            args.optuna_evaluations if name == "optuna_mo" else args.evaluations,
+            args.optuna_evaluations
+            if name == "optuna_mo"
+            else args.asha_evaluations
+            if name.startswith("asha")
+            else args.evaluations,
             args.cost,
         )
         for name in names

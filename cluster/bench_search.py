@@ -86,9 +86,12 @@ class Repeat:
     trials: int = 0  # trials started (ASHA stops some before their evaluation)
 
 
-def proxy_fn(name: str | None) -> Any:
+def proxy_fn(name: str | None, costs: tuple[str, ...] = ()) -> Any:
+    """The seed proxy's score of each cell, or (score, cost, ...) with several objectives (NB201's table)."""
     if not name:
         return None
+    if costs:
+        return lambda archs: [(nb201.proxy(a, name), *(nb201.proxy(a, c) for c in costs)) for a in archs]
     return lambda archs: [nb201.proxy(a, name) for a in archs]
 
 
@@ -103,7 +106,8 @@ def run_repeat(s: SearchConfig, seed: int, evaluations: int, max_trials: int | N
     from cluster.trainable import param_space  # noqa: PLC0415  (lazy: no Ray at --help)
 
     costs = CellCosts(ExperimentConfig(search=s), None) if s.costs_needed else None
-    searcher = make_searcher(s, seed=seed, proxy=proxy_fn(s.seed_proxy), costs=costs)
+    seed_costs = tuple(o.name for o in s.objective_list[1:]) if s.seed_proxy else ()
+    searcher = make_searcher(s, seed=seed, proxy=proxy_fn(s.seed_proxy, seed_costs), costs=costs)
     if s.searcher not in ("random", "evolution"):
         searcher.set_search_properties("score", "max", param_space())
     if s.scorer.combined:

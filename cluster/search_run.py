@@ -67,14 +67,21 @@ def trainable_for(cfg: ExperimentConfig) -> Any:
 
 
 def seed_proxy_fn(cfg: ExperimentConfig) -> Any:
-    """Scores for the evolution's first population (``search.seed_proxy``), on the searched network."""
+    """Scores for the evolution's first population (``search.seed_proxy``), on the searched network; with
+    several objectives (score, cost, ...) per cell, the costs counted (latency is not measured for a seed
+    sample of thousands of cells: a latency objective seeds by the proxy alone)."""
     if not cfg.search.seed_proxy:
         return None
     scorer = Scorer.parse(cfg.search.seed_proxy)
     inputs = None if cfg.search.evaluation.looks_up else data_inputs(cfg.data)
+    names = [o.name for o in cfg.search.objective_list[1:]]
+    counted = CellCosts(cfg, inputs) if names and "latency_ms" not in names else None
 
-    def score(archs: Any) -> list[float]:
-        return [scorer.value(components(cfg, scorer, a, inputs=inputs)) for a in archs]
+    def score(archs: Any) -> list[Any]:
+        values = [scorer.value(components(cfg, scorer, a, inputs=inputs)) for a in archs]
+        if counted is None:
+            return values
+        return [(v, *(c[n] for n in names)) for v, c in zip(values, counted.of(list(archs)), strict=True)]
 
     return score
 

@@ -24,7 +24,7 @@ from search.errors import ConfigError, InputError, first_line
 from search.files import write_bytes
 from search.pareto import nsga2_order
 
-ProxyFn = Callable[[Sequence[space.Arch]], Sequence[float]]
+ProxyFn = Callable[[Sequence[space.Arch]], Sequence[Any]]  # a score per cell, or (score, cost, ...) per cell
 Value = float | tuple[float, ...]  # a member's objective value, or values (several objectives)
 
 
@@ -101,10 +101,17 @@ class RegularizedEvolution(_Stateful):
         self.initial = self._seeded(proxy, seed_sample) if proxy is not None else []
 
     def _seeded(self, proxy: ProxyFn, n: int) -> list[dict[str, str]]:
+        """The first population: the best cells by the proxy, or with several objectives (the proxy gives
+        (score, cost, ...) per cell) the first by NSGA-II's order of the proxy's score against the costs."""
         archs = [space.sample(self.rng) for _ in range(n)]
-        scores = np.nan_to_num(np.asarray(proxy(archs), float), nan=-np.inf)
+        values = np.asarray(proxy(archs), float)
+        if values.ndim == 2:
+            modes = ["max", *(list(self.mode)[1:] if isinstance(self.mode, list) else ["min"] * (values.shape[1] - 1))]
+            order = nsga2_order(values, modes)
+        else:
+            order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
         best: dict[str, space.Arch] = {}
-        for i in np.argsort(-scores, kind="stable"):
+        for i in order:
             best.setdefault(archs[i].equiv_hash(), archs[i])
             if len(best) == self.population_size:
                 break

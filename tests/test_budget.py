@@ -16,7 +16,7 @@ from search import nb201
 from search.config import ExperimentConfig, SearchConfig, load_config
 from search.errors import InputError
 from search.pareto import non_dominated_ranks
-from search.space import Arch, parse
+from search.space import Arch, parse, sample
 
 BOUND = 300_000  # params: NB201's cells (C=16, N=5) run from 73,306 to 1,531,546 parameters
 
@@ -167,3 +167,20 @@ def test_a_latency_device_no_node_has_is_refused_before_the_search(ray_session, 
     cfg = _bench([f"storage={tmp_path}", "search.objectives=val_acc:max,latency_ms:min", "search.latency=device=cuda"])
     with pytest.raises(InputError, match="search.latency: device cuda, but no node of this Ray cluster has a GPU"):
         check_constraints(cfg)
+
+
+def test_a_seeded_first_population_with_several_objectives_is_the_proxys_front_against_the_cost():
+    def proxy(archs):  # score: the number of convolutions; cost: the number of edges that are not none
+        return [(sum(o.startswith("nor_conv") for o in a.ops), sum(o != "none" for o in a.ops)) for a in archs]
+
+    s = RegularizedEvolution(["score", "params"], ["max", "min"], population=4, tournament=2, seed=0, proxy=proxy)
+    rng = np.random.default_rng(0)  # the evolution's own draws of its seed sample, in order
+    pool = [sample(rng) for _ in range(1000)]
+    front = {p for p, r in zip(proxy(pool), non_dominated_ranks(proxy(pool), ["max", "min"]), strict=True) if r == 0}
+    assert len(s.initial) == 4 and all(tuple(proxy([Arch.from_dict(c)])[0]) in front for c in s.initial)
+    assert len({p for p in proxy([Arch.from_dict(c) for c in s.initial])}) > 1  # spread along the front, not one point
+    one = RegularizedEvolution(
+        "score", "max", population=4, tournament=2, seed=0, proxy=lambda a: [p[0] for p in proxy(a)]
+    )
+    best = sorted({a.equiv_hash(): p[0] for a, p in zip(pool, proxy(pool), strict=True)}.values(), reverse=True)[:4]
+    assert sorted((proxy([Arch.from_dict(c)])[0][0] for c in one.initial), reverse=True) == best  # as before
