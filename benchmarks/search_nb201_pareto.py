@@ -35,9 +35,9 @@ from benchmarks import provenance
 from benchmarks._common import RESULTS, table, write
 from cluster.bench_search import Repeat, run_repeat
 from search import nb201
-from search.config import SearchConfig
 from search.files import atomic_write
 from search.pareto import hypervolume, non_dominated_ranks
+from search.search_config import SearchConfig
 from search.space import parse
 
 TUNING_SEED0 = 1000

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from search import nb201
-from search.config import ExperimentConfig, SearchConfig
+from search.config import ExperimentConfig
 from search.errors import InputError
 from search.files import atomic_write
+from search.search_config import SearchConfig
 from search.space import Arch, parse
 
 STRATEGIES: dict[str, dict[str, Any]] = {  # SearchConfig settings of each strategy (benchmark mode)

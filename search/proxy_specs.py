@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .config import NetConfig, SearchConfig
+from .config import NetConfig
 from .curriculum import Curriculum
 from .data import Dataset
 from .errors import ProxyError
 from .proxies import SIMPLE, GTNSteps, Proxy, ProxyContext, RealSteps
 from .scoring import COMPONENTS, Scorer, as_columns
+from .search_config import SearchConfig
 from .shapes import Inputs
 from .space import Arch
 from .stats import ranks

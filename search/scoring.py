@@ -31,7 +31,7 @@ from .rank_combination import RankCombination
 
 
 class ScoreSettings(Protocol):
-    """The ``search`` settings a score is parsed from (:class:`search.config.SearchConfig` has them)."""
+    """The ``search`` settings a score is parsed from (:class:`search.search_config.SearchConfig` has them)."""
 
     @property
     def score(self) -> str: ...

@@ -18,6 +18,13 @@ import yaml
 
 from .errors import ConfigError, first_line
 
+
+def check(cond: bool, key: str, msg: str) -> None:
+    """A config section's range check: ``ValueError("key: msg")`` unless ``cond`` (the loader names the file)."""
+    if not cond:
+        raise ValueError(f"{key}: {msg}")
+
+
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

@@ -13,9 +13,10 @@ from cluster.costs import CellCosts
 from cluster.schedulers import RungHalving
 from cluster.searchers import Deduplicated, RegularizedEvolution, make_searcher
 from search import nb201
-from search.config import ExperimentConfig, SearchConfig, load_config
+from search.config import ExperimentConfig, load_config
 from search.errors import InputError
 from search.pareto import non_dominated_ranks
+from search.search_config import SearchConfig
 from search.space import Arch, parse, sample
 
 BOUND = 300_000  # params: NB201's cells (C=16, N=5) run from 73,306 to 1,531,546 parameters

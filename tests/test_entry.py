@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from cluster.entry import enter, naming_the_node, node_dataset, one_line
-from search.config import DataConfig, NetConfig, SearchConfig, load_config
+from search.config import DataConfig, NetConfig, load_config
 from search.data import Dataset, Split
 from search.errors import DataNotFoundError, InputError
 from search.proxies import ProxyContext
 from search.proxy_specs import components, make_proxy
 from search.scoring import Scorer
+from search.search_config import SearchConfig
 from search.space import parse
 from search.teacher_files import load_teacher
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.config import NetConfig, SearchConfig, load_config
+from search.config import NetConfig, load_config
 from search.errors import InputError
 from search.proxies import GTNSteps, ProxyContext
 from search.proxy_specs import components, make_proxy
 from search.scoring import COMPONENTS, Scorer
+from search.search_config import SearchConfig
 from search.space import parse
 from search.teacher_files import load_teacher
 
