@@ -59,9 +59,19 @@ def ensure_local_token() -> Path | None:
         return None
     path = token_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path.with_name(f".{path.name}.{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # a stale temporary of a process with our PID: start over
+        os.remove(path.with_name(f".{path.name}.{os.getpid()}"))
+        return ensure_local_token()
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))
+    try:  # whole or not at all, and the first of several processes starting at once wins
+        os.link(path.with_name(f".{path.name}.{os.getpid()}"), path)
+    except FileExistsError:
+        return None
+    finally:
+        os.remove(path.with_name(f".{path.name}.{os.getpid()}"))
     return path
 
 

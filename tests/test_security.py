@@ -121,3 +121,22 @@ def test_joining_a_cluster_without_a_token_is_one_line_before_anything_starts(tm
         assert "\n" not in str(e.value)
     finally:
         server.close()
+
+
+def test_two_embedded_searches_starting_at_once_share_one_token(tmp_path, monkeypatch):
+    """Two drivers creating the token at the same moment: one writes it, whole; the other finds it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    code = "from cluster import raysetup; print(raysetup.ensure_local_token())"
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    said = [p.communicate(timeout=60)[0].strip() for p in procs]
+    token = tmp_path / ".ray" / "auth_token"
+    assert said.count(str(token)) == 1 and said.count("None") == 3  # exactly one made it
+    assert len(token.read_text()) == 64 and token.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in token.parent.iterdir()] == ["auth_token"]  # no temporary left behind
