@@ -90,9 +90,9 @@ def cache_root(root: str | Path | None) -> Path:
 def _quick_key(listing: Listing) -> str | None:
     if any(e.mtime_ns is None for e in listing.files):
         return None
-    rows = [[e.rel, e.size, e.mtime_ns] for e in listing.files]
-    blob = json.dumps([str(listing.source), listing.fs.type_name, rows])
-    return hashlib.sha256(blob.encode()).hexdigest()
+    h = hashlib.sha256(f"{listing.source}\n{listing.fs.type_name}\n".encode())
+    h.update("\n".join(f"{e.rel}\t{e.size}\t{e.mtime_ns}" for e in listing.files).encode())
+    return h.hexdigest()
 
 
 def _sha256(listing: Listing, e: Entry) -> str:

