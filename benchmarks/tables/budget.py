@@ -47,7 +47,7 @@ def data_prepare() -> str:
             r["workers"],
             f"{r['seconds']:.1f} s",
             f"{r['images_per_second']:,.0f}",
-            f"{r['peak_rss_mb']['total']:,.0f} MB",
+            f"{r['total_peak_mb']:,.0f} MB",
         ]
         for r in d["prepare"]
     ]
@@ -67,9 +67,8 @@ def data_prepare() -> str:
         ],
     )
     exact = "exactly" if d["pixels_and_labels_exact"] else "NOT"
-    return (
-        table_ + f"\nCache {d['cache_mb']:.1f} MB; its pixels and labels are {exact} the built-in loader's.\n\n" + load
-    )
+    note = f"\nCache {d['cache_mb']:.1f} MB; its pixels and labels are {exact} the built-in loader's.\n\n"
+    return table_ + note + times
 
 
 @table("nb201-pareto")
