@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.tables.base import ci, load, md, pct, pm, table
+from benchmarks.tables.base import RESULTS, ci, load, md, pct, pm, table
 from benchmarks.tables.search import strategy_order
 
 
@@ -48,6 +48,7 @@ def glance() -> str:
             f"{pm(g['mean_test_acc'], g['std_test_acc'])} vs {pm(r['mean_test_acc'], r['std_test_acc'])}",
         ],
         [f"`gtnnas leaderboard` on {lb['rows']:,} rows, whole command", f"{whole:.2f} s"],
+        *_glance_budget(),
         [
             "End to end on Fashion-MNIST, one core a search: the found cell, retrained, ranked among "
             f"{_truth_cells()} truth cells (mean rank; 5-epoch val acc)",
@@ -87,3 +88,46 @@ def _glance_e2e() -> str:
     zero = all(p[f"{k}_ci95"][0] <= 0 <= p[f"{k}_ci95"][1] for p in d["paired"] for k in ("truth_rank", "e5_val_acc"))
     tail = "every paired difference's interval includes 0" if zero else "not every paired interval includes 0"
     return "; ".join(parts) + f"; {tail}"
+
+
+def has(name: str) -> bool:
+    return (RESULTS / name).is_file()
+
+
+def _glance_budget() -> list[list[str]]:
+    """This round's rows: own data's preparation, fronts on NAS-Bench-201, the latency-constrained search."""
+    rows = []
+    if has("data_prepare.json"):
+        d = load("data_prepare.json")
+        two = next(r for r in d["prepare"] if r["workers"] == 2)
+        rows.append(
+            [
+                f"Own data: {d['images']:,} Fashion-MNIST PNGs decoded into the cache (2 processes); loading the cache "
+                "against the built-in loader",
+                f"{two['seconds']:.1f} s; x{d['load_ratio']:.2f} (finding the cache, {d['images']:,} files checked: "
+                f"+{d['find_seconds']:.1f} s)",
+            ]
+        )
+    if has("search_nb201_pareto.json"):
+        p = load("search_nb201_pareto.json")
+        best = max(p["strategies"], key=lambda n: p["strategies"][n]["at"].get("200", 0.0))
+        b, r = p["strategies"][best], p["strategies"]["random"]
+        rows.append(
+            [
+                "Accuracy against params on NAS-Bench-201: hypervolume of the found front / the true front's after "
+                f"200 evaluations, median of {b['repeats']} [quartiles]",
+                f"{b['at']['200']:.3f} [{b['q25'][199]:.3f}, {b['q75'][199]:.3f}] (`{best}`; random search "
+                f"{r['at']['200']:.3f}); 0.99 after a median {b['evals_to']['0.99']['median']:g} evaluations",
+            ]
+        )
+    if has("budget_fashion_mnist.json"):
+        f = load("budget_fashion_mnist.json")
+        rows.append(
+            [
+                "Fashion-MNIST search under `latency_ms<=` the sample's median (2 cores): trained cells meeting it "
+                "when measured again; the exported best",
+                f"{f['trained_meeting_bound_again']:.0%} of {len(f['trained'])}; {f['exported_program_ms']:.2f} ms "
+                f"(bound {f['bound_ms']:.2f} ms)",
+            ]
+        )
+    return rows
