@@ -23,7 +23,8 @@ allocation candidates are compared that way, on tuning seeds that are never repo
 
 Every finished run is one JSON line in ``benchmarks/results/search_fashion_mnist_runs.jsonl`` (keyed by
 strategy, minutes and seed) with its provenance (commit, command, its own start, end and load); a rerun
-of the same command skips what is there, so it can be stopped and continued, across sessions too.
+of the same command skips what is there at the same commit (and not excluded), so it can be stopped and
+continued, across sessions too.
 Retrainings are cached by (cell, epochs, seed) in ``search_fashion_mnist_retrains.jsonl``, reused only
 when made by the same training code and protocol (``code``, ``protocol``: hashes); a 1-epoch retraining
 of a cell the truth table holds is the table's own row (the same protocol). ``--summarise`` writes
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [s for s in todo if s not in strategies]
         if unknown:
             ap.error(f"unknown strategy {unknown[0]!r}")
-        done = {(r["strategy"], r["minutes"], r["seed"]) for r in read_jsonl(RUNS)}
+        done = done_runs(read_jsonl(RUNS), provenance.commit())
         retrainer = Retrainer(args.cpus)
         for seed in parse_seeds(args.seeds):  # interleaved by seed: the machine's drift hits every strategy alike
             for s in todo:
@@ -310,6 +311,16 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
     summarise(args.commit)
+
+
+def done_runs(rows: list[dict[str, Any]], commit: str | None) -> set[tuple[str, float, int]]:
+    """(strategy, minutes, seed) of the runs a rerun skips: those made at ``commit`` and not excluded
+    (an excluded run is run again; a run at another commit is not this comparison's)."""
+    return {
+        (r["strategy"], r["minutes"], r["seed"])
+        for r in rows
+        if (r.get("provenance") or {}).get("commit") == commit and exclusion(r) is None
+    }
 
 
 def exclusion(run: dict[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a folder of scripts beside the i
     sys.path.insert(0, str(ROOT))
 provenance = importlib.import_module("benchmarks.provenance")
 tables = importlib.import_module("benchmarks.tables")
+done_runs = importlib.import_module("benchmarks.search_fashion_mnist").done_runs
 README = ROOT / "benchmarks" / "README.md"
 PREFIXES = ("python -m benchmarks.", "python benchmarks/", "gtnnas ")
 SCRIPTS = sorted(
@@ -219,3 +220,13 @@ def test_score_caches_are_named_by_the_code_that_computes_them():
     assert re.fullmatch(r"zero_cost\.[0-9a-f]{10}\.parquet", name)
     assert name.split(".")[1] == provenance.code_hash(proxies_eval.SCORE_CODE)
     assert provenance.code_hash(["search/proxies.py"]) != provenance.code_hash(["search/nets.py"])
+
+
+def test_the_end_to_end_rerun_skips_only_clean_runs_at_its_own_commit():
+    def row(seed, commit, load, parallel=2):
+        prov = {"commit": commit, "load": {"mean": load}}
+        return {"strategy": "gtn_reused", "minutes": 7.0, "seed": seed, "parallel": parallel, "provenance": prov}
+
+    rows = [row(0, "old", 1.0), row(1, "new", 1.9), row(2, "new", 3.5), row(3, None, 1.0)]
+    assert done_runs(rows, "new") == {("gtn_reused", 7.0, 1)}  # seed 0: another commit; seed 2: excluded (shared)
+    assert done_runs(rows + [row(2, "new", 2.2)], "new") == {("gtn_reused", 7.0, 1), ("gtn_reused", 7.0, 2)}
