@@ -2,8 +2,9 @@
 
 The top-k distinct cells of the experiment's final table (one per equivalence class, by validation
 accuracy), or with ``--pareto`` its Pareto front, are trained with a full schedule, one Tune trial per
-(cell, seed). Results land next to the leaderboard: ``final.parquet`` (one row per cell: seeds, mean
-and spread of validation and test accuracy, params, FLOPs, seconds), ``best_model.pt`` (the state dict
+(cell, seed), each as its class's canonical cell (:func:`deployed`: the cell the search's costs describe).
+Results land next to the leaderboard: ``final.parquet`` (one row per cell: seeds, mean and spread of
+validation and test accuracy, params, FLOPs, seconds), ``best_model.pt`` (the state dict
 of the best run, with its cell and config; loads with ``torch.load(weights_only=True)``) and
 ``best_model.pt2``, a ``torch.export`` program (any batch size) that loads with ``torch.export.load``
 and no trace of this package, with its input shape and normalisation in ``best_model.json`` and inside
@@ -33,7 +34,7 @@ from search.errors import InputError, first_line
 from search.nets import count_flops, count_params, net_from
 from search.pareto import parse_objectives
 from search.shapes import InputSpec
-from search.space import parse
+from search.space import Arch, parse
 from search.train import train
 
 RUNS = "retrain"  # <experiment>/retrain/<arch_hash>-s<seed>.pt: every run's weights
@@ -90,13 +91,21 @@ def check_budget(epochs: float, seeds: int) -> None:
         raise InputError(f"--epochs must be > 0 and --seeds >= 1, got {epochs} and {seeds}")
 
 
+def deployed(arch: Arch) -> Arch:
+    """The cell that is retrained and exported for a found cell: its class's canonical cell (dead edges
+    removed), the one the search's params, FLOPs and latency describe, so the exported model meets the
+    budget the search was held to and runs no edge that cannot reach the output."""
+    return parse(arch.canonical())
+
+
 def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], root: str) -> None:
     """One (cell, seed): train the full schedule, store the weights, report the figures."""
     s = experiment["search"]
     with naming_the_node("a retraining trial"):
         me = enter(experiment, "retrain", threads=s["cpus_per_trial"], gpu_share=s["gpus_per_trial"])
         cfg, data = me.cfg, me.data()
-    arch, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
+    found, seed = parse(config["job"]["arch"]), int(config["job"]["seed"])
+    arch = deployed(found)
     model = net_from(arch, cfg.net, data, seed=seed, device=data.device)
     res = train(model, data.train, cfg.train, seed=seed, val=data.val, test=data.test)
     target = join(root, RUNS, f"{arch.equiv_hash()}-s{seed}.pt")
@@ -109,7 +118,7 @@ def retrain_trainable(config: dict[str, Any], *, experiment: dict[str, Any], roo
     tune.report(
         {
             **data_info(data),
-            "arch": str(arch),
+            "arch": str(found),
             "arch_hash": arch.equiv_hash(),
             "seed": seed,
             "val_acc": res.val_acc,
@@ -196,7 +205,7 @@ def run_retrain(root: str, *, top: int | None, epochs: float, seeds: int, pareto
 def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export), ``best_model.json``
     (the input it takes: size, channels, normalisation, class names) and the best run's ``confusion.json``."""
-    arch = parse(best["arch"])
+    arch = deployed(parse(best["arch"]))
     input_shape, names = [int(v) for v in best["input_shape"]], list(best["class_names"])
     net = net_from(arch, cfg.net, InputSpec((input_shape[1], input_shape[2], input_shape[3]), len(names)))
     with local_copy(best["weights"]) as path:

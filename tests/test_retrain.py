@@ -10,7 +10,9 @@ import pandas as pd
 import torch
 
 from cluster.cli import main
-from search.nets import build_net
+from cluster.retrain import deployed
+from search.nets import build_net, count_params, net_from
+from search.shapes import InputSpec, NetSpec
 from search.space import parse
 
 # Load the export in an interpreter where this project's packages cannot be imported.
@@ -34,10 +36,12 @@ def test_retrain_writes_final_table_checkpoint_and_a_standalone_export(smoke_sea
     best_two = final.dropna(subset=["val_acc"]).head(2)
     assert set(table["arch"]) == set(best_two["arch"]) and (table["seeds"] == 2).all()
     assert table["test_acc"].between(0, 1).all() and (table["params"] > 0).all() and table["arch_hash"].is_unique
+    searched = best_two.set_index("arch")["params"]
+    assert all(table.set_index("arch")["params"][a] == searched[a] for a in searched.index)  # the cell it costed
     ckpt = torch.load(exp / "best_model.pt", weights_only=True)
     meta = __import__("pyarrow.parquet", fromlist=["x"]).read_schema(exp / "final.parquet").metadata
     best = json.loads(meta[b"gtnnas.best"])
-    assert ckpt["arch"] == best["arch"] and ckpt["seed"] == best["seed"]  # the best single run was exported
+    assert ckpt["arch"] == parse(best["arch"]).canonical() and ckpt["seed"] == best["seed"]  # the best run, exported
     # the checkpoint, rebuilt with this package, and the export give the same logits
 
     net = build_net(
@@ -76,3 +80,11 @@ def test_retrain_bad_input_is_one_line(smoke_search, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1
+
+
+def test_a_found_cell_with_dead_edges_is_retrained_as_its_canonical_cell():
+    found = parse("|none~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_3x3~2|")
+    cell = deployed(found)  # node 1 gets nothing from the input: its edges to nodes 2 and 3 carry no signal
+    assert str(cell) == found.canonical() != str(found) and deployed(cell) == cell
+    spec, inputs = NetSpec(8, 1), InputSpec((1, 28, 28), 10)
+    assert count_params(net_from(cell, spec, inputs)) < count_params(net_from(found, spec, inputs))
