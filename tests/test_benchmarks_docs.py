@@ -41,7 +41,7 @@ def readme_commands(text: str) -> list[str]:
             prose.append(part)
             continue
         for line in part.replace("\\\n", " ").splitlines():
-            line = line.strip()
+            line = re.sub(r"^taskset -c \S+ ", "", line.strip())  # pinned to a core: the command is the rest
             if line.startswith(PREFIXES):
                 found.append(line)
     for m in re.finditer(r"`([^`]+)`", "\n\n".join(prose)):

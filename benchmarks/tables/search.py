@@ -43,9 +43,14 @@ def strategy_order(strategy: str) -> int:
     return E2E_ORDER.index(strategy) if strategy in E2E_ORDER else len(E2E_ORDER)
 
 
+# The end-to-end comparison of issue #22 (runs from several commits), restored from the commit that recorded it;
+# search_fashion_mnist.json is the rerun at one commit (issue #29).
+E2E_ISSUE22 = "history/search_fashion_mnist_80522a7.json"
+
+
 @table("e2e")
-def e2e() -> str:
-    d = load("search_fashion_mnist.json")
+def e2e(name: str = "search_fashion_mnist.json") -> str:
+    d = load(name)
     rows = [
         [
             f"{s['minutes']:g} min",
@@ -78,8 +83,9 @@ def e2e() -> str:
 
 
 @table("e2e-paired")
-def e2e_paired() -> str:
-    d = load("search_fashion_mnist.json")
+def e2e_paired(name: str = "search_fashion_mnist.json") -> str:
+    d = load(name)
+    power = all("seeds_for_10_ranks" in p for p in d["paired"])  # not recorded before issue #29
     rows = [
         [
             f"{p['minutes']:g} min",
@@ -88,6 +94,7 @@ def e2e_paired() -> str:
             ci(p["truth_rank_mean"], p["truth_rank_ci95"], 1, sign="+"),
             ", ".join(f"{x:+.0f}" for x in p["truth_rank_diffs"]),
             ci(p["e5_val_acc_mean"], p["e5_val_acc_ci95"], 4, sign="+"),
+            *([p["seeds_for_10_ranks"]] if power else []),
         ]
         for p in sorted(d["paired"], key=lambda p: (p["minutes"], strategy_order(p["against"])))
     ]
@@ -99,9 +106,20 @@ def e2e_paired() -> str:
             "truth rank [95% CI]",
             "per seed",
             "5-epoch val acc [95% CI]",
+            *(["seeds to show 10 ranks"] if power else []),
         ],
         rows,
     )
+
+
+@table("e2e-issue22")
+def e2e_issue22() -> str:
+    return e2e(E2E_ISSUE22)
+
+
+@table("e2e-issue22-paired")
+def e2e_issue22_paired() -> str:
+    return e2e_paired(E2E_ISSUE22)
 
 
 @table("allocation")
