@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.tables.base import RESULTS, ci, load, md, pct, pm, table
-from benchmarks.tables.search import strategy_order
+from benchmarks.tables.search import VERDICT_SEEDS, strategy_order
 
 
 @table("glance")
@@ -87,14 +87,23 @@ def _glance_e2e() -> str:
                 for s in here
             )
         )
+    judged = [p for p in d["paired"] if len(p["seeds"]) >= VERDICT_SEEDS]
     paired = [
-        f"{p['minutes']:g} min {ci(p['truth_rank_mean'], p['truth_rank_ci95'], 1, sign='+')} "
-        f"(showing 10 ranks at this spread needs {p['seeds_for_10_ranks']} seeds)"
+        f"{p['minutes']:g} min {_difference(p)} "
+        + (
+            f"(showing 10 ranks at this spread needs {p['seeds_for_10_ranks']} seeds)"
+            if p in judged
+            else f"({len(p['seeds'])} seeds: too few to judge yet)"
+        )
         for p in sorted(d["paired"], key=lambda p: p["minutes"])
         if p["against"] == "real_asha"
     ]
-    zero = all(p[f"{k}_ci95"][0] <= 0 <= p[f"{k}_ci95"][1] for p in d["paired"] for k in ("truth_rank", "e5_val_acc"))
-    tail = "every paired difference's interval includes 0" if zero else "not every paired interval includes 0"
+    zero = all(p[f"{k}_ci95"][0] <= 0 <= p[f"{k}_ci95"][1] for p in judged for k in ("truth_rank", "e5_val_acc"))
+    tail = (
+        f"every paired interval with {VERDICT_SEEDS} or more seeds includes 0"
+        if zero
+        else f"not every paired interval with {VERDICT_SEEDS} or more seeds includes 0"
+    )
     return (
         "; ".join(parts)
         + f". Paired rank difference, GTN minus real-data ASHA: {'; '.join(paired)}; {tail} (commit {d['commit'][:7]})"
@@ -144,8 +153,17 @@ def _glance_budget() -> list[list[str]]:
     return rows
 
 
+def _difference(p: dict[str, Any]) -> str:
+    """The mean paired rank difference, with its interval once there are enough seeds to mean something."""
+    if len(p["seeds"]) < VERDICT_SEEDS:
+        return f"{p['truth_rank_mean']:+.1f}"
+    return ci(p["truth_rank_mean"], p["truth_rank_ci95"], 1, sign="+")
+
+
 def _verdict(p: dict[str, Any]) -> str:
     """What a paired rank difference (GTN minus the other; lower is better) shows at its interval."""
+    if len(p["seeds"]) < VERDICT_SEEDS:
+        return f"too few seeds to judge yet (a verdict needs {VERDICT_SEEDS}; the other seeds follow)"
     lo, hi = p["truth_rank_ci95"]
     if hi < 0:
         return "better cells, beyond noise"
@@ -168,8 +186,12 @@ def headline() -> str:
             f"at {p['minutes']:g} minutes on one core ({len(p['seeds'])} paired seeds), the default GTN search's cell "
             f"ranks {g['truth_rank_mean']:.1f} of {_truth_cells()} on average against real-data ASHA's "
             f"{r['truth_rank_mean']:.1f}, a paired difference of "
-            f"{ci(p['truth_rank_mean'], p['truth_rank_ci95'], 1, sign='+')} ranks: {_verdict(p)} "
-            f"(showing a 10-rank difference at this spread needs about {p['seeds_for_10_ranks']} seeds)"
+            f"{_difference(p)} ranks: {_verdict(p)}"
+            + (
+                f" (showing a 10-rank difference at this spread needs about {p['seeds_for_10_ranks']} seeds)"
+                if len(p["seeds"]) >= VERDICT_SEEDS
+                else ""
+            )
         )
     return (
         "**Does the GTN search find better cells than real-data ASHA for the same compute?** Measured at one "

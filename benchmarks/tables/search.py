@@ -48,6 +48,11 @@ def strategy_order(strategy: str) -> int:
 E2E_ISSUE22 = "history/search_fashion_mnist_80522a7.json"
 
 
+# A budget's paired difference is judged only from this many seeds on (the rerun's smallest planned count): with 2
+# or 3 seeds the spread itself is too poorly known (two equal differences give a zero-width interval).
+VERDICT_SEEDS = 5
+
+
 @table("e2e")
 def e2e(name: str = "search_fashion_mnist.json") -> str:
     d = load(name)
@@ -94,7 +99,7 @@ def e2e_paired(name: str = "search_fashion_mnist.json") -> str:
             ci(p["truth_rank_mean"], p["truth_rank_ci95"], 1, sign="+"),
             ", ".join(f"{x:+.0f}" for x in p["truth_rank_diffs"]),
             ci(p["e5_val_acc_mean"], p["e5_val_acc_ci95"], 4, sign="+"),
-            *([p["seeds_for_10_ranks"]] if power else []),
+            *([p["seeds_for_10_ranks"] if len(p["seeds"]) >= VERDICT_SEEDS else "too few seeds"] if power else []),
         ]
         for p in sorted(d["paired"], key=lambda p: (p["minutes"], strategy_order(p["against"])))
     ]
