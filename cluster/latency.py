@@ -15,6 +15,9 @@ a latency measured mid-search can read high (never low) against an idle machine'
 asks for a whole GPU (``num_gpus=1``) and waits for one. The measuring machine's identity (CPU or GPU
 model, torch version) is part of the key and known only there: the first call of a process lets the task
 look the table up, later calls look it up here.
+
+:func:`exported_latency` measures what ``gtnnas retrain`` exported the same way, where the device is: the
+network and the ``torch.export`` program, whose per-call cost from Python the search's table does not see.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import pyarrow.fs as pafs
 import ray
 
 from cluster.entry import enter, naming_the_node, one_line
-from results.storage import check_rows, join, part_name, resolve, storage_path, write_parquet
+from results.storage import check_rows, join, local_copy, part_name, resolve, storage_path, write_parquet
 from search.config import ExperimentConfig
 from search.errors import ClusterError, InputError, first_line
 from search.latency import DeviceIdentity, LatencyKey, LatencySpec, latency_key, representative
@@ -187,25 +190,30 @@ def latency_ms(
     if missing:
         check_device(spec, wanted)
         ref = _measure_remote.options(**wanted).remote(cfg.to_dict(), storage, missing, plain, given, spec)
-        try:
-            ident, values, rows, part = ray.get(ref, timeout=timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            ray.cancel(ref, force=True)
-            raise ClusterError(
-                f"search.latency: no node could run the measurement within {timeout_s:g} s "
-                f"(it asks for {wanted}); is every GPU held by trials?"
-            ) from None
-        except ray.exceptions.RayTaskError as e:
-            said = one_line(e)
-            if said is not None:
-                raise said from None
-            raise
+        ident, values, rows, part = _answer(ref, wanted, timeout_s)
         _IDENTITIES[(spec.device, placement)] = ident
         tab.remember(rows)
         if part is not None:
             tab.seen.add(part)
         found.update(values)
     return [found[a.equiv_hash()] for a in archs]
+
+
+def _answer(ref: Any, wanted: dict[str, Any], timeout_s: float) -> Any:
+    """A measuring task's result; a task no node could start in time, or bad input inside it, as one line."""
+    try:
+        return ray.get(ref, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise ClusterError(
+            f"search.latency: no node could run the measurement within {timeout_s:g} s "
+            f"(it asks for {wanted}); is every GPU held by trials?"
+        ) from None
+    except ray.exceptions.RayTaskError as e:
+        said = one_line(e)
+        if said is not None:
+            raise said from None
+        raise
 
 
 def _measure_task(
@@ -241,3 +249,60 @@ def _measure_task(
 
 
 _measure_remote = ray.remote(max_retries=1)(_measure_task)
+
+
+def exported_latency(
+    cfg: ExperimentConfig, root: str, *, options: dict[str, Any] | None = None, timeout_s: float = WAIT_S
+) -> dict[str, Any]:
+    """The exported model's latency on ``cfg.search.latency``'s device, measured in one Ray task where that
+    device is: its network in PyTorch (as the search measured every cell) and its ``torch.export`` program
+    run from Python (``best_model.pt`` and ``best_model.pt2`` under ``root``), which adds a fixed cost per
+    call; so the user sees what the deployed file costs beside what the search held to its bound."""
+    spec = cfg.search.latency_spec
+    wanted = task_resources(spec, options)
+    check_device(spec, wanted)
+    ref = _exported_remote.options(**wanted).remote(cfg.to_dict(), storage_path(root), spec)
+    return dict(_answer(ref, wanted, timeout_s))
+
+
+def _exported_task(experiment: dict[str, Any], root: str, spec: LatencySpec) -> dict[str, Any]:
+    """In Ray, where the device is: :func:`exported_latency`'s figures, with the device and node they are of."""
+    import torch  # noqa: PLC0415  (lazy: the driver of a lookup-only search never imports torch here)
+
+    from search.latency import device_identity, time_forward, torch_device  # noqa: PLC0415
+    from search.nets import net_from  # noqa: PLC0415
+
+    with naming_the_node("search.latency"):
+        me = enter(experiment, "latency", threads=spec.threads, gpu_share=1.0 if spec.device == "cuda" else None)
+        if spec.device == "cuda" and me.device != "cuda":
+            raise InputError("search.latency: device cuda, but Ray granted this task no GPU that torch sees")
+        ident = device_identity(spec.device)
+        device = torch_device(spec.device)
+        with local_copy(join(root, "best_model.pt")) as path:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        with local_copy(join(root, "best_model.pt2")) as path:
+            program = torch.export.load(path)
+    c, h, w = (int(v) for v in saved["input_shape"][1:])
+    net = net_from(parse(saved["arch"]), me.cfg.net, InputSpec((c, h, w), int(saved["num_classes"])), device=device)
+    net.load_state_dict(saved["state_dict"])
+    if device != "cpu":
+        from torch.export.passes import move_to_device_pass  # noqa: PLC0415
+
+        program = move_to_device_pass(program, device)
+    network = time_forward(net.eval(), (c, h, w), spec)
+    exported = time_forward(program.module(), (c, h, w), spec)
+    return {
+        "device": spec.device,
+        "device_name": ident.device_name,
+        "torch": ident.torch,
+        "threads": spec.threads,
+        "batch": spec.batch,
+        "node": me.node,
+        "network_ms": float(network["latency_ms"]),
+        "network_iqr_ms": float(network["latency_iqr_ms"]),
+        "program_ms": float(exported["latency_ms"]),
+        "program_iqr_ms": float(exported["latency_iqr_ms"]),
+    }
+
+
+_exported_remote = ray.remote(max_retries=1)(_exported_task)

@@ -27,6 +27,7 @@ from ray import tune
 
 from cluster.entry import enter, naming_the_node
 from cluster.grid import run_grid
+from cluster.latency import exported_latency
 from results.analysis import front, front_objectives, load
 from results.storage import exists, join, local_copy, storage_path, upload, write_json, write_parquet
 from search.config import ExperimentConfig, config_from_dict
@@ -193,18 +194,24 @@ def run_retrain(root: str, *, top: int | None, epochs: float, seeds: int, pareto
     final["epochs"] = float(epochs)
     final = final.sort_values("val_acc", ascending=False, kind="mergesort").reset_index(drop=True)
     best = runs.sort_values("val_acc", ascending=False, kind="mergesort").iloc[0]
-    export(cfg, root, best)
+    latency = export(cfg, root, best)
     write_parquet(
         pa.Table.from_pandas(final, preserve_index=False),
         join(root, "final.parquet"),
         {"config": cfg.to_dict(), "best": {"arch": best["arch"], "seed": int(best["seed"])}},
     )
+    final.attrs["latency"] = latency  # set after the write: pyarrow would copy attrs into the file's metadata
     return final
 
 
-def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
+def export(cfg: ExperimentConfig, root: str, best: Any) -> dict[str, Any] | None:
     """``best_model.pt`` (state dict + cell + config), ``best_model.pt2`` (torch.export), ``best_model.json``
-    (the input it takes: size, channels, normalisation, class names) and the best run's ``confusion.json``."""
+    (the input it takes: size, channels, normalisation, class names) and the best run's ``confusion.json``.
+
+    When the search was held to latency (a ``latency_ms`` constraint or objective), the network and the
+    exported program are timed on its device (:func:`cluster.latency.exported_latency`) and ``best_model.json``
+    carries both under ``latency``, with whether the program meets the bounds; returned as well (else None).
+    """
     arch = deployed(parse(best["arch"]))
     input_shape, names = [int(v) for v in best["input_shape"]], list(best["class_names"])
     net = net_from(arch, cfg.net, InputSpec((input_shape[1], input_shape[2], input_shape[3]), len(names)))
@@ -237,9 +244,25 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> None:
         example = torch.zeros(2, *input_shape[1:])
         program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
         torch.export.save(program, os.path.join(tmp, "best_model.pt2"), extra_files={"gtnnas.json": json.dumps(info)})
-        with open(os.path.join(tmp, "best_model.json"), "w") as f:
-            json.dump(info, f, indent=1)
+        write_json(os.path.join(tmp, "best_model.json"), info)
         for name in ("best_model.pt", "best_model.pt2", "best_model.json"):
             upload(os.path.join(tmp, name), join(root, name))
+        latency = timed(cfg, root)
+        if latency is not None:
+            write_json(os.path.join(tmp, "best_model.json"), {**info, "latency": latency})
+            upload(os.path.join(tmp, "best_model.json"), join(root, "best_model.json"))
     with local_copy(best["weights"].removesuffix(".pt") + ".confusion.json") as path:
         upload(path, join(root, "confusion.json"))
+    return latency
+
+
+def timed(cfg: ExperimentConfig, root: str) -> dict[str, Any] | None:
+    """The exported model at ``root`` timed where the search's latency device is (network and program), with
+    whether the program meets the search's latency bounds; None for a search not held to latency."""
+    if "latency_ms" not in cfg.search.costs_needed:
+        return None
+    latency = exported_latency(cfg, root)
+    bounds = [c for c in cfg.search.constraint_list if c.name == "latency_ms"]
+    latency["bounds"] = [c.describe() for c in bounds]
+    latency["program_meets_bounds"] = all(c.holds(latency["program_ms"]) for c in bounds)
+    return latency

@@ -3,6 +3,9 @@ steer evolution (NSGA-II), the cheap rung and Tune's multi-objective searchers."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,6 +143,7 @@ def test_a_real_search_under_a_latency_constraint_trains_only_cells_that_meet_it
     """Fashion-MNIST (the smoke budget): latency measured on this CPU, the bound at the median of a sample of
     cells, so about half of the space is refused before it is scored; the front of accuracy against latency."""
     from cluster.latency import latency_ms  # noqa: PLC0415  (lazy: Ray after conftest's environment)
+    from cluster.retrain import run_retrain  # noqa: PLC0415
     from cluster.search_run import run_search  # noqa: PLC0415
     from search.shapes import InputSpec  # noqa: PLC0415
     from search.space import sample  # noqa: PLC0415
@@ -160,6 +164,11 @@ def test_a_real_search_under_a_latency_constraint_trains_only_cells_that_meet_it
     refused = statuses[statuses["status"] == "INFEASIBLE"]
     assert len(refused) and refused["reason"].str.startswith(f"latency_ms<={bound:.4f}".rstrip("0")).all()
     assert "pareto_rank" in final and (final["pareto_rank"].dropna() >= 0).all()
+    retrained = run_retrain(str(root), top=1, epochs=0.02, seeds=1)  # the export is timed on the same device
+    lat = json.loads((Path(root) / "best_model.json").read_text())["latency"]
+    assert retrained.attrs["latency"] == lat and lat["bounds"] == [c.describe() for c in cfg.search.constraint_list]
+    assert lat["network_ms"] > 0 and lat["program_ms"] > 0
+    assert lat["program_meets_bounds"] == (lat["program_ms"] <= bound)
 
 
 def test_a_latency_device_no_node_has_is_refused_before_the_search(ray_session, tmp_path):

@@ -4,6 +4,7 @@ that measures what the table lacks. The second node's reuse is in tests/test_lat
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,46 @@ def test_a_device_no_node_has_is_one_line(ray_session, tmp_path):
     with pytest.raises(InputError, match="threads=8 needs a node with 8 CPU") as e:
         cl.latency_ms([parse(CONV)], _cfg(tmp_path, "device=cpu,threads=8"), MNIST)
     assert "\n" not in str(e.value) and not _parts(tmp_path)
+
+
+def _exported(root: Path, cfg: ExperimentConfig) -> dict:
+    """``gtnnas retrain``'s export of LIVE's network (untrained weights) under ``root``; best_model.json."""
+    from cluster.retrain import deployed, export  # noqa: PLC0415  (lazy: Ray after conftest's environment)
+    from search.nets import net_from  # noqa: PLC0415
+
+    weights = root / "retrain" / "w-s0.pt"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net_from(deployed(parse(LIVE)), cfg.net, MNIST).state_dict(), weights)
+    (root / "retrain" / "w-s0.confusion.json").write_text("{}")
+    best = {
+        "arch": LIVE,
+        "seed": 0,
+        "input_shape": [1, 1, 28, 28],
+        "class_names": [str(i) for i in range(10)],
+        "weights": str(weights),
+        "data_id": "test",
+        "mean": [0.5],
+        "std": [0.25],
+        "val_acc": 0.5,
+        "test_acc": 0.5,
+    }
+    export(cfg, str(root), best)
+    return json.loads((root / "best_model.json").read_text())
+
+
+def test_the_export_of_a_latency_bound_search_records_its_network_and_program_latency(ray_session, tmp_path):
+    def bound(tmp: Path, text: str) -> ExperimentConfig:
+        cfg = _cfg(tmp)
+        return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, constraints=text))
+
+    loose = _exported(tmp_path / "a", bound(tmp_path / "a", "latency_ms<=1000,params<=1e9"))
+    lat = loose["latency"]
+    assert lat["bounds"] == ["latency_ms<=1000"] and lat["program_meets_bounds"] is True
+    assert (lat["device"], lat["threads"], lat["batch"]) == ("cpu", 1, 1) and lat["node"]
+    searched = cl.latency_ms([parse(LIVE)], bound(tmp_path / "a", ""), MNIST)[0]  # the search's figure
+    assert 0.33 < lat["network_ms"] / searched < 3  # the same network, timed the same way
+    assert lat["program_ms"] > 0 and lat["program_iqr_ms"] >= 0
+    tight = _exported(tmp_path / "b", bound(tmp_path / "b", "latency_ms<=0.0001"))["latency"]
+    assert tight["bounds"] == ["latency_ms<=0.0001"] and tight["program_meets_bounds"] is False
+    plain = _exported(tmp_path / "c", bound(tmp_path / "c", "params<=1e9"))  # not held to latency: not timed
+    assert "latency" not in plain and plain["arch"] == parse(LIVE).canonical()

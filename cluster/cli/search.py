@@ -107,6 +107,14 @@ def _retrained(
         f"final table: {root}/final.parquet; best model: {root}/best_model.pt, exported {root}/best_model.pt2 "
         f"(torch.export.load; input shape and normalisation in best_model.json)"
     )
+    lat = final.attrs.get("latency")
+    if lat:
+        bounds = ", ".join(lat["bounds"])
+        verdict = f"; {'meets' if lat['program_meets_bounds'] else 'BREAKS'} {bounds}" if bounds else ""
+        print(
+            f"latency on {lat['device']} ({lat['device_name']}, {lat['threads']} thread(s), batch {lat['batch']}): "
+            f"network {lat['network_ms']:.3f} ms, exported program {lat['program_ms']:.3f} ms{verdict}"
+        )
 
 
 def print_top(cfg: ExperimentConfig, final, calib: dict) -> None:
