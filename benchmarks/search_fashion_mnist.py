@@ -353,7 +353,7 @@ def paired_differences(groups: dict[tuple[float, str], list[dict[str, Any]]]) ->
         if s == "gtn_reused" or not seeds:
             continue
         row: dict[str, Any] = {"minutes": minutes, "against": s, "seeds": seeds}
-        for k in ("truth_rank", "e1_val_acc", "e5_val_acc"):
+        for k in ("truth_rank", "e1_val_acc", "e5_val_acc", "e5_test_acc"):  # test: no search selected on it
             d = [float(mine[x][k]) - float(theirs[x][k]) for x in seeds]
             row[f"{k}_diffs"], row[f"{k}_mean"], row[f"{k}_ci95"] = d, float(np.mean(d)), mean_interval(d)
         row["seeds_for_10_ranks"] = seeds_needed(row["truth_rank_diffs"])

@@ -91,6 +91,7 @@ def e2e(name: str = "search_fashion_mnist.json") -> str:
 def e2e_paired(name: str = "search_fashion_mnist.json") -> str:
     d = load(name)
     power = all("seeds_for_10_ranks" in p for p in d["paired"])  # not recorded before issue #29
+    test = all("e5_test_acc_ci95" in p for p in d["paired"])  # likewise
     rows = [
         [
             f"{p['minutes']:g} min",
@@ -99,6 +100,7 @@ def e2e_paired(name: str = "search_fashion_mnist.json") -> str:
             ci(p["truth_rank_mean"], p["truth_rank_ci95"], 1, sign="+"),
             ", ".join(f"{x:+.0f}" for x in p["truth_rank_diffs"]),
             ci(p["e5_val_acc_mean"], p["e5_val_acc_ci95"], 4, sign="+"),
+            *([ci(p["e5_test_acc_mean"], p["e5_test_acc_ci95"], 4, sign="+")] if test else []),
             *([p["seeds_for_10_ranks"] if len(p["seeds"]) >= VERDICT_SEEDS else "too few seeds"] if power else []),
         ]
         for p in sorted(d["paired"], key=lambda p: (p["minutes"], strategy_order(p["against"])))
@@ -111,6 +113,7 @@ def e2e_paired(name: str = "search_fashion_mnist.json") -> str:
             "truth rank [95% CI]",
             "per seed",
             "5-epoch val acc [95% CI]",
+            *(["5-epoch test acc [95% CI]"] if test else []),
             *(["seeds to show 10 ranks"] if power else []),
         ],
         rows,
