@@ -198,3 +198,15 @@ def headline() -> str:
         "**Does the GTN search find better cells than real-data ASHA for the same compute?** Measured at one "
         f"commit ({d['commit'][:7]}) on Fashion-MNIST: " + "; ".join(says) + ".\n"
     )
+
+
+@table("demo")
+def demo() -> str:
+    """README.md's quick start: how long the main job takes, from the last run of `search_phases --demo`."""
+    run = next(r for r in load("search_phases.json")["runs"] if r["label"] == "demo")
+    return (
+        f"The main job (`configs/default.yaml`, what `make demo` runs once installed) took "
+        f"{run['total_wall_seconds'] / 60:.1f} minutes on {run['cpus']:g} CPU cores, "
+        f"{run['wall_seconds'] / 60:.1f} of them searching (measured by `python -m benchmarks.search_phases "
+        f"--label demo --demo` at commit {run['provenance']['commit'][:7]}).\n"
+    )
