@@ -31,7 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import ray
 
-from cluster.entry import enter, naming_the_node, one_line
+from cluster.entry import Entered, enter, naming_the_node, one_line
 from results.storage import check_rows, join, local_copy, part_name, resolve, storage_path, write_parquet
 from search.config import ExperimentConfig
 from search.errors import ClusterError, InputError, first_line
@@ -216,6 +216,18 @@ def _answer(ref: Any, wanted: dict[str, Any], timeout_s: float) -> Any:
         raise
 
 
+def _enter_device(experiment: dict[str, Any], spec: LatencySpec) -> tuple[Entered, DeviceIdentity]:
+    """In a measuring task: this process set up for ``spec`` (threads, the GPU Ray granted) and the measuring
+    machine's identity; a device Ray did not grant is one line naming the node."""
+    from search.latency import device_identity  # noqa: PLC0415  (torch is imported here)
+
+    with naming_the_node("search.latency"):
+        me = enter(experiment, "latency", threads=spec.threads, gpu_share=1.0 if spec.device == "cuda" else None)
+        if spec.device == "cuda" and me.device != "cuda":
+            raise InputError("search.latency: device cuda, but Ray granted this task no GPU that torch sees")
+        return me, device_identity(spec.device)
+
+
 def _measure_task(
     experiment: dict[str, Any], storage: str, archs: list[str], net: NetSpec, inputs: InputSpec, spec: LatencySpec
 ) -> tuple[DeviceIdentity, dict[str, float], list[dict[str, Any]], str | None]:
@@ -225,13 +237,9 @@ def _measure_task(
     Looks the table up again first (another search or node may have measured since the driver looked), measures
     only what is still missing, and adds those rows to the table as one part file.
     """
-    from search.latency import device_identity, measure  # noqa: PLC0415  (torch is imported here)
+    from search.latency import measure  # noqa: PLC0415  (torch is imported here)
 
-    with naming_the_node("search.latency"):
-        me = enter(experiment, "latency", threads=spec.threads, gpu_share=1.0 if spec.device == "cuda" else None)
-        if spec.device == "cuda" and me.device != "cuda":
-            raise InputError("search.latency: device cuda, but Ray granted this task no GPU that torch sees")
-        ident = device_identity(spec.device)
+    me, ident = _enter_device(experiment, spec)
     cells = [parse(a) for a in archs]
     keys = {a.equiv_hash(): latency_key(a, net, inputs, spec, ident) for a in cells}
     tab = table(storage)
@@ -269,15 +277,12 @@ def _exported_task(experiment: dict[str, Any], root: str, spec: LatencySpec) -> 
     """In Ray, where the device is: :func:`exported_latency`'s figures, with the device and node they are of."""
     import torch  # noqa: PLC0415  (lazy: the driver of a lookup-only search never imports torch here)
 
-    from search.latency import device_identity, time_forward, torch_device  # noqa: PLC0415
+    from search.latency import time_forward, torch_device  # noqa: PLC0415
     from search.nets import net_from  # noqa: PLC0415
 
+    me, ident = _enter_device(experiment, spec)
+    device = torch_device(spec.device)
     with naming_the_node("search.latency"):
-        me = enter(experiment, "latency", threads=spec.threads, gpu_share=1.0 if spec.device == "cuda" else None)
-        if spec.device == "cuda" and me.device != "cuda":
-            raise InputError("search.latency: device cuda, but Ray granted this task no GPU that torch sees")
-        ident = device_identity(spec.device)
-        device = torch_device(spec.device)
         with local_copy(join(root, "best_model.pt")) as path:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         with local_copy(join(root, "best_model.pt2")) as path:

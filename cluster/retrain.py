@@ -247,8 +247,8 @@ def export(cfg: ExperimentConfig, root: str, best: Any) -> dict[str, Any] | None
         write_json(os.path.join(tmp, "best_model.json"), info)
         for name in ("best_model.pt", "best_model.pt2", "best_model.json"):
             upload(os.path.join(tmp, name), join(root, name))
-        latency = timed(cfg, root)
-        if latency is not None:
+        latency = timed(cfg, root)  # from the files just uploaded, where the device is (nodes share no disk)
+        if latency is not None:  # written again with it: until then the JSON already matches the new program
             write_json(os.path.join(tmp, "best_model.json"), {**info, "latency": latency})
             upload(os.path.join(tmp, "best_model.json"), join(root, "best_model.json"))
     with local_copy(best["weights"].removesuffix(".pt") + ".confusion.json") as path:
